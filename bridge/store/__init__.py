@@ -1,0 +1,1 @@
+"""The offline cache: SQLite through aiosqlite, one writer, numbered migrations."""

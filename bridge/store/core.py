@@ -1,0 +1,187 @@
+"""The store core: connections, counters and the write transaction every change goes through.
+
+Writes are serialized by one lock on one writer connection. A write transaction applies the
+change, appends to the journal (unless the change came from the upstream), assigns change
+numbers and collects notifications, which are published only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bridge.model.named import NamedProp
+from bridge.store import db, migrations
+from bridge.store.errors import StoreOpenError
+from bridge.store.events import EventBus
+from bridge.store.ids import IdCodec
+from bridge.store.named import NamedMap
+from bridge.store.props import now_filetime
+
+COUNTERS = ("next_cn", "next_folder", "next_item", "next_blob")
+
+# Where a change comes from: a local client (journaled for the upstream) or the upstream.
+# Bookkeeping of the bridge itself (tokens, named-property ids) is not journaled either.
+LOCAL = "local"
+UPSTREAM = "upstream"
+SYSTEM = "system"
+
+
+class Tx:
+    """One write transaction. Use through `StoreCore.write()`."""
+
+    def __init__(self, core: StoreCore, origin: str) -> None:
+        self.core = core
+        self.conn = core.writer
+        self.origin = origin
+        self.now = now_filetime()
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._counters = dict(core.counters)
+        self._new_named: list[NamedProp] = []
+
+    @property
+    def journaled(self) -> bool:
+        return self.origin == LOCAL
+
+    def alloc(self, counter: str, n: int = 1) -> int:
+        """Reserve `n` consecutive values of a counter; returns the first."""
+        first = self._counters[counter]
+        self._counters[counter] = first + n
+        return first
+
+    def cn(self) -> int:
+        return self.alloc("next_cn")
+
+    def emit(self, etype: str, **data: Any) -> None:
+        self.events.append((etype, data))
+
+    async def journal(
+        self,
+        op: str,
+        kind: str,
+        object_id: int,
+        folder_id: int | None,
+        cn: int,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        if self.journaled:
+            await self.conn.execute(
+                "INSERT INTO journal (ts, op, kind, object_id, folder_id, cn, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (self.now, op, kind, object_id, folder_id, cn, json.dumps(payload or {})),
+            )
+
+    async def journal_many(self, rows: list[tuple[str, str, int, int | None, int, str]]) -> None:
+        if self.journaled and rows:
+            await self.conn.executemany(
+                "INSERT INTO journal (ts, op, kind, object_id, folder_id, cn, payload) "
+                f"VALUES ({self.now}, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    async def named_id(self, np: NamedProp, ptype: int | None) -> int:
+        known = self.core.named.lookup(np)
+        if known:
+            return known[0]
+        self._new_named.append(np)
+        return await self.core.named.ensure(self.conn, np, ptype)
+
+    async def _commit(self) -> None:
+        changed = [(str(v), k) for k, v in self._counters.items() if self.core.counters[k] != v]
+        if changed:
+            await self.conn.executemany("UPDATE meta SET value = ? WHERE key = ?", changed)
+        await self.conn.commit()
+        self.core.counters = self._counters
+
+    def _rolled_back(self) -> None:
+        for np in self._new_named:
+            self.core.named.forget(np)
+
+
+class StoreCore:
+    """Connections and shared state of one open store."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self.writer = writer
+        self.reader = reader
+        self.named = NamedMap()
+        self.bus = EventBus()
+        self.counters: dict[str, int] = {}
+        self.ids = IdCodec(uuid.UUID(int=0))
+        self.fresh = False
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> StoreCore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await db.connect(path)
+        try:
+            fresh = await migrations.migrate(writer, str(path))
+            if fresh:
+                await _init_meta(writer)
+            reader = await db.connect(path, readonly=True)
+        except sqlite3.DatabaseError as exc:
+            await writer.close()
+            raise StoreOpenError(
+                f"{path} cannot be read as a kbridge store ({exc}); it may be corrupt: "
+                "restore it from a backup or move it away to start with an empty cache"
+            ) from exc
+        except BaseException:
+            await writer.close()
+            raise
+        core = cls(path, writer, reader)
+        core.fresh = fresh
+        try:
+            await core._load()
+        except (sqlite3.DatabaseError, KeyError, ValueError) as exc:
+            await core.close()
+            raise StoreOpenError(f"{path}: store metadata unreadable ({exc})") from exc
+        return core
+
+    async def _load(self) -> None:
+        async with self.reader.execute("SELECT key, value FROM meta") as cur:
+            meta = {row["key"]: row["value"] for row in await cur.fetchall()}
+        self.ids = IdCodec(uuid.UUID(meta["store_guid"]))
+        self.counters = {k: int(meta[k]) for k in COUNTERS}
+        await self.named.load(self.reader)
+
+    async def close(self) -> None:
+        await self.reader.close()
+        await self.writer.close()
+
+    @asynccontextmanager
+    async def write(self, origin: str = LOCAL) -> AsyncIterator[Tx]:
+        async with self._lock:
+            tx = Tx(self, origin)
+            await self.writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield tx
+                await tx._commit()
+            except BaseException:
+                await self.writer.rollback()
+                tx._rolled_back()
+                raise
+        if tx.events:
+            self.bus.publish(tx.events)
+
+    async def meta(self, key: str) -> str | None:
+        async with self.reader.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+
+async def _init_meta(conn: aiosqlite.Connection) -> None:
+    rows = [("store_guid", str(uuid.uuid4())), ("created", str(now_filetime()))]
+    rows += [(k, "1") for k in COUNTERS]
+    await conn.execute("BEGIN IMMEDIATE")
+    await conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows)
+    await conn.commit()

@@ -1,0 +1,136 @@
+"""The properties a reader sees: stored ones merged with those the store computes
+(entry ids, counts, sizes, times, the special-folder pointers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiosqlite
+
+from bridge.model import flags, tags
+from bridge.model.codec import filetime_to_datetime, to_json
+from bridge.model.proptypes import PropType
+from bridge.store import props as P
+from bridge.store.folders import Folder
+from bridge.store.ids import IdCodec
+
+FOLDER_RIGHTS_OWNER = 0x7FB
+ACCESS_ALL = 0x3F
+_BIN = PropType.BINARY
+_TIME = PropType.SYSTIME
+
+# Store-object pointers (MAPI.md §1b) and the Inbox/Root ones.
+STORE_POINTERS = {
+    tags.IPM_SUBTREE_ENTRYID: "ipm_subtree",
+    tags.IPM_OUTBOX_ENTRYID: "outbox",
+    tags.IPM_WASTEBASKET_ENTRYID: "deleted",
+    tags.IPM_SENTMAIL_ENTRYID: "sent",
+}
+INBOX_POINTERS = {
+    tags.IPM_APPOINTMENT_ENTRYID: "calendar",
+    tags.IPM_CONTACT_ENTRYID: "contacts",
+    tags.IPM_JOURNAL_ENTRYID: "journal",
+    tags.IPM_NOTE_ENTRYID: "notes",
+    tags.IPM_TASK_ENTRYID: "tasks",
+    tags.IPM_DRAFTS_ENTRYID: "drafts",
+}
+# PR_ADDITIONAL_REN_ENTRYIDS order (MS-OXOSFLD 2.2.4).
+ADDITIONAL_REN = ("conflicts", "sync_issues", "local_failures", "server_failures", "junk")
+
+
+def b64(value: bytes) -> Any:
+    return to_json(_BIN, value)
+
+
+def systime(ft: int | None) -> Any:
+    return None if ft is None else to_json(_TIME, filetime_to_datetime(ft))
+
+
+def folder_pointers(ids: IdCodec, roles: dict[str, int]) -> P.JsonProps:
+    out: P.JsonProps = {
+        tag: b64(ids.entry_id("folder", roles[role])) for tag, role in INBOX_POINTERS.items()
+    }
+    out[tags.ADDITIONAL_REN_ENTRYIDS] = [
+        b64(ids.entry_id("folder", roles[r])) for r in ADDITIONAL_REN
+    ]
+    return out
+
+
+def store_props(ids: IdCodec, roles: dict[str, int], display_name: str) -> P.JsonProps:
+    out: P.JsonProps = {
+        tags.DISPLAY_NAME: display_name,
+        tags.OBJECT_TYPE: flags.MAPI_STORE,
+        tags.STORE_ENTRYID: b64(ids.store_entry_id()),
+        tags.ENTRYID: b64(ids.store_entry_id()),
+        tags.STORE_RECORD_KEY: b64(ids.store_guid.bytes),
+        tags.RECORD_KEY: b64(ids.store_guid.bytes),
+        tags.MAPPING_SIGNATURE: b64(ids.store_guid.bytes),
+    }
+    for tag, role in STORE_POINTERS.items():
+        out[tag] = b64(ids.entry_id("folder", roles[role]))
+    return out
+
+
+def folder_props(ids: IdCodec, roles: dict[str, int], folder: Folder) -> P.JsonProps:
+    out = dict(folder.props)
+    eid = ids.entry_id("folder", folder.id)
+    out.update(
+        {
+            tags.ENTRYID: b64(eid),
+            tags.RECORD_KEY: b64(eid),
+            tags.SOURCE_KEY: b64(ids.source_key("folder", folder.id)),
+            tags.OBJECT_TYPE: flags.MAPI_FOLDER,
+            tags.DISPLAY_NAME: folder.display_name,
+            tags.FOLDER_TYPE: folder.folder_type,
+            tags.CONTENT_COUNT: folder.content_count,
+            tags.CONTENT_UNREAD: folder.unread_count,
+            tags.ASSOC_CONTENT_COUNT: folder.assoc_count,
+            tags.SUBFOLDERS: folder.has_children,
+            tags.CREATION_TIME: systime(folder.created),
+            tags.LAST_MODIFICATION_TIME: systime(folder.modified),
+            tags.CHANGE_NUMBER: folder.cn,
+            tags.RIGHTS: FOLDER_RIGHTS_OWNER,
+            tags.ACCESS: ACCESS_ALL,
+            tags.ACCESS_LEVEL: flags.ACCESS_LEVEL_MODIFY,
+            tags.STORE_ENTRYID: b64(ids.store_entry_id()),
+        }
+    )
+    if folder.container_class:
+        out[tags.CONTAINER_CLASS] = folder.container_class
+    if folder.parent_id is not None:
+        out[tags.PARENT_ENTRYID] = b64(ids.entry_id("folder", folder.parent_id))
+        out[tags.PARENT_SOURCE_KEY] = b64(ids.source_key("folder", folder.parent_id))
+    if folder.role in ("inbox", "root"):
+        out.update(folder_pointers(ids, roles))
+    return out
+
+
+def item_props(ids: IdCodec, row: aiosqlite.Row) -> P.JsonProps:
+    """Every property of an item row (`props` plus the computed ones)."""
+    out = P.decode_doc(row["props"])
+    iid, fid = row["id"], row["folder_id"]
+    eid = ids.entry_id("item", iid)
+    out.update(
+        {
+            tags.ENTRYID: b64(eid),
+            tags.RECORD_KEY: b64(eid),
+            tags.SOURCE_KEY: b64(ids.source_key("item", iid)),
+            tags.PARENT_ENTRYID: b64(ids.entry_id("folder", fid)),
+            tags.PARENT_SOURCE_KEY: b64(ids.source_key("folder", fid)),
+            tags.STORE_ENTRYID: b64(ids.store_entry_id()),
+            tags.OBJECT_TYPE: flags.MAPI_MESSAGE,
+            tags.MESSAGE_CLASS: row["message_class"],
+            tags.MESSAGE_FLAGS: row["flags"],
+            tags.READ: bool(row["flags"] & flags.MSGFLAG_READ),
+            tags.MESSAGE_SIZE: min(row["size"], 0x7FFFFFFF),
+            tags.MESSAGE_SIZE_EXTENDED: row["size"],
+            tags.HASATTACH: bool(row["has_attach"]),
+            tags.ASSOCIATED: bool(row["associated"]),
+            tags.CREATION_TIME: systime(row["created"]),
+            tags.LAST_MODIFICATION_TIME: systime(row["modified"]),
+            tags.CHANGE_NUMBER: row["cn"],
+            tags.ACCESS: ACCESS_ALL,
+            tags.ACCESS_LEVEL: flags.ACCESS_LEVEL_MODIFY,
+        }
+    )
+    return out

@@ -1,0 +1,71 @@
+"""The store facade: opens the cache and hands out its parts.
+
+store = await Store.open(path)
+fid = await store.folders.create(store.folders.roles["inbox"], "Projects")
+iid = await store.items.create(fid, NewItem(props={tags.SUBJECT: "Hello"}))
+view = await store.queries.get(iid)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bridge.store.core import SYSTEM, StoreCore
+from bridge.store.events import EventBus
+from bridge.store.folders import Folders
+from bridge.store.ids import IdCodec
+from bridge.store.items import Items
+from bridge.store.queries import Queries
+from bridge.store.tokens import Tokens
+
+DB_NAME = "store.sqlite"
+
+
+class Store:
+    def __init__(self, core: StoreCore) -> None:
+        self.core = core
+        self.folders = Folders(core)
+        self.tokens = Tokens(core)
+        self.items: Items
+        self.queries: Queries
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        core = await StoreCore.open(path)
+        try:
+            if core.fresh:
+                async with core.write(SYSTEM) as tx:
+                    await core.named.seed_known(tx.conn)
+            store = cls(core)
+            await store.folders.load()
+            store.items = Items(core, store.folders)
+            store.queries = Queries(core)
+            await store._remove_orphan_blobs()
+        except BaseException:
+            await core.close()
+            raise
+        return store
+
+    @property
+    def ids(self) -> IdCodec:
+        return self.core.ids
+
+    @property
+    def bus(self) -> EventBus:
+        return self.core.bus
+
+    @property
+    def fresh(self) -> bool:
+        return self.core.fresh
+
+    async def close(self) -> None:
+        await self.core.close()
+
+    async def _remove_orphan_blobs(self) -> None:
+        """Blobs streamed in for an attachment that never got attached (crash, abort)."""
+        async with self.core.write(SYSTEM) as tx:
+            await tx.conn.execute(
+                "DELETE FROM blobs WHERE id NOT IN (SELECT source_blob FROM items WHERE "
+                "source_blob IS NOT NULL) AND id NOT IN (SELECT blob_id FROM attachments WHERE "
+                "blob_id IS NOT NULL)"
+            )
