@@ -18,7 +18,7 @@ from bridge.model.proptypes import PropType, make_tag
 from bridge.store import blobs
 from bridge.store import props as P
 from bridge.store.core import LOCAL, SYSTEM, StoreCore, Tx
-from bridge.store.errors import InvalidValue, NotFound
+from bridge.store.errors import Conflict, InvalidValue, NotFound
 from bridge.store.folders import Folders
 
 STREAM_BATCH = 16  # chunks per transaction while streaming a blob in
@@ -520,6 +520,43 @@ class Items:
             )
             await tx.journal("item_create", "item", new_id, folder_id, cn, {"copied_from": item_id})
         return new_id
+
+    async def submit(self, item_id: int) -> None:
+        """Queue an item for sending: into the Outbox, marked submitted, journaled."""
+        outbox = self.folders.roles["outbox"]
+        async with self.core.write(LOCAL) as tx:
+            row = await self._row(tx.conn, item_id)
+            if not str(row["message_class"]).startswith(("IPM.Note", "IPM.Schedule", "IPM.Post")):
+                raise InvalidValue(f"a {row['message_class']} item cannot be sent")
+            if row["flags"] & flags.MSGFLAG_SUBMITTED:
+                raise Conflict("this item is already queued for sending")
+            if row["folder_id"] not in (outbox, self.folders.roles["drafts"]):
+                raise Conflict("only items in Drafts or the Outbox can be sent")
+            async with tx.conn.execute(
+                "SELECT count(*) FROM recipients WHERE item_id = ?", (item_id,)
+            ) as cur:
+                if not (await cur.fetchone() or [0])[0]:
+                    raise InvalidValue("the item has no recipients")
+            if row["folder_id"] != outbox:
+                await self._move_in(tx, row, outbox)
+            mflags = (row["flags"] | flags.MSGFLAG_SUBMITTED | flags.MSGFLAG_UNSENT) & ~(
+                flags.MSGFLAG_UNMODIFIED
+            )
+            doc = json.loads(row["props"])
+            doc[P.key(tags.MESSAGE_FLAGS)] = mflags
+            cn = tx.cn()
+            await tx.conn.execute(
+                "UPDATE items SET flags = ?, props = ?, cn = ?, modified = ? WHERE id = ?",
+                (mflags, P.dumps(doc), cn, tx.now, item_id),
+            )
+            tx.emit(
+                "object_modified",
+                kind="item",
+                id=item_id,
+                folder_id=outbox,
+                tags=[P.key(tags.MESSAGE_FLAGS)],
+            )
+            await tx.journal("item_submit", "item", item_id, outbox, cn)
 
     async def delete(self, item_id: int, *, hard: bool = False, origin: str = LOCAL) -> None:
         """Soft delete moves the item to Deleted Items; an item already there (or `hard`)

@@ -4,6 +4,7 @@ mirror a few of them, and the properties the store computes instead of storing."
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -77,14 +78,25 @@ def dumps(doc: Mapping[str, Any]) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=4096)
 def key(tag: int) -> str:
     """The key of a property in a stored document."""
     return hex_tag(tag)
 
 
+_STRINGS = (PropType.UNICODE, PropType.STRING8)
+
+
 def encode(props: Mapping[int, Any]) -> dict[str, Any]:
     """Python values → the stored JSON document."""
-    return {hex_tag(tag): to_json(prop_type(tag), value) for tag, value in props.items()}
+    out: dict[str, Any] = {}
+    for tag, value in props.items():
+        ptype = tag & 0xFFFF
+        if type(value) is str and ptype in _STRINGS and value.isprintable():
+            out[key(tag)] = value  # fast path: already its own JSON form
+        else:
+            out[key(tag)] = to_json(ptype, value)
+    return out
 
 
 def decode_doc(text: str) -> JsonProps:

@@ -204,6 +204,11 @@ class Queries:
             (created if r["created_cn"] > base else modified).append(view)
         return Changes(created, modified, deleted, self.state_for(upto), more)
 
+    async def journal_pending(self) -> int:
+        """Local changes not yet confirmed by the upstream."""
+        async with self.core.reader.execute("SELECT count(*) FROM journal") as cur:
+            return int((await cur.fetchone() or [0])[0])
+
     async def upstream_ref(self, item_id: int) -> dict[str, Any] | None:
         row = await self._row(item_id)
         return json.loads(row["upstream"]) if row["upstream"] else None

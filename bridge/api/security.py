@@ -1,0 +1,118 @@
+"""Request guards: Host allow-list (DNS rebinding), cross-origin refusal, bearer tokens with
+scopes and folder limits (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiohttp import web
+
+from bridge.api.problems import Problem
+from bridge.store.store import Store
+from bridge.store.tokens import Token
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "localhost.localdomain"})
+STORE_KEY = web.AppKey("store", Store)
+ALLOWED_HOSTS_KEY = web.AppKey("allowed_hosts", frozenset[str])
+SCOPE_ATTR = "kbridge_scope"
+_DEFAULT_SCOPE = {"GET": "read", "HEAD": "read", "OPTIONS": "read"}
+
+H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
+
+
+def requires(scope: str) -> Callable[[H], H]:
+    """Mark a handler with the scope it needs (default: read for GET, write otherwise)."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, SCOPE_ATTR, scope)
+        return handler
+
+    return mark
+
+
+def host_name(host_header: str) -> str:
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+@web.middleware
+async def guard_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    allowed = request.app[ALLOWED_HOSTS_KEY]
+    host = host_name(request.headers.get("Host", ""))
+    if host not in allowed:
+        raise Problem(
+            421,
+            "host-not-allowed",
+            f"Host '{host}' is not a name of this bridge; use 127.0.0.1 or localhost "
+            "(or add it to security.allowed_hosts)",
+        )
+    origin = request.headers.get("Origin")
+    if origin is not None and host_name(origin.split("://", 1)[-1]) not in allowed:
+        raise Problem(403, "cross-origin", "cross-origin requests are refused")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise Problem(403, "cross-origin", "cross-site requests are refused")
+    store = request.app[STORE_KEY]
+    token = await _authenticate(request, store)
+    route_handler = request.match_info.handler
+    needed = getattr(route_handler, SCOPE_ATTR, None) or _DEFAULT_SCOPE.get(request.method, "write")
+    if not token.allows(needed):
+        raise Problem(
+            403,
+            "insufficient-scope",
+            f"this token has scope '{token.scope}'; this request needs '{needed}'",
+        )
+    request["token"] = token
+    return await handler(request)
+
+
+async def _authenticate(request: web.Request, store: Store) -> Token:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    secret = None
+    if scheme.lower() == "bearer":
+        secret = value.strip()
+    elif scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            secret = decoded.partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            secret = None
+    token = await store.tokens.verify(secret) if secret else None
+    if token is None:
+        problem = Problem(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <token>; the admin token of a new data dir is in "
+            "<data_dir>/admin.token, more come from 'kbridge token create'",
+        )
+        problem.headers["WWW-Authenticate"] = 'Bearer realm="kbridge"'
+        raise problem
+    return token
+
+
+async def visible_folders(request: web.Request) -> set[int] | None:
+    """Folder ids a folder-limited token may see (None = no limit)."""
+    token: Token = request["token"]
+    if token.folders is None:
+        return None
+    cached: set[int] | None = request.get("visible_folders")
+    if cached is None:
+        store = request.app[STORE_KEY]
+        cached = set()
+        for fid in token.folders:
+            cached.update(await store.folders.descendants(fid))
+        request["visible_folders"] = cached
+    return cached
+
+
+async def guard_folder(request: web.Request, folder_id: int) -> None:
+    visible = await visible_folders(request)
+    if visible is not None and folder_id not in visible:
+        raise Problem(403, "folder-not-allowed", "this token is limited to other folders")

@@ -1,0 +1,1 @@
+"""The MAPI vocabulary: property types and tags, named properties, value encoding."""

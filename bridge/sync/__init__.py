@@ -1,0 +1,1 @@
+"""Reconciliation with the upstream server (engine, scheduler, connectivity state)."""

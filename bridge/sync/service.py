@@ -1,0 +1,40 @@
+"""The face the API sees of the sync engine: state, progress, "sync now"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.store.store import Store
+
+
+class NoUpstream(Exception):
+    """A sync was asked for, but no upstream is configured (local-only mode)."""
+
+
+class SyncService:
+    """Base class; the engine of each upstream kind overrides `run_now` and `status`."""
+
+    state = "local-only"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def start(self) -> None:
+        """Begin background work (nothing to do without an upstream)."""
+
+    async def stop(self) -> None:
+        """Stop background work; the store stays consistent."""
+
+    async def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "upstream": None,
+            "journal_pending": await self.store.queries.journal_pending(),
+            "message": "no upstream configured: the cache is served as it is and changes "
+            "stay in the journal",
+        }
+
+    async def run_now(self) -> dict[str, Any]:
+        raise NoUpstream(
+            "no upstream is configured; add an 'upstream' section to the config to sync"
+        )
