@@ -66,6 +66,9 @@ class NamedMap:
             self._props.pop(found[0], None)
             self._next = min(self._next, found[0])
 
+    def missing_known(self) -> bool:
+        return any(np not in self._ids for np in model_named.KNOWN)
+
     async def seed_known(self, conn: aiosqlite.Connection) -> None:
         """Map every well-known named property at creation, so their ids are stable."""
         for np, info in sorted(model_named.KNOWN.items(), key=lambda kv: kv[1].canonical):

@@ -33,7 +33,7 @@ class Store:
     async def open(cls, path: Path) -> Store:
         core = await StoreCore.open(path)
         try:
-            if core.fresh:
+            if core.named.missing_known():
                 async with core.write(SYSTEM) as tx:
                     await core.named.seed_known(tx.conn)
             store = cls(core)
