@@ -68,10 +68,11 @@ async def add_attachment(request: web.Request) -> web.Response:
         }
         if "." in filename:
             props[tags.ATTACH_EXTENSION] = "." + filename.rsplit(".", 1)[1]
+        limit = request.app[RAW_LIMIT]
+        if request.content_length is not None and request.content_length > limit:
+            raise Problem(413, "too-large", f"attachments are limited to {limit} bytes")
         try:
-            blob_id = await store.items.stream_blob(
-                _body_chunks(request), max_size=request.app[RAW_LIMIT]
-            )
+            blob_id = await store.items.stream_blob(_body_chunks(request), max_size=limit)
         except InvalidValue as exc:
             raise Problem(413, "too-large", str(exc)) from None
         num = await store.items.add_attachment(iid, props, blob_id=blob_id)

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.api.folders import JSON_LIMIT
-from bridge.api.problems import Problem, bad_request, read_json
+from bridge.api.problems import Problem, bad_request, read_body, read_json
 from bridge.api.propjson import decode_props, decode_tags, encode_props
 from bridge.api.security import guard_folder
 from bridge.api.shapes import body_id, columns_param, item_json, path_id, store_of
@@ -112,18 +112,14 @@ def _json_item(store: Store, body: object, folder: Any) -> NewItem:
 
 
 async def _raw_item(request: web.Request) -> NewItem:
-    limit = request.app[RAW_LIMIT]
-    if request.content_length is not None and request.content_length > limit:
-        raise Problem(413, "too-large", f"raw items are limited to {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise Problem(413, "too-large", f"raw items are limited to {limit} bytes")
+    raw = await read_body(request, request.app[RAW_LIMIT], "raw items")
     try:
         parsed = parse_message(raw)
     except MimeError as exc:
         raise Problem(422, "unparseable", f"not an RFC 5322 message: {exc}") from None
     message_class = str(parsed.props.pop(tags.MESSAGE_CLASS, classes.IPM_NOTE))
-    parsed.props[tags.MESSAGE_FLAGS] = int(parsed.props.get(tags.MESSAGE_FLAGS, 0)) | (
+    mflags = parsed.props.get(tags.MESSAGE_FLAGS, 0)
+    parsed.props[tags.MESSAGE_FLAGS] = (mflags if isinstance(mflags, int) else 0) | (
         flags.MSGFLAG_READ if request.query.get("read") == "true" else 0
     )
     for computed in (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 TYPE_BASE = "urn:kbridge:problem:"
 CONTENT_TYPE = "application/problem+json"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class Problem(Exception):
@@ -48,7 +50,9 @@ class Problem(Exception):
         body.update(self.extra)
         return web.Response(
             status=self.status,
-            text=json.dumps(body, ensure_ascii=False),
+            # ASCII with escapes: a detail may quote client input that is not valid Unicode
+            # (a lone surrogate from a header), which must not fail the error response.
+            text=json.dumps(body),
             content_type=CONTENT_TYPE,
             headers=self.headers,
         )
@@ -124,12 +128,39 @@ async def read_json(request: web.Request, limit: int) -> Any:
             "unsupported-media-type",
             f"send Content-Type: application/json (got {ctype or 'none'})",
         )
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise Problem(413, "too-large", f"JSON bodies are limited to {limit} bytes")
+    raw = await read_body(request, limit, "JSON bodies")
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8-sig")
+        doc = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad_request(f"malformed JSON: {exc}") from None
     except RecursionError:
         raise bad_request("JSON nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(text) and not _is_unicode(doc):
+        raise bad_request(
+            "malformed JSON: a \\u escape gives a lone surrogate (\\uD800-\\uDFFF not in a pair)"
+        )
+    return doc
+
+
+def _is_unicode(doc: Any) -> bool:
+    """Whether every string in a decoded document is valid Unicode (no lone surrogates)."""
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
+
+
+async def read_body(request: web.Request, limit: int, what: str) -> bytes:
+    """The whole request body; 413 as soon as it is larger than `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, "too-large", f"{what} are limited to {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "too-large", f"{what} are limited to {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

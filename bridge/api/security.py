@@ -17,6 +17,8 @@ from bridge.store.tokens import Token
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "localhost.localdomain"})
 STORE_KEY = web.AppKey("store", Store)
 ALLOWED_HOSTS_KEY = web.AppKey("allowed_hosts", frozenset[str])
+TOKEN_KEY = web.RequestKey("token", Token)
+VISIBLE_KEY = web.RequestKey("visible_folders", set[int])
 SCOPE_ATTR = "kbridge_scope"
 _DEFAULT_SCOPE = {"GET": "read", "HEAD": "read", "OPTIONS": "read"}
 
@@ -68,7 +70,7 @@ async def guard_middleware(
             "insufficient-scope",
             f"this token has scope '{token.scope}'; this request needs '{needed}'",
         )
-    request["token"] = token
+    request[TOKEN_KEY] = token
     return await handler(request)
 
 
@@ -99,16 +101,16 @@ async def _authenticate(request: web.Request, store: Store) -> Token:
 
 async def visible_folders(request: web.Request) -> set[int] | None:
     """Folder ids a folder-limited token may see (None = no limit)."""
-    token: Token = request["token"]
+    token = request[TOKEN_KEY]
     if token.folders is None:
         return None
-    cached: set[int] | None = request.get("visible_folders")
+    cached = request.get(VISIBLE_KEY)
     if cached is None:
         store = request.app[STORE_KEY]
         cached = set()
         for fid in token.folders:
             cached.update(await store.folders.descendants(fid))
-        request["visible_folders"] = cached
+        request[VISIBLE_KEY] = cached
     return cached
 
 

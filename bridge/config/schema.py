@@ -137,7 +137,7 @@ def _endpoint_section(service: str) -> Section:
         Spec(
             "password",
             "str",
-            "Password. Prefer password_command or the OS keyring. If neither password nor "
+            "Password. Prefer password_command. If neither password nor "
             "password_command is set here, both are taken from the upstream section.",
             nullable=True,
             secret=True,
@@ -201,7 +201,7 @@ UPSTREAM = Section(
         Spec(
             "password",
             "str",
-            "Password shared by all services. Prefer password_command or the OS keyring.",
+            "Password shared by all services. Prefer password_command.",
             nullable=True,
             secret=True,
         ),

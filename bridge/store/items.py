@@ -11,7 +11,7 @@ from typing import Any
 
 import aiosqlite
 
-from bridge.model import flags, tags
+from bridge.model import classes, flags, tags
 from bridge.model.codec import from_json
 from bridge.model.named import KNOWN, NamedProp
 from bridge.model.proptypes import PropType, make_tag
@@ -216,6 +216,11 @@ class Items:
         set_props = dict(set_props or {})
         P.check_writable(set_props, P.COMPUTED_ITEM)
         P.check_writable(dict.fromkeys(delete_tags or []), P.COMPUTED_ITEM)
+        new_class = set_props.get(tags.MESSAGE_CLASS)
+        if new_class is not None and not (
+            isinstance(new_class, str) and classes.is_valid_message_class(new_class)
+        ):
+            raise InvalidValue("PidTagMessageClass must be a printable ASCII class name")
         read = set_props.pop(tags.READ, None)
         async with self.core.write(origin) as tx:
             row = await self._row(tx.conn, item_id)

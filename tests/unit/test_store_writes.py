@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.model import flags, tags
-from bridge.model.named import PSETID_Appointment, NamedProp
+from bridge.model.named import NamedProp, PSETID_Appointment
 from bridge.store import blobs
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import Conflict, Forbidden, InvalidValue, NotFound, StaleState

@@ -1,0 +1,1 @@
+"""Conversions between MAPI-shaped items and Internet formats (MIME messages)."""

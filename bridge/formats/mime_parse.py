@@ -1,0 +1,404 @@
+"""RFC 5322 / MIME import: the bytes of a message → MAPI-shaped properties, recipients and
+attachments.
+
+Parsing is lenient. Malformed MIME, raw 8-bit headers, unknown charsets, broken transfer
+encodings, invalid dates and garbage addresses are decoded as far as they can be and skipped
+where they cannot. The one error is MimeError, for input that is not a message at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import parsedate_tz
+
+from bridge.formats.mime_decode import (
+    decode_bytes,
+    guess_decode,
+    header_text,
+    parse_addresses,
+    scrub_line,
+    scrub_text,
+    to_crlf,
+)
+from bridge.formats.mime_parts import (
+    MAX_LONG,
+    PARSE_POLICY,
+    Leaf,
+    attachment_props,
+    body_parts,
+    charset,
+    content_type,
+    header,
+    headers,
+    leaves,
+    param,
+    payload_bytes,
+)
+from bridge.model import flags, tags
+from bridge.model.named import PS_PUBLIC_STRINGS, NamedProp
+
+log = logging.getLogger(__name__)
+
+KEYWORDS = NamedProp(PS_PUBLIC_STRINGS, name="Keywords")
+
+NATIVE_BODY_PLAIN = 1
+NATIVE_BODY_HTML = 3
+CPID_UTF8 = 65001
+RECIPIENT_SENDABLE = 1
+
+_MSG_ID = re.compile(r"<[^<>\s]*>")
+_SUBJECT_PREFIX = re.compile(r"[^\W\d_]{1,3}:\s+")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_META_CHARSET = re.compile(
+    rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]{1,40})", re.I
+)
+_FILETIME_MIN = datetime(1601, 1, 1, tzinfo=UTC)
+
+_IMPORTANCE = {"high": flags.IMPORTANCE_HIGH, "normal": 1, "low": flags.IMPORTANCE_LOW}
+_PRIORITY = {"urgent": flags.IMPORTANCE_HIGH, "normal": 1, "non-urgent": flags.IMPORTANCE_LOW}
+_SENSITIVITY = {
+    "personal": flags.SENSITIVITY_PERSONAL,
+    "private": flags.SENSITIVITY_PRIVATE,
+    "company-confidential": flags.SENSITIVITY_COMPANY_CONFIDENTIAL,
+}
+_PKCS7_SIGNATURE = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature"})
+_PKCS7_MIME = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
+_DELIVERED = frozenset({"delivered", "relayed", "expanded"})
+
+
+class MimeError(ValueError):
+    """The input is not an Internet message at all (empty or blank)."""
+
+
+@dataclass
+class ParsedAttachment:
+    """One attachment row and its content (for message/rfc822: the embedded message)."""
+
+    props: dict[int, object]
+    data: bytes
+
+
+@dataclass
+class ParsedMessage:
+    """A message as MAPI sees it: tagged and named properties, recipient and attachment rows."""
+
+    props: dict[int, object] = field(default_factory=dict)
+    named: dict[NamedProp, object] = field(default_factory=dict)
+    recipients: list[dict[int, object]] = field(default_factory=list)
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse an RFC 5322 message; raises MimeError only for empty or blank input."""
+    raw = bytes(raw)
+    if not raw.strip():
+        raise MimeError("not a message: the input is empty")
+    try:
+        return _parse(raw)
+    except Exception:
+        # Every step of _parse is meant to be lenient; this is the last line of defence.
+        log.warning("MIME import failed, keeping the headers only", exc_info=True)
+        return _parse_minimal(raw)
+
+
+def _parse_tree(raw: bytes) -> Message:
+    parser = BytesParser(policy=PARSE_POLICY)
+    try:
+        return parser.parsebytes(raw)
+    except RecursionError:
+        # MIME nested several hundred levels deep: keep the top-level headers and body.
+        return parser.parsebytes(raw, headersonly=True)
+
+
+def _parse(raw: bytes) -> ParsedMessage:
+    msg = _parse_tree(raw)
+    result = ParsedMessage()
+    props = result.props
+    props[tags.MESSAGE_CLASS] = _message_class(msg)
+    props[tags.MESSAGE_SIZE] = min(len(raw), MAX_LONG)
+    props[tags.TRANSPORT_MESSAGE_HEADERS] = _header_block(raw)
+    _subject_props(msg, props)
+    _sender_props(msg, props)
+    _time_props(msg, props)
+    _id_props(msg, props)
+    _flag_props(msg, props)
+    keywords = _keywords(msg)
+    if keywords:
+        result.named[KEYWORDS] = keywords
+    result.recipients = _recipients(msg, props)
+    _content(msg, result)
+    return result
+
+
+def _parse_minimal(raw: bytes) -> ParsedMessage:
+    return ParsedMessage(
+        props={
+            tags.MESSAGE_CLASS: "IPM.Note",
+            tags.MESSAGE_SIZE: min(len(raw), MAX_LONG),
+            tags.TRANSPORT_MESSAGE_HEADERS: _header_block(raw),
+            tags.MESSAGE_FLAGS: 0,
+            tags.HASATTACH: False,
+        }
+    )
+
+
+# --- headers --------------------------------------------------------------------------------
+
+
+def _header_block(raw: bytes) -> str:
+    """The header section as text, CRLF-terminated lines; "" when the message has none."""
+    if raw.startswith((b"\r\n", b"\n")):
+        return ""
+    match = _HEADER_END.search(raw)
+    block = raw[: match.start()] if match else raw.rstrip(b"\r\n")
+    return to_crlf(scrub_text(guess_decode(block))) + "\r\n"
+
+
+def _message_class(msg: Message) -> str:
+    ctype = content_type(msg)
+    if ctype == "multipart/signed" and param(msg, "protocol") in _PKCS7_SIGNATURE:
+        return "IPM.Note.SMIME.MultipartSigned"
+    if ctype in _PKCS7_MIME:
+        return "IPM.Note.SMIME"
+    if ctype == "multipart/report":
+        report = param(msg, "report-type")
+        if report == "delivery-status":
+            actions = _report_fields(msg, "message/delivery-status", "action")
+            if actions and actions <= _DELIVERED:
+                return "REPORT.IPM.Note.DR"
+            return "REPORT.IPM.Note.NDR"
+        if report == "disposition-notification":
+            dispositions = _report_fields(msg, "message/disposition-notification", "disposition")
+            if any("deleted" in d for d in dispositions):
+                return "REPORT.IPM.Note.IPNNRN"
+            return "REPORT.IPM.Note.IPNRN"
+    return "IPM.Note"
+
+
+def _report_fields(msg: Message, ctype: str, name: str) -> set[str]:
+    """Lower-cased values of one field in the machine-readable part of a report."""
+    values: set[str] = set()
+    for leaf in leaves(msg):
+        if leaf.ctype != ctype:
+            continue
+        if leaf.part.is_multipart():  # parsed: one header block per entry
+            blocks = [b for b in leaf.part.get_payload() if isinstance(b, Message)]
+            values.update(v.strip().lower() for b in blocks for v in headers(b, name))
+        else:
+            body = decode_bytes(payload_bytes(leaf.part), None)
+            found = re.finditer(rf"^{name}:(.*)$", body, re.I | re.M)
+            values.update(m.group(1).strip().lower() for m in found)
+    return {v.split(";")[0].strip() if name == "action" else v for v in values}
+
+
+def _subject_props(msg: Message, props: dict[int, object]) -> None:
+    raw = header(msg, "subject")
+    normalized = ""
+    if raw is not None:
+        subject = header_text(raw)
+        match = _SUBJECT_PREFIX.match(subject)
+        prefix = match.group(0) if match else ""
+        normalized = subject[len(prefix) :]
+        props[tags.SUBJECT] = subject
+        props[tags.SUBJECT_PREFIX] = prefix
+        props[tags.NORMALIZED_SUBJECT] = normalized
+    topic = header(msg, "thread-topic")
+    if topic is not None:
+        props[tags.CONVERSATION_TOPIC] = header_text(topic)
+    elif raw is not None:
+        props[tags.CONVERSATION_TOPIC] = normalized
+    index = header(msg, "thread-index")
+    if index is not None:
+        try:
+            data = base64.b64decode("".join(index.split()), validate=True)
+        except (binascii.Error, ValueError):
+            data = b""
+        # A header block of 22 bytes, then 5 bytes per reply (MS-OXOMSG 2.2.1.3).
+        if len(data) >= 22 and (len(data) - 22) % 5 == 0:
+            props[tags.CONVERSATION_INDEX] = data
+
+
+def _first_mailbox(msg: Message, name: str) -> tuple[str, str] | None:
+    for value in headers(msg, name):
+        found = parse_addresses(value)
+        if found:
+            return found[0]
+    return None
+
+
+def _sender_props(msg: Message, props: dict[int, object]) -> None:
+    author = _first_mailbox(msg, "from")
+    sender = _first_mailbox(msg, "sender") or author
+    author = author or sender
+    for box, name_tag, email_tag, type_tag, smtp_tag in (
+        (
+            sender,
+            tags.SENDER_NAME,
+            tags.SENDER_EMAIL_ADDRESS,
+            tags.SENDER_ADDRTYPE,
+            tags.SENDER_SMTP_ADDRESS,
+        ),
+        (
+            author,
+            tags.SENT_REPRESENTING_NAME,
+            tags.SENT_REPRESENTING_EMAIL_ADDRESS,
+            tags.SENT_REPRESENTING_ADDRTYPE,
+            tags.SENT_REPRESENTING_SMTP_ADDRESS,
+        ),
+    ):
+        if box is None:
+            continue
+        name, addr = box
+        props[name_tag] = name or addr
+        props[email_tag] = addr
+        props[type_tag] = "SMTP"
+        props[smtp_tag] = addr
+
+
+def _parse_date(value: str) -> datetime | None:
+    """An RFC 5322 date as an aware UTC datetime; None when unparseable or out of range."""
+    try:
+        parts = parsedate_tz(value[:256])
+        if parts is None:
+            return None
+        naive = datetime(*parts[:6])
+        offset = parts[9] or 0
+        when = naive.replace(tzinfo=UTC) - timedelta(seconds=offset)
+    except (ValueError, TypeError, OverflowError, IndexError):
+        return None
+    return when if when >= _FILETIME_MIN else None
+
+
+def _time_props(msg: Message, props: dict[int, object]) -> None:
+    date_value = header(msg, "date")
+    sent = _parse_date(date_value) if date_value is not None else None
+    if sent is not None:
+        props[tags.CLIENT_SUBMIT_TIME] = sent
+    received = header(msg, "received")
+    delivered = _parse_date(received.rpartition(";")[2]) if received and ";" in received else None
+    if delivered is None:
+        delivered = sent
+    if delivered is not None:
+        props[tags.MESSAGE_DELIVERY_TIME] = delivered
+
+
+def _ids(value: str) -> str:
+    """The <msg-id> tokens of a header, space-separated; the cleaned value when there are none."""
+    clean = scrub_line(value).strip()
+    found = _MSG_ID.findall(clean)
+    return " ".join(found) if found else clean
+
+
+def _id_props(msg: Message, props: dict[int, object]) -> None:
+    for name, tag in (
+        ("message-id", tags.INTERNET_MESSAGE_ID),
+        ("in-reply-to", tags.IN_REPLY_TO_ID),
+        ("references", tags.INTERNET_REFERENCES),
+    ):
+        value = header(msg, name)
+        if value is None:
+            continue
+        ids = _ids(value)
+        if tag == tags.INTERNET_MESSAGE_ID:
+            ids = ids.split(" ", 1)[0]
+        if ids:
+            props[tag] = ids
+
+
+def _flag_props(msg: Message, props: dict[int, object]) -> None:
+    importance = 1
+    value = header(msg, "importance")
+    priority = header(msg, "x-priority") or header(msg, "x-msmail-priority")
+    if value is not None and value.strip().lower() in _IMPORTANCE:
+        importance = _IMPORTANCE[value.strip().lower()]
+    elif priority is not None and priority.strip():
+        level = priority.strip().lower()
+        if level[0] in "12" or level.startswith("high"):
+            importance = flags.IMPORTANCE_HIGH
+        elif level[0] in "45" or level.startswith("low"):
+            importance = flags.IMPORTANCE_LOW
+    elif (value := header(msg, "priority")) is not None:
+        importance = _PRIORITY.get(value.strip().lower(), 1)
+    props[tags.IMPORTANCE] = importance
+    sensitivity = header(msg, "sensitivity")
+    props[tags.SENSITIVITY] = _SENSITIVITY.get((sensitivity or "").strip().lower(), 0)
+    props[tags.READ_RECEIPT_REQUESTED] = header(msg, "disposition-notification-to") is not None
+
+
+def _keywords(msg: Message) -> list[str]:
+    found: list[str] = []
+    for value in headers(msg, "keywords"):
+        for word in header_text(value).split(","):
+            word = word.strip()
+            if word and word not in found:
+                found.append(word)
+    return found
+
+
+def _recipients(msg: Message, props: dict[int, object]) -> list[dict[int, object]]:
+    rows: list[dict[int, object]] = []
+    for name, rtype, display_tag in (
+        ("to", flags.MAPI_TO, tags.DISPLAY_TO),
+        ("cc", flags.MAPI_CC, tags.DISPLAY_CC),
+        ("bcc", flags.MAPI_BCC, tags.DISPLAY_BCC),
+    ):
+        names: list[str] = []
+        for value in headers(msg, name):
+            for display, addr in parse_addresses(value):
+                display = display or addr
+                names.append(display)
+                rows.append(
+                    {
+                        tags.RECIPIENT_TYPE: rtype,
+                        tags.DISPLAY_NAME: display,
+                        tags.EMAIL_ADDRESS: addr,
+                        tags.ADDRTYPE: "SMTP",
+                        tags.SMTP_ADDRESS: addr,
+                        tags.ROWID: len(rows),
+                        tags.RECIPIENT_FLAGS: RECIPIENT_SENDABLE,
+                    }
+                )
+        props[display_tag] = "; ".join(names)
+    return rows
+
+
+# --- content --------------------------------------------------------------------------------
+
+
+def _content(msg: Message, result: ParsedMessage) -> None:
+    props = result.props
+    parts = leaves(msg)
+    plain, html = body_parts(parts)
+    if plain is not None:
+        props[tags.BODY] = to_crlf(_text(plain))
+    if html is not None:
+        props[tags.HTML] = _text(html, sniff=True).encode("utf-8")
+        props[tags.INTERNET_CPID] = CPID_UTF8
+    if html is not None or plain is not None:
+        props[tags.NATIVE_BODY_INFO] = NATIVE_BODY_HTML if html is not None else NATIVE_BODY_PLAIN
+    for leaf in parts:
+        if leaf is plain or leaf is html:
+            continue
+        attachment = attachment_props(leaf, len(result.attachments))
+        if attachment is not None:
+            result.attachments.append(ParsedAttachment(*attachment))
+    visible = any(not a.props.get(tags.ATTACHMENT_HIDDEN) for a in result.attachments)
+    props[tags.HASATTACH] = visible
+    props[tags.MESSAGE_FLAGS] = flags.MSGFLAG_HASATTACH if visible else 0
+
+
+def _text(leaf: Leaf, *, sniff: bool = False) -> str:
+    """A text part decoded; for HTML without a charset parameter, per its <meta> tag."""
+    data = payload_bytes(leaf.part)
+    label = charset(leaf.part)
+    if label is None and sniff:
+        match = _META_CHARSET.search(data[:4096])
+        label = match.group(1).decode("ascii") if match else None
+    return decode_bytes(data, label)
