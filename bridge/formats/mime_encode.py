@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 _ATEXT_PHRASE = re.compile(
     r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*"
 )
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+@[A-Za-z0-9.\-]+")
 # RFC 2231 attribute-char (RFC 2045 token characters other than * ' %)
 _ATTRIBUTE_SAFE = "!#$&+-.^_`|~"
 _PERCENT_SPLIT = re.compile(r"%[0-9A-F]{2}|[^%]")
@@ -127,7 +128,8 @@ def mailbox(name: str | None, addr: str | None) -> list[str] | None:
     if spec is None:
         return None
     if not name or name in (addr, spec):
-        return [spec]
+        # bare when it is a plain dot-atom address, else bracketed so that it stays one
+        return [spec] if _PLAIN_ADDRESS.fullmatch(spec) else [f"<{spec}>"]
     return [*phrase(name), f"<{spec}>"]
 
 

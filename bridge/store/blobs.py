@@ -1,43 +1,56 @@
-"""Chunked content (raw sources, attachment data). Chunks are fixed-size rows, so content of
-any size is written and read a chunk at a time, never whole in memory."""
+"""Chunked content (raw sources, attachment data). Chunks are fixed-size rows keyed by
+blob id * 65536 + sequence number, so content of any size (up to 16 GiB a blob) is written
+and read a chunk at a time, never whole in memory."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import aiosqlite
 
 CHUNK_SIZE = 256 * 1024
+MAX_CHUNKS = 1 << 16
 
 
-def split(data: bytes) -> list[bytes]:
-    if not data:
-        return [b""]
-    return [data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)]
+def chunk_key(blob_id: int, seq: int) -> int:
+    if seq >= MAX_CHUNKS:
+        raise ValueError(f"content larger than {MAX_CHUNKS * CHUNK_SIZE} bytes")
+    return blob_id * MAX_CHUNKS + seq
 
 
-def blob_rows(
-    blob_id: int, data: bytes
-) -> tuple[tuple[int, int, str], list[tuple[int, int, bytes]]]:
+def blob_rows(blob_id: int, data: bytes) -> tuple[tuple[int, int, str], list[tuple[int, bytes]]]:
     """The `blobs` row and the `blob_chunks` rows for in-memory content (bulk inserts)."""
-    chunks = split(data)
-    return (
-        (blob_id, len(data), hashlib.sha256(data).hexdigest()),
-        [(blob_id, seq, chunk) for seq, chunk in enumerate(chunks)],
-    )
+    if len(data) <= CHUNK_SIZE:
+        chunks = [(blob_id * MAX_CHUNKS, data)]
+    else:
+        chunks = [
+            (chunk_key(blob_id, seq), data[i : i + CHUNK_SIZE])
+            for seq, i in enumerate(range(0, len(data), CHUNK_SIZE))
+        ]
+    return (blob_id, len(data), hashlib.sha256(data).hexdigest()), chunks
 
 
 async def insert_many(
     conn: aiosqlite.Connection,
     blobs: list[tuple[int, int, str]],
-    chunks: list[tuple[int, int, bytes]],
+    chunks: list[tuple[int, bytes]],
 ) -> None:
     if blobs:
         await conn.executemany("INSERT INTO blobs (id, size, sha256) VALUES (?, ?, ?)", blobs)
+        await conn.executemany("INSERT INTO blob_chunks (id, data) VALUES (?, ?)", chunks)
+
+
+async def delete_many(conn: aiosqlite.Connection, blob_ids: Iterable[int]) -> None:
+    rows = [(b,) for b in blob_ids]
+    if rows:
+        await conn.executemany("DELETE FROM blobs WHERE id = ?", rows)
         await conn.executemany(
-            "INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)", chunks
+            "DELETE FROM blob_chunks "
+            f"WHERE id >= ?1 * {MAX_CHUNKS} AND id < (?1 + 1) * {MAX_CHUNKS}",
+            rows,
         )
+        await conn.executemany("DELETE FROM pending_blobs WHERE blob_id = ?", rows)
 
 
 async def copy(conn: aiosqlite.Connection, src: int, dst: int) -> None:
@@ -47,9 +60,9 @@ async def copy(conn: aiosqlite.Connection, src: int, dst: int) -> None:
         (dst, src),
     )
     await conn.execute(
-        "INSERT INTO blob_chunks (blob_id, seq, data) "
-        "SELECT ?, seq, data FROM blob_chunks WHERE blob_id = ?",
-        (dst, src),
+        f"INSERT INTO blob_chunks (id, data) SELECT id - ?1 * {MAX_CHUNKS} + ?2 * {MAX_CHUNKS}, "
+        f"data FROM blob_chunks WHERE id >= ?1 * {MAX_CHUNKS} AND id < (?1 + 1) * {MAX_CHUNKS}",
+        (src, dst),
     )
 
 
@@ -61,17 +74,19 @@ async def size_of(conn: aiosqlite.Connection, blob_id: int) -> int | None:
 
 async def read(conn: aiosqlite.Connection, blob_id: int) -> AsyncIterator[bytes]:
     """Yield the content chunk by chunk."""
-    seq = 0
-    while True:
+    key = blob_id * MAX_CHUNKS
+    end = key + MAX_CHUNKS
+    while key < end:
         async with conn.execute(
-            "SELECT data FROM blob_chunks WHERE blob_id = ? AND seq = ?", (blob_id, seq)
+            "SELECT id, data FROM blob_chunks WHERE id >= ? AND id < ? ORDER BY id LIMIT 1",
+            (key, end),
         ) as cur:
             row = await cur.fetchone()
         if row is None:
             return
-        if row[0]:
-            yield bytes(row[0])
-        seq += 1
+        if row[1]:
+            yield bytes(row[1])
+        key = row[0] + 1
 
 
 async def read_all(conn: aiosqlite.Connection, blob_id: int) -> bytes:

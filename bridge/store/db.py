@@ -41,6 +41,9 @@ def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     else:
+        # Takes effect only on a new file: 16 KiB pages halve the cost of storing raw
+        # messages compared with the default 4 KiB.
+        conn.execute("PRAGMA page_size = 16384")
         conn.execute("PRAGMA journal_mode = WAL")
         # WAL + NORMAL: a commit survives a process crash; only an OS crash may lose the
         # last transactions, never corrupt the file.

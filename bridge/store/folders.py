@@ -10,6 +10,7 @@ from typing import Any
 import aiosqlite
 
 from bridge.model import flags, tags
+from bridge.store import blobs
 from bridge.store import props as P
 from bridge.store.core import LOCAL, SYSTEM, StoreCore, Tx
 from bridge.store.defaults import DEFAULT_FOLDERS
@@ -330,7 +331,7 @@ class Folders:
         blob_ids = await _blob_ids_of_folders(tx.conn, tree)
         await tx.conn.execute(f"DELETE FROM items WHERE folder_id IN ({marks})", tree)
         if blob_ids:
-            await tx.conn.executemany("DELETE FROM blobs WHERE id = ?", [(b,) for b in blob_ids])
+            await blobs.delete_many(tx.conn, blob_ids)
         await tx.conn.execute(f"DELETE FROM tombstones WHERE folder_id IN ({marks})", tree)
         for fid in reversed(tree):
             await tx.conn.execute("DELETE FROM folders WHERE id = ?", (fid,))

@@ -4,6 +4,7 @@ notifications)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,62 @@ from bridge.store.errors import Conflict, InvalidValue, NotFound
 from bridge.store.folders import Folders
 
 STREAM_BATCH = 16  # chunks per transaction while streaming a blob in
+SLICE = 200  # items prepared per slice of a bulk create
+
+_INSERT_ITEM = (
+    "INSERT INTO items (id, folder_id, message_class, subject, sender_name, sender_email, "
+    "received, sent, importance, sensitivity, start_time, end_time, due_time, flags, size, "
+    "has_attach, associated, created, modified, created_cn, cn, props, source_blob, "
+    "source_type, upstream) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_RECIPIENT = (
+    "INSERT INTO recipients (item_id, row_id, type, display_name, email, props) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_ATTACHMENT = (
+    "INSERT INTO attachments (item_id, num, filename, mime_tag, size, content_id, method, "
+    "hidden, blob_id, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CATEGORY = "INSERT OR IGNORE INTO item_categories (item_id, category) VALUES (?, ?)"
+_INSERT_JOURNAL = (
+    "INSERT INTO journal (ts, op, kind, object_id, folder_id, cn, payload) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(slots=True)
+class _Rows:
+    """The rows of a slice of new items, table by table."""
+
+    blobs: list[tuple[int, int, str]] = field(default_factory=list)
+    chunks: list[tuple[int, bytes]] = field(default_factory=list)
+    items: list[tuple[Any, ...]] = field(default_factory=list)
+    recipients: list[tuple[Any, ...]] = field(default_factory=list)
+    attachments: list[tuple[Any, ...]] = field(default_factory=list)
+    categories: list[tuple[int, str]] = field(default_factory=list)
+    journal: list[tuple[int, str, str, int, int | None, int, str]] = field(default_factory=list)
+
+    def add_blob(self, blob_id: int, data: bytes) -> None:
+        row, chunks = blobs.blob_rows(blob_id, data)
+        self.blobs.append(row)
+        self.chunks.extend(chunks)
+
+    def queue(self, conn: aiosqlite.Connection, journaled: bool) -> list[asyncio.Future[Any]]:
+        """Start the inserts in table order (blobs before the items that point at them)."""
+        statements: list[tuple[str, list[Any]]] = [
+            ("INSERT INTO blobs (id, size, sha256) VALUES (?, ?, ?)", self.blobs),
+            ("INSERT INTO blob_chunks (id, data) VALUES (?, ?)", self.chunks),
+            (_INSERT_ITEM, self.items),
+            (_INSERT_RECIPIENT, self.recipients),
+            (_INSERT_ATTACHMENT, self.attachments),
+            (_INSERT_CATEGORY, self.categories),
+        ]
+        if journaled:
+            statements.append((_INSERT_JOURNAL, self.journal))
+        return [
+            asyncio.ensure_future(conn.executemany(sql, rows)) for sql, rows in statements if rows
+        ]
 
 
 @dataclass(slots=True)
@@ -64,118 +121,94 @@ class Items:
     async def create_many(
         self, folder_id: int, new_items: list[NewItem], *, origin: str = LOCAL
     ) -> list[int]:
-        """Create items in one transaction; returns their ids in order."""
+        """Create items in one transaction; returns their ids in order.
+
+        Rows are prepared in slices; each slice's inserts are queued to the database thread
+        before the next slice is prepared, so Python and SQLite work side by side."""
         for item in new_items:
             P.check_writable(item.props, P.COMPUTED_ITEM)
         async with self.core.write(origin) as tx:
             await self.folders._get_in(tx.conn, folder_id)
             first_id = tx.alloc("next_item", len(new_items))
-            item_rows: list[tuple[Any, ...]] = []
-            rcpt_rows: list[tuple[Any, ...]] = []
-            att_rows: list[tuple[Any, ...]] = []
-            cat_rows: list[tuple[int, str]] = []
-            journal: list[tuple[str, str, int, int | None, int, str]] = []
-            blob_rows: list[tuple[int, int, str]] = []
-            chunk_rows: list[tuple[int, int, bytes]] = []
+            queued: list[asyncio.Future[Any]] = []
             unread = assoc = 0
-            for offset, item in enumerate(new_items):
-                iid = first_id + offset
-                cn = tx.cn()
-                props = dict(item.props)
-                props.update(await self.resolve_named(tx, item.named))
-                props[tags.MESSAGE_CLASS] = item.message_class
-                props.update(P.display_lists(item.recipients))
-                source_blob = None
-                if item.source is not None:
-                    source_blob = tx.alloc("next_blob")
-                    brow, crows = blobs.blob_rows(source_blob, item.source)
-                    blob_rows.append(brow)
-                    chunk_rows.extend(crows)
-                att_size = 0
-                for num, (aprops, data) in enumerate(item.attachments):
-                    bid = tx.alloc("next_blob")
-                    brow, crows = blobs.blob_rows(bid, data)
-                    blob_rows.append(brow)
-                    chunk_rows.extend(crows)
-                    att_rows.append(_attachment_row(iid, num, aprops, bid, len(data)))
-                    att_size += len(data)
-                for row_id, rprops in enumerate(item.recipients):
-                    rcpt_rows.append(_recipient_row(iid, row_id, rprops))
-                doc = P.dumps(P.encode(props))
-                size = len(item.source) if item.source is not None else len(doc) + att_size
-                has_attach = any(not a[0].get(tags.ATTACHMENT_HIDDEN) for a in item.attachments)
-                hot = self._hot(props, has_attach)
-                unread += not hot["flags"] & flags.MSGFLAG_READ and not item.associated
-                assoc += item.associated
-                item_rows.append(
-                    (
-                        iid,
-                        folder_id,
-                        item.message_class,
-                        *hot.values(),
-                        size,
-                        int(has_attach),
-                        int(item.associated),
-                        tx.now,
-                        tx.now,
-                        cn,
-                        cn,
-                        doc,
-                        source_blob,
-                        item.source_type,
-                        json.dumps(item.upstream) if item.upstream else None,
-                    )
-                )
-                cat_rows.extend((iid, c) for c in self._categories(props))
-                journal.append(("item_create", "item", iid, folder_id, cn, "{}"))
-                tx.emit(
-                    "object_created",
-                    kind="item",
-                    id=iid,
-                    folder_id=folder_id,
-                    message_class=item.message_class,
-                )
-                if (
-                    origin != LOCAL
-                    and folder_id == self.folders.roles.get("inbox")
-                    and not item.associated
-                ):
-                    tx.emit(
-                        "new_mail",
-                        id=iid,
-                        folder_id=folder_id,
-                        message_class=item.message_class,
-                        flags=hot["flags"],
-                    )
-            await blobs.insert_many(tx.conn, blob_rows, chunk_rows)
-            await tx.conn.executemany(
-                "INSERT INTO items (id, folder_id, message_class, subject, sender_name, "
-                "sender_email, received, sent, importance, sensitivity, start_time, end_time, "
-                "due_time, flags, size, has_attach, associated, created, modified, created_cn, "
-                "cn, props, source_blob, source_type, upstream) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                item_rows,
-            )
-            if rcpt_rows:
-                await tx.conn.executemany(
-                    "INSERT INTO recipients (item_id, row_id, type, display_name, email, props) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    rcpt_rows,
-                )
-            if att_rows:
-                await tx.conn.executemany(
-                    "INSERT INTO attachments (item_id, num, filename, mime_tag, size, content_id, "
-                    "method, hidden, blob_id, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    att_rows,
-                )
-            if cat_rows:
-                await tx.conn.executemany(
-                    "INSERT OR IGNORE INTO item_categories (item_id, category) VALUES (?, ?)",
-                    cat_rows,
-                )
+            for start in range(0, len(new_items), SLICE):
+                rows = _Rows()
+                for offset, item in enumerate(new_items[start : start + SLICE], start):
+                    read = await self._prepare(tx, rows, folder_id, first_id + offset, item)
+                    unread += not read and not item.associated
+                    assoc += item.associated
+                queued += rows.queue(tx.conn, tx.journaled)
+                await asyncio.sleep(0)  # let the queued inserts reach the database thread
+            await asyncio.gather(*queued)
             await _adjust_counts(tx, folder_id, len(new_items) - assoc, unread, assoc)
-            await tx.journal_many(journal)
         return list(range(first_id, first_id + len(new_items)))
+
+    async def _prepare(self, tx: Tx, rows: _Rows, folder_id: int, iid: int, item: NewItem) -> bool:
+        """Add one item's rows; returns whether it is read."""
+        cn = tx.cn()
+        props = dict(item.props)
+        props.update(await self.resolve_named(tx, item.named))
+        props[tags.MESSAGE_CLASS] = item.message_class
+        props.update(P.display_lists(item.recipients))
+        source_blob = None
+        if item.source is not None:
+            source_blob = tx.alloc("next_blob")
+            rows.add_blob(source_blob, item.source)
+        att_size = 0
+        for num, (aprops, data) in enumerate(item.attachments):
+            bid = tx.alloc("next_blob")
+            rows.add_blob(bid, data)
+            rows.attachments.append(_attachment_row(iid, num, aprops, bid, len(data)))
+            att_size += len(data)
+        for row_id, rprops in enumerate(item.recipients):
+            rows.recipients.append(_recipient_row(iid, row_id, rprops))
+        doc = P.dumps(P.encode(props))
+        size = len(item.source) if item.source is not None else len(doc) + att_size
+        has_attach = any(not a[0].get(tags.ATTACHMENT_HIDDEN) for a in item.attachments)
+        hot = self._hot(props, has_attach)
+        upstream = json.dumps(item.upstream) if item.upstream else None
+        rows.items.append(
+            (
+                iid,
+                folder_id,
+                item.message_class,
+                *hot.values(),
+                size,
+                int(has_attach),
+                int(item.associated),
+                tx.now,
+                tx.now,
+                cn,
+                cn,
+                doc,
+                source_blob,
+                item.source_type,
+                upstream,
+            )
+        )
+        rows.categories.extend((iid, c) for c in self._categories(props))
+        rows.journal.append((tx.now, "item_create", "item", iid, folder_id, cn, "{}"))
+        tx.emit(
+            "object_created",
+            kind="item",
+            id=iid,
+            folder_id=folder_id,
+            message_class=item.message_class,
+        )
+        if (
+            tx.origin != LOCAL
+            and folder_id == self.folders.roles.get("inbox")
+            and not item.associated
+        ):
+            tx.emit(
+                "new_mail",
+                id=iid,
+                folder_id=folder_id,
+                message_class=item.message_class,
+                flags=hot["flags"],
+            )
+        return bool(hot["flags"] & flags.MSGFLAG_READ)
 
     async def create(self, folder_id: int, item: NewItem, *, origin: str = LOCAL) -> int:
         return (await self.create_many(folder_id, [item], origin=origin))[0]
@@ -313,6 +346,7 @@ class Items:
                 await blobs.insert_many(tx.conn, [brow], crows)
             if blob_id is None:
                 raise InvalidValue("an attachment needs content")
+            await tx.conn.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob_id,))
             size = await blobs.size_of(tx.conn, blob_id)
             if size is None:
                 raise NotFound("blob", str(blob_id))
@@ -337,7 +371,7 @@ class Items:
                 "DELETE FROM attachments WHERE item_id = ? AND num = ?", (item_id, num)
             )
             if att["blob_id"] is not None:
-                await tx.conn.execute("DELETE FROM blobs WHERE id = ?", (att["blob_id"],))
+                await blobs.delete_many(tx.conn, [att["blob_id"]])
             await self._after_attachments(tx, row)
 
     async def _after_attachments(self, tx: Tx, row: aiosqlite.Row) -> None:
@@ -384,42 +418,46 @@ class Items:
     ) -> int:
         """Store streamed content without holding it in memory; returns the blob id.
 
-        Chunks are committed in small transactions so other writers are not held up; a
-        blob that is never attached is removed at the next start."""
+        Chunks are committed in small transactions so other writers are not held up; the
+        blob stays in `pending_blobs` until attached, and a pending one is removed at the
+        next start."""
         hasher = blobs.Hasher()
         async with self.core.write(SYSTEM) as tx:
             blob_id = tx.alloc("next_blob")
             await tx.conn.execute(
                 "INSERT INTO blobs (id, size, sha256) VALUES (?, 0, '')", (blob_id,)
             )
+            await tx.conn.execute("INSERT INTO pending_blobs (blob_id) VALUES (?)", (blob_id,))
         seq, buffer = 0, b""
-        pending: list[tuple[int, int, bytes]] = []
+        pending: list[tuple[int, bytes]] = []
 
         async def flush() -> None:
-            nonlocal pending
             if pending:
                 async with self.core.write(SYSTEM) as tx:
                     await tx.conn.executemany(
-                        "INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)", pending
+                        "INSERT INTO blob_chunks (id, data) VALUES (?, ?)", pending
                     )
-                pending = []
+                pending.clear()
 
-        async for data in chunks:
-            hasher.update(data)
-            if max_size is not None and hasher.size > max_size:
-                async with self.core.write(SYSTEM) as tx:
-                    await tx.conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
-                raise InvalidValue(f"content larger than {max_size} bytes")
-            buffer += data
-            while len(buffer) >= blobs.CHUNK_SIZE:
-                pending.append((blob_id, seq, buffer[: blobs.CHUNK_SIZE]))
-                buffer = buffer[blobs.CHUNK_SIZE :]
-                seq += 1
-                if len(pending) >= STREAM_BATCH:
-                    await flush()
-        if buffer or seq == 0:
-            pending.append((blob_id, seq, buffer))
-        await flush()
+        try:
+            async for data in chunks:
+                hasher.update(data)
+                if max_size is not None and hasher.size > max_size:
+                    raise InvalidValue(f"content larger than {max_size} bytes")
+                buffer += data
+                while len(buffer) >= blobs.CHUNK_SIZE:
+                    pending.append((blobs.chunk_key(blob_id, seq), buffer[: blobs.CHUNK_SIZE]))
+                    buffer = buffer[blobs.CHUNK_SIZE :]
+                    seq += 1
+                    if len(pending) >= STREAM_BATCH:
+                        await flush()
+            if buffer or seq == 0:
+                pending.append((blobs.chunk_key(blob_id, seq), buffer))
+            await flush()
+        except BaseException:
+            async with self.core.write(SYSTEM) as tx:
+                await blobs.delete_many(tx.conn, [blob_id])
+            raise
         async with self.core.write(SYSTEM) as tx:
             await tx.conn.execute(
                 "UPDATE blobs SET size = ?, sha256 = ? WHERE id = ?",
@@ -581,7 +619,7 @@ class Items:
             if row["source_blob"] is not None:
                 blob_ids.append(row["source_blob"])
             await tx.conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
-            await tx.conn.executemany("DELETE FROM blobs WHERE id = ?", [(b,) for b in blob_ids])
+            await blobs.delete_many(tx.conn, blob_ids)
             await tx.conn.execute(
                 "INSERT OR REPLACE INTO tombstones (folder_id, item_id, cn) VALUES (?, ?, ?)",
                 (row["folder_id"], item_id, cn),

@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from bridge.model import flags, tags
 from bridge.model.codec import datetime_to_filetime, to_json
 from bridge.model.named import PS_PUBLIC_STRINGS, NamedProp, PSETID_Appointment, PSETID_Task
@@ -75,7 +77,12 @@ HOT_COLUMN_OF_TAG = {tag: col for col, tag in HOT_TAGGED}
 
 
 def dumps(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    """A stored document as compact JSON text. orjson also refuses lone surrogates, which
+    is the one check the string fast path of `encode` leaves to it."""
+    try:
+        return orjson.dumps(doc).decode("utf-8")
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise InvalidValue(f"a property value cannot be stored: {exc}") from None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -84,16 +91,26 @@ def key(tag: int) -> str:
     return hex_tag(tag)
 
 
-_STRINGS = (PropType.UNICODE, PropType.STRING8)
+_STRINGS = frozenset({PropType.UNICODE, PropType.STRING8})
+_INTS: dict[int, tuple[int, int]] = {
+    PropType.I2: (-(2**15), 2**15),
+    PropType.LONG: (-(2**31), 2**32),
+}
 
 
 def encode(props: Mapping[int, Any]) -> dict[str, Any]:
-    """Python values → the stored JSON document."""
+    """Python values → the stored JSON document (validated by the codec; the common
+    string, integer and boolean cases are checked here without it)."""
     out: dict[str, Any] = {}
     for tag, value in props.items():
         ptype = tag & 0xFFFF
-        if type(value) is str and ptype in _STRINGS and value.isprintable():
-            out[key(tag)] = value  # fast path: already its own JSON form
+        kind = type(value)
+        if (
+            (kind is str and ptype in _STRINGS)
+            or (kind is int and ptype in _INTS and _INTS[ptype][0] <= value < _INTS[ptype][1])
+            or (kind is bool and ptype == PropType.BOOLEAN)
+        ):
+            out[key(tag)] = value
         else:
             out[key(tag)] = to_json(ptype, value)
     return out

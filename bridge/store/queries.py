@@ -156,8 +156,8 @@ class Queries:
         ) as cur:
             rows = await cur.fetchall()
         async with self.core.reader.execute(
-            "SELECT count(*) FROM items WHERE folder_id = ? AND associated = ?",
-            (folder_id, int(associated)),
+            f"SELECT {'assoc_count' if associated else 'content_count'} FROM folders WHERE id = ?",
+            (folder_id,),
         ) as cur:
             total = int((await cur.fetchone() or [0])[0])
         ids = self.core.ids

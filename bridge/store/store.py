@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bridge.store import blobs
 from bridge.store.core import SYSTEM, StoreCore
 from bridge.store.events import EventBus
 from bridge.store.folders import Folders
@@ -63,9 +64,8 @@ class Store:
 
     async def _remove_orphan_blobs(self) -> None:
         """Blobs streamed in for an attachment that never got attached (crash, abort)."""
-        async with self.core.write(SYSTEM) as tx:
-            await tx.conn.execute(
-                "DELETE FROM blobs WHERE id NOT IN (SELECT source_blob FROM items WHERE "
-                "source_blob IS NOT NULL) AND id NOT IN (SELECT blob_id FROM attachments WHERE "
-                "blob_id IS NOT NULL)"
-            )
+        async with self.core.reader.execute("SELECT blob_id FROM pending_blobs") as cur:
+            orphans = [row[0] for row in await cur.fetchall()]
+        if orphans:
+            async with self.core.write(SYSTEM) as tx:
+                await blobs.delete_many(tx.conn, orphans)

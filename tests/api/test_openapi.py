@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from bridge.api.app import create_app, load_openapi
 from bridge.api.security import _DEFAULT_SCOPE, SCOPE_ATTR
@@ -106,3 +109,97 @@ def test_route_comparison_notices_a_difference(store: Store) -> None:
     assert set(app_routes(create_app(store))) - set(doc_operations(doc)) == {
         ("post", "/api/v1/submit")
     }
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def response_validator(
+    doc: dict[str, Any], method: str, path: str, status: int, content_type: str
+) -> Draft202012Validator:
+    """A validator for the documented body of this operation's response."""
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:kbridge:openapi", Resource.from_contents(doc, default_specification=DRAFT202012)
+    )
+    response = doc["paths"][path][method]["responses"][str(status)]
+    assert content_type in _resolve(doc, response)["content"], (method, path, status)
+    if "$ref" in response:
+        base = response["$ref"].removeprefix("#/")
+    else:
+        base = "/".join(_escape(p) for p in ("paths", path, method, "responses", str(status)))
+    pointer = f"{base}/content/{_escape(content_type)}/schema"
+    return Draft202012Validator({"$ref": f"urn:kbridge:openapi#/{pointer}"}, registry=registry)
+
+
+async def test_responses_match_the_document(api: Api) -> None:
+    doc = load_openapi()
+    roles = await api.roles()
+
+    async def check(method: str, template: str, url: str, **kwargs: Any) -> Any:
+        resp = await api.request(method, url, **kwargs)
+        body = await resp.json(content_type=None) if await resp.read() else None
+        if body is not None:
+            response_validator(
+                doc, method.lower(), template, resp.status, resp.content_type
+            ).validate(body)
+        else:
+            assert str(resp.status) in doc["paths"][template][method.lower()]["responses"]
+        return body
+
+    await check("GET", "/api/v1/store", "/api/v1/store")
+    await check("GET", "/api/v1/folders", "/api/v1/folders")
+    new = {"name": "Doc", "parent_id": roles["inbox"]}
+    folder = await check("POST", "/api/v1/folders", "/api/v1/folders", json=new)
+    fpath = f"/api/v1/folders/{folder['id']}"
+    await check("GET", "/api/v1/folders/{id}", fpath)
+    await check("PATCH", "/api/v1/folders/{id}", fpath, json={"name": "Doc 2"})
+    await check("PATCH", "/api/v1/folders/{id}", fpath, json={"name": ""})
+    await check("GET", "/api/v1/folders/{id}", "/api/v1/folders/f999999")
+    item = await check(
+        "POST",
+        "/api/v1/folders/{id}/items",
+        f"{fpath}/items",
+        json={
+            "props": {"PidTagSubject": "s", "PidLidBusyStatus": 1},
+            "recipients": [{"props": {"PidTagSmtpAddress": "a@example.com"}}],
+        },
+    )
+    ipath = f"/api/v1/items/{item['id']}"
+    await check("GET", "/api/v1/folders/{id}/items", f"{fpath}/items", params={"limit": "5"})
+    await check("GET", "/api/v1/folders/{id}/changes", f"{fpath}/changes")
+    await check("GET", "/api/v1/items/{id}", ipath)
+    await check("PATCH", "/api/v1/items/{id}", ipath, json={"props": {"PidTagRead": True}})
+    await check("PATCH", "/api/v1/items/{id}", ipath, json={"props": {"PidTagNope": 1}})
+    await check("GET", "/api/v1/items/{id}/recipients", f"{ipath}/recipients")
+    await check(
+        "PUT",
+        "/api/v1/items/{id}/recipients",
+        f"{ipath}/recipients",
+        json=[{"PidTagSmtpAddress": "b@example.com"}],
+    )
+    await check(
+        "POST",
+        "/api/v1/items/{id}/attachments",
+        f"{ipath}/attachments",
+        json={"props": {"PidTagAttachDataBinary": "AAEC"}},
+    )
+    await check("GET", "/api/v1/items/{id}/attachments", f"{ipath}/attachments")
+    await check("GET", "/api/v1/items/{id}/attachments/{num}", f"{ipath}/attachments/0")
+    copy = await check(
+        "POST", "/api/v1/items/{id}/copy", f"{ipath}/copy", json={"folder_id": roles["drafts"]}
+    )
+    await check("POST", "/api/v1/submit", "/api/v1/submit", json={"item_id": copy["id"]})
+    await check(
+        "POST", "/api/v1/items/{id}/move", f"{ipath}/move", json={"folder_id": roles["inbox"]}
+    )
+    await check("GET", "/api/v1/sync/status", "/api/v1/sync/status")
+    await check("POST", "/api/v1/sync/run", "/api/v1/sync/run")
+    await check("GET", "/api/v1/tokens", "/api/v1/tokens")
+    await check("POST", "/api/v1/tokens", "/api/v1/tokens", json={"name": "t", "scope": "read"})
+    await check("DELETE", "/api/v1/tokens/{name}", "/api/v1/tokens/t")
+    await check("DELETE", "/api/v1/items/{id}", ipath)
+    await check("DELETE", "/api/v1/folders/{id}", fpath)
+    await check(
+        "GET", "/api/v1/store", "/api/v1/store", headers={"Authorization": "Bearer kb_nope"}
+    )

@@ -24,12 +24,16 @@ CREATE TABLE blobs (
     sha256 TEXT NOT NULL
 );
 
--- Content in fixed-size chunks so that large attachments stream in and out.
+-- Content in fixed-size chunks so that large attachments stream in and out. A chunk's key
+-- is blob id * 65536 + sequence number: one B-tree, no second index.
 CREATE TABLE blob_chunks (
-    blob_id INTEGER NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
-    seq     INTEGER NOT NULL,
-    data    BLOB NOT NULL,
-    PRIMARY KEY (blob_id, seq)
+    id   INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+
+-- Blobs streamed in but not yet attached; whatever is left here at start is removed.
+CREATE TABLE pending_blobs (
+    blob_id INTEGER PRIMARY KEY
 );
 
 CREATE TABLE folders (
@@ -80,10 +84,7 @@ CREATE TABLE items (
     upstream      TEXT
 );
 CREATE INDEX items_folder_received ON items (folder_id, received);
-CREATE INDEX items_folder_sent ON items (folder_id, sent);
 CREATE INDEX items_folder_subject ON items (folder_id, subject COLLATE NOCASE);
-CREATE INDEX items_folder_sender ON items (folder_id, sender_name COLLATE NOCASE);
-CREATE INDEX items_folder_modified ON items (folder_id, modified);
 CREATE INDEX items_folder_start ON items (folder_id, start_time) WHERE start_time IS NOT NULL;
 CREATE INDEX items_folder_due ON items (folder_id, due_time) WHERE due_time IS NOT NULL;
 CREATE INDEX items_folder_cn ON items (folder_id, cn);
