@@ -26,6 +26,7 @@ from bridge.store.ids import IdCodec
 from bridge.store.named import NamedMap
 from bridge.store.props import now_filetime
 
+WAL_RESTART_FRAMES = 4096  # 64 MiB of 16 KiB pages
 COUNTERS = ("next_cn", "next_folder", "next_item", "next_blob")
 
 # Where a change comes from: a local client (journaled for the upstream) or the upstream.
@@ -109,10 +110,21 @@ class Tx:
 class StoreCore:
     """Connections and shared state of one open store."""
 
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+    def __init__(
+        self,
+        path: Path,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        checkpointer: aiosqlite.Connection,
+    ):
         self.path = path
         self.writer = writer
         self.reader = reader
+        # Copies the WAL back into the database on its own connection (and thread), so a
+        # commit never waits for a checkpoint.
+        self.checkpointer = checkpointer
+        self._checkpoint: asyncio.Task[None] | None = None
+        self._checkpoint_again = False
         self.named = NamedMap()
         self.bus = EventBus()
         self.counters: dict[str, int] = {}
@@ -129,6 +141,7 @@ class StoreCore:
             if fresh:
                 await _init_meta(writer)
             reader = await db.connect(path, readonly=True)
+            checkpointer = await db.connect(path)
         except sqlite3.DatabaseError as exc:
             await writer.close()
             raise StoreOpenError(
@@ -138,7 +151,9 @@ class StoreCore:
         except BaseException:
             await writer.close()
             raise
-        core = cls(path, writer, reader)
+        await writer.execute("PRAGMA wal_autocheckpoint = 0")
+        await writer.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * 16384}")
+        core = cls(path, writer, reader, checkpointer)
         core.fresh = fresh
         try:
             await core._load()
@@ -155,8 +170,34 @@ class StoreCore:
         await self.named.load(self.reader)
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
+        await self.checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await self.checkpointer.close()
         await self.reader.close()
         await self.writer.close()
+
+    def _request_checkpoint(self) -> None:
+        if self._checkpoint is not None and not self._checkpoint.done():
+            self._checkpoint_again = True
+            return
+        self._checkpoint = asyncio.ensure_future(self._run_checkpoints())
+
+    async def _run_checkpoints(self) -> None:
+        """PASSIVE checkpoints run beside the writer; once the WAL has grown past
+        WAL_RESTART_FRAMES a RESTART one makes the next writer start it over, so that it
+        stays bounded during bulk imports (writers wait for it through busy_timeout)."""
+        while True:
+            self._checkpoint_again = False
+            try:
+                async with self.checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)") as cur:
+                    row = await cur.fetchone()
+                if row is not None and row[1] > WAL_RESTART_FRAMES:
+                    await self.checkpointer.execute("PRAGMA wal_checkpoint(RESTART)")
+            except sqlite3.Error:
+                return  # retried after the next commit
+            if not self._checkpoint_again:
+                return
 
     @asynccontextmanager
     async def write(self, origin: str = LOCAL) -> AsyncIterator[Tx]:
@@ -170,6 +211,7 @@ class StoreCore:
                 await self.writer.rollback()
                 tx._rolled_back()
                 raise
+        self._request_checkpoint()
         if tx.events:
             self.bus.publish(tx.events)
 

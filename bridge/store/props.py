@@ -15,7 +15,7 @@ import orjson
 from bridge.model import flags, tags
 from bridge.model.codec import datetime_to_filetime, to_json
 from bridge.model.named import PS_PUBLIC_STRINGS, NamedProp, PSETID_Appointment, PSETID_Task
-from bridge.model.proptypes import MV_FLAG, PropType, hex_tag, prop_type
+from bridge.model.proptypes import MV_FLAG, PropType, hex_tag
 from bridge.store.errors import InvalidValue
 
 JsonProps = dict[int, Any]
@@ -204,9 +204,10 @@ def infer_type(value: Any) -> int:
 
 def check_writable(props: Mapping[int, Any], computed: frozenset[int]) -> None:
     """Refuse computed and object properties in a write."""
-    bad = [key(t) for t in props if t in computed]
+    bad = computed.intersection(props)
     if bad:
-        raise InvalidValue("read-only properties (computed by the store): " + ", ".join(bad))
+        names = ", ".join(sorted(key(t) for t in bad))
+        raise InvalidValue("read-only properties (computed by the store): " + names)
     for tag in props:
-        if prop_type(tag) == PropType.OBJECT:
+        if tag & 0xFFFF == PropType.OBJECT:
             raise InvalidValue(f"{key(tag)} is an object property; open it, do not set it")
