@@ -80,14 +80,6 @@ class Tx:
                 (self.now, op, kind, object_id, folder_id, cn, json.dumps(payload or {})),
             )
 
-    async def journal_many(self, rows: list[tuple[str, str, int, int | None, int, str]]) -> None:
-        if self.journaled and rows:
-            await self.conn.executemany(
-                "INSERT INTO journal (ts, op, kind, object_id, folder_id, cn, payload) "
-                f"VALUES ({self.now}, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-
     async def named_id(self, np: NamedProp, ptype: int | None) -> int:
         known = self.core.named.lookup(np)
         if known:

@@ -145,12 +145,6 @@ class Folders:
         ) as cur:
             return [row[0] for row in await cur.fetchall()]
 
-    def role_of(self, folder_id: int) -> str | None:
-        for role, fid in self.roles.items():
-            if fid == folder_id:
-                return role
-        return None
-
     # -- writes -----------------------------------------------------------------------
 
     async def create(

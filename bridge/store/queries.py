@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiosqlite
 
@@ -208,7 +206,3 @@ class Queries:
         """Local changes not yet confirmed by the upstream."""
         async with self.core.reader.execute("SELECT count(*) FROM journal") as cur:
             return int((await cur.fetchone() or [0])[0])
-
-    async def upstream_ref(self, item_id: int) -> dict[str, Any] | None:
-        row = await self._row(item_id)
-        return json.loads(row["upstream"]) if row["upstream"] else None
