@@ -56,4 +56,5 @@ def create_app(
     for module in (folders, items, attachments, events, system):
         app.router.add_routes(module.routes)
     app.router.add_get("/api/v1/openapi.json", openapi)
+    app.on_shutdown.append(events.close_streams)
     return app

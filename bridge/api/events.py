@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.api.security import visible_folders
+from bridge.api.security import STORE_KEY, visible_folders
 from bridge.api.shapes import store_of
 from bridge.store.events import Event
 from bridge.store.store import Store
@@ -73,9 +73,17 @@ async def events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
+            if event.type == "shutdown":
+                break
             await _send(response, store, event, visible, wanted)
     finally:
         sub.close()
+    return response
+
+
+async def close_streams(app: web.Application) -> None:
+    """on_shutdown: end every event stream so the server stops without waiting for them."""
+    app[STORE_KEY].bus.shutdown()
 
 
 async def _send(

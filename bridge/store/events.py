@@ -85,6 +85,13 @@ class EventBus:
             for sub in self._subs:
                 sub._offer(event)
 
+    def shutdown(self) -> None:
+        """Tell every subscriber to stop (a `shutdown` event, delivered even when full)."""
+        for sub in list(self._subs):
+            while sub._queue.full():
+                sub._queue.get_nowait()
+            sub._queue.put_nowait(Event(self._seq, "shutdown"))
+
     def since(self, seq: int) -> list[Event] | None:
         """Events after `seq`, or None when the history no longer reaches back that far."""
         if seq >= self._seq:

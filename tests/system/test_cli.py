@@ -129,3 +129,23 @@ def test_corrupt_store_gives_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "not an SQLite database" in result.stderr
     assert (data / "store.sqlite").read_bytes() == b"garbage" * 1000
+
+
+def test_sigterm_with_open_event_stream_stops_cleanly(tmp_path: Path) -> None:
+    import http.client
+    import time
+    from urllib.parse import urlsplit
+
+    srv = start_server(tmp_path / "data")
+    parts = urlsplit(srv.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request("GET", "/api/v1/events", headers={"Authorization": f"Bearer {srv.token}"})
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.readline().startswith(b": kbridge event stream")
+    started = time.monotonic()
+    code = srv.stop()
+    elapsed = time.monotonic() - started
+    conn.close()
+    assert code == 0, srv.errors
+    assert elapsed < 5, f"shutdown took {elapsed:.1f} s with a client on the event stream"
