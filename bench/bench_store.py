@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from bridge.datadir import DataDir
-from bridge.formats.mime import parse_message
-from bridge.model import classes, flags, tags
+from bridge.model import flags, tags
 from bridge.server import ensure_admin_token
 from bridge.store import props as P
 from bridge.store.items import NewItem
+from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 
 HERE = Path(__file__).resolve().parent
@@ -284,29 +284,6 @@ _NO_DECOMPOSITION = str.maketrans("łŁøØ", "lLoO")
 # -- the store -------------------------------------------------------------------------------
 
 
-def _raw_item(raw: bytes) -> NewItem:
-    """A raw message as the REST API's raw import makes it an item."""
-    parsed = parse_message(raw)
-    message_class = str(parsed.props.pop(tags.MESSAGE_CLASS, classes.IPM_NOTE))
-    for computed in (
-        tags.MESSAGE_SIZE,
-        tags.HASATTACH,
-        tags.DISPLAY_TO,
-        tags.DISPLAY_CC,
-        tags.DISPLAY_BCC,
-    ):
-        parsed.props.pop(computed, None)
-    return NewItem(
-        message_class=message_class,
-        props=parsed.props,
-        named=parsed.named,
-        recipients=parsed.recipients,
-        attachments=[(a.props, a.data) for a in parsed.attachments],
-        source=raw,
-        source_type="message/rfc822",
-    )
-
-
 async def bulk_insert(data_dir: DataDir, count: int, batch: int, seed: int) -> dict[str, Any]:
     factory = MessageFactory(seed)
     store = await Store.open(data_dir.store)
@@ -348,7 +325,7 @@ async def raw_import(path: Path, count: int, batch: int, seed: int) -> dict[str,
         inbox = store.folders.roles["inbox"]
         t0 = time.perf_counter()
         for start in range(0, count, batch):
-            items = [_raw_item(raw) for raw in raws[start : start + batch]]
+            items = [item_from_rfc822(raw) for raw in raws[start : start + batch]]
             await store.items.create_many(inbox, items)
         elapsed = time.perf_counter() - t0
     finally:

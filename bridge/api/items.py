@@ -12,11 +12,12 @@ from bridge.api.problems import Problem, bad_request, read_body, read_json
 from bridge.api.propjson import decode_props, decode_tags, encode_props
 from bridge.api.security import guard_folder
 from bridge.api.shapes import body_id, columns_param, item_json, path_id, store_of
-from bridge.formats.mime import MimeError, build_message, parse_message
+from bridge.formats.mime import MimeError, build_message
 from bridge.model import classes, flags, tags
 from bridge.model.codec import from_json
 from bridge.store import blobs
 from bridge.store.items import NewItem
+from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 
 RAW_LIMIT = web.AppKey("raw_limit", int)
@@ -114,31 +115,9 @@ def _json_item(store: Store, body: object, folder: Any) -> NewItem:
 async def _raw_item(request: web.Request) -> NewItem:
     raw = await read_body(request, request.app[RAW_LIMIT], "raw items")
     try:
-        parsed = parse_message(raw)
+        return item_from_rfc822(raw, read=request.query.get("read") == "true")
     except MimeError as exc:
         raise Problem(422, "unparseable", f"not an RFC 5322 message: {exc}") from None
-    message_class = str(parsed.props.pop(tags.MESSAGE_CLASS, classes.IPM_NOTE))
-    mflags = parsed.props.get(tags.MESSAGE_FLAGS, 0)
-    parsed.props[tags.MESSAGE_FLAGS] = (mflags if isinstance(mflags, int) else 0) | (
-        flags.MSGFLAG_READ if request.query.get("read") == "true" else 0
-    )
-    for computed in (
-        tags.MESSAGE_SIZE,
-        tags.HASATTACH,
-        tags.DISPLAY_TO,
-        tags.DISPLAY_CC,
-        tags.DISPLAY_BCC,
-    ):
-        parsed.props.pop(computed, None)
-    return NewItem(
-        message_class=message_class,
-        props=parsed.props,
-        named=parsed.named,
-        recipients=parsed.recipients,
-        attachments=[(a.props, a.data) for a in parsed.attachments],
-        source=raw,
-        source_type="message/rfc822",
-    )
 
 
 @routes.get("/api/v1/items/{id}")
