@@ -10,10 +10,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bridge.api.folders import JSON_LIMIT
-from bridge.api.items import RAW_LIMIT, item_folder
+from bridge.api.items import RAW_LIMIT, guarded_item
 from bridge.api.problems import Problem, bad_request, read_json
 from bridge.api.propjson import decode_props, encode_props
-from bridge.api.shapes import path_id, store_of
 from bridge.model import flags, tags
 from bridge.store.errors import InvalidValue
 
@@ -32,9 +31,7 @@ def _num(request: web.Request) -> int:
 
 @routes.get("/api/v1/items/{id}/attachments")
 async def list_attachments(request: web.Request) -> web.Response:
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     rows = await store.queries.attachments(iid)
     return web.json_response({"attachments": [{"props": encode_props(store, r)} for r in rows]})
 
@@ -43,9 +40,7 @@ async def list_attachments(request: web.Request) -> web.Response:
 async def add_attachment(request: web.Request) -> web.Response:
     """JSON `{"props": {..., "PidTagAttachDataBinary": base64}}`, or any other body taken as
     the file itself, streamed (name from `?filename=`, type from Content-Type)."""
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     if request.content_type == "application/json":
         body = await read_json(request, request.app[JSON_LIMIT])
         tagged, named = decode_props(store, body.get("props") if isinstance(body, dict) else None)
@@ -87,18 +82,14 @@ async def _body_chunks(request: web.Request) -> AsyncIterator[bytes]:
 
 @routes.get("/api/v1/items/{id}/attachments/{num}")
 async def get_attachment(request: web.Request) -> web.Response:
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     aprops, _, _ = await store.queries.attachment(iid, _num(request))
     return web.json_response({"props": encode_props(store, aprops)})
 
 
 @routes.get("/api/v1/items/{id}/attachments/{num}/data")
 async def download_attachment(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     aprops, blob_id, size = await store.queries.attachment(iid, _num(request))
     name = str(aprops.get(tags.ATTACH_LONG_FILENAME) or aprops.get(tags.ATTACH_FILENAME) or "")
     mime = str(aprops.get(tags.ATTACH_MIME_TAG) or "application/octet-stream")
@@ -118,8 +109,6 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
 
 @routes.delete("/api/v1/items/{id}/attachments/{num}")
 async def delete_attachment(request: web.Request) -> web.Response:
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     await store.items.delete_attachment(iid, _num(request))
     return web.Response(status=204)

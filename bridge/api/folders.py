@@ -23,10 +23,19 @@ from bridge.api.shapes import (
 from bridge.model import tags
 from bridge.store import render
 from bridge.store.queries import MAX_PAGE
+from bridge.store.store import Store
 
 JSON_LIMIT = web.AppKey("json_limit", int)
 
 routes = web.RouteTableDef()
+
+
+async def guarded_folder(request: web.Request) -> tuple[Store, int]:
+    """The store and the folder named in the path, after the token's folder check."""
+    store = store_of(request)
+    fid = path_id(request, "folder")
+    await guard_folder(request, fid)
+    return store, fid
 
 
 @routes.get("/api/v1/store")
@@ -88,18 +97,14 @@ async def create_folder(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/folders/{id}")
 async def get_folder(request: web.Request) -> web.Response:
-    store = store_of(request)
-    fid = path_id(request, "folder")
-    await guard_folder(request, fid)
+    store, fid = await guarded_folder(request)
     return web.json_response(folder_json(store, await store.folders.get(fid)))
 
 
 @routes.patch("/api/v1/folders/{id}")
 async def patch_folder(request: web.Request) -> web.Response:
     """Rename (`name`), move (`parent_id`), set `props`, delete properties (`delete`)."""
-    store = store_of(request)
-    fid = path_id(request, "folder")
-    await guard_folder(request, fid)
+    store, fid = await guarded_folder(request)
     body = await read_json(request, request.app[JSON_LIMIT])
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object")
@@ -132,18 +137,14 @@ async def patch_folder(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/folders/{id}")
 async def delete_folder(request: web.Request) -> web.Response:
     """Moves the folder to Deleted Items; `?hard=true` (or a folder already there) removes it."""
-    store = store_of(request)
-    fid = path_id(request, "folder")
-    await guard_folder(request, fid)
+    store, fid = await guarded_folder(request)
     await store.folders.delete(fid, hard=request.query.get("hard") == "true")
     return web.Response(status=204)
 
 
 @routes.get("/api/v1/folders/{id}/items")
 async def list_items(request: web.Request) -> web.Response:
-    store = store_of(request)
-    fid = path_id(request, "folder")
-    await guard_folder(request, fid)
+    store, fid = await guarded_folder(request)
     await store.folders.get(fid)
     columns = columns_param(store, request)
     offset = int_param(request, "offset", 0, 0, 2**31)
@@ -165,9 +166,7 @@ async def list_items(request: web.Request) -> web.Response:
 @routes.get("/api/v1/folders/{id}/changes")
 async def folder_changes(request: web.Request) -> web.Response:
     """Items created, modified and deleted since `since` (omit it for everything)."""
-    store = store_of(request)
-    fid = path_id(request, "folder")
-    await guard_folder(request, fid)
+    store, fid = await guarded_folder(request)
     await store.folders.get(fid)
     columns = columns_param(store, request)
     limit = int_param(request, "limit", 1000, 1, 10000)

@@ -38,6 +38,14 @@ async def item_folder(request: web.Request, item_id: int) -> int:
     return folder_id
 
 
+async def guarded_item(request: web.Request) -> tuple[Store, int]:
+    """The store and the item named in the path, after the token's folder check."""
+    store = store_of(request)
+    iid = path_id(request, "item")
+    await item_folder(request, iid)
+    return store, iid
+
+
 def _recipients(store: Store, value: object) -> list[dict[int, Any]]:
     if not isinstance(value, list):
         raise bad_request('"recipients" must be a list of property objects')
@@ -122,9 +130,7 @@ async def _raw_item(request: web.Request) -> NewItem:
 
 @routes.get("/api/v1/items/{id}")
 async def get_item(request: web.Request) -> web.Response:
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     view = await store.queries.get(iid)
     return web.json_response(item_json(store, view, columns_param(store, request)))
 
@@ -132,9 +138,7 @@ async def get_item(request: web.Request) -> web.Response:
 @routes.patch("/api/v1/items/{id}")
 async def patch_item(request: web.Request) -> web.Response:
     """`{"props": {...}, "delete": [names]}`; returns the item and the changed names."""
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     body = await read_json(request, request.app[JSON_LIMIT])
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object")
@@ -155,18 +159,14 @@ async def patch_item(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/items/{id}")
 async def delete_item(request: web.Request) -> web.Response:
     """Moves the item to Deleted Items; `?hard=true` (or an item already there) removes it."""
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     await store.items.delete(iid, hard=request.query.get("hard") == "true")
     return web.Response(status=204)
 
 
 @routes.post("/api/v1/items/{id}/move")
 async def move_item(request: web.Request) -> web.Response:
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     target = body_id(store, "folder", await read_json(request, 4096), "folder_id")
     await guard_folder(request, target)
     await store.items.move(iid, target)
@@ -175,9 +175,7 @@ async def move_item(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/items/{id}/copy")
 async def copy_item(request: web.Request) -> web.Response:
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     target = body_id(store, "folder", await read_json(request, 4096), "folder_id")
     await guard_folder(request, target)
     new_id = await store.items.copy(iid, target)
@@ -186,9 +184,7 @@ async def copy_item(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/items/{id}/recipients")
 async def get_recipients(request: web.Request) -> web.Response:
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     rows = await store.queries.recipients(iid)
     return web.json_response({"recipients": [{"props": encode_props(store, r)} for r in rows]})
 
@@ -196,9 +192,7 @@ async def get_recipients(request: web.Request) -> web.Response:
 @routes.put("/api/v1/items/{id}/recipients")
 async def put_recipients(request: web.Request) -> web.Response:
     """Replace the recipient table (ModifyRecipients with MODRECIP_ADD of the whole set)."""
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     body = await read_json(request, request.app[JSON_LIMIT])
     rows = _recipients(store, body.get("recipients") if isinstance(body, dict) else body)
     await store.items.set_recipients(iid, rows)
@@ -209,9 +203,7 @@ async def put_recipients(request: web.Request) -> web.Response:
 @routes.get("/api/v1/items/{id}/source")
 async def get_source(request: web.Request) -> web.StreamResponse:
     """The raw source exactly as received; a JSON-made mail item is rendered as RFC 5322."""
-    store = store_of(request)
-    iid = path_id(request, "item")
-    await item_folder(request, iid)
+    store, iid = await guarded_item(request)
     blob_id, ctype, size = await store.queries.source(iid)
     if blob_id is None:
         raw = await _render_source(store, iid)
