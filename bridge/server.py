@@ -15,7 +15,7 @@ from bridge.api.app import ApiSettings, create_app
 from bridge.config import Config, is_loopback
 from bridge.datadir import DataDir
 from bridge.store.store import Store
-from bridge.sync.service import SyncService
+from bridge.sync.imap_service import for_config
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def serve(config: Config, *, out: Callable[[str], None] = print) -> None:
     data_dir.lock()
     store = await Store.open(data_dir.store)
     runner: web.AppRunner | None = None
-    sync = SyncService(store)
+    sync = for_config(store, config)
     try:
         await ensure_admin_token(store, data_dir)
         settings = ApiSettings(

@@ -20,7 +20,17 @@ ALLOWED_HOSTS_KEY = web.AppKey("allowed_hosts", frozenset[str])
 TOKEN_KEY = web.RequestKey("token", Token)
 VISIBLE_KEY = web.RequestKey("visible_folders", set[int])
 SCOPE_ATTR = "kbridge_scope"
-_DEFAULT_SCOPE = {"GET": "read", "HEAD": "read", "OPTIONS": "read"}
+# Scope by method where the handler does not declare one. WebDAV reads (PROPFIND, REPORT)
+# need `read`; every other method (PUT, DELETE, MKCOL, MOVE, COPY, PROPPATCH, LOCK, UNLOCK)
+# needs `write`.
+_DEFAULT_SCOPE = {
+    "GET": "read",
+    "HEAD": "read",
+    "OPTIONS": "read",
+    "PROPFIND": "read",
+    "REPORT": "read",
+}
+DAV_PREFIX = "/dav"
 
 H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
 
@@ -94,7 +104,11 @@ async def _authenticate(request: web.Request, store: Store) -> Token:
             "send Authorization: Bearer <token>; the admin token of a new data dir is in "
             "<data_dir>/admin.token, more come from 'kbridge token create'",
         )
-        problem.headers["WWW-Authenticate"] = 'Bearer realm="kbridge"'
+        # WebDAV clients (litmus, rclone, file managers) send credentials only after a
+        # Basic challenge; they authenticate with the token as the password.
+        dav = request.path == DAV_PREFIX or request.path.startswith(DAV_PREFIX + "/")
+        scheme = "Basic" if dav else "Bearer"
+        problem.headers["WWW-Authenticate"] = f'{scheme} realm="kbridge"'
         raise problem
     return token
 

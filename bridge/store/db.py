@@ -67,3 +67,11 @@ async def connect(path: Path, *, readonly: bool = False) -> aiosqlite.Connection
     conn = await aiosqlite.Connection(lambda: raw, 64)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def connect_reader_sync(path: Path) -> sqlite3.Connection:
+    """A blocking read-only (`query_only`) connection, for code that runs in worker threads
+    (the WebDAV view). Rows are `sqlite3.Row`."""
+    conn = _sqlite3_connector(path, readonly=True)()
+    conn.row_factory = sqlite3.Row
+    return conn

@@ -125,23 +125,27 @@ class Items:
 
         Rows are prepared in slices; each slice's inserts are queued to the database thread
         before the next slice is prepared, so Python and SQLite work side by side."""
+        async with self.core.write(origin) as tx:
+            return await self.create_in(tx, folder_id, new_items)
+
+    async def create_in(self, tx: Tx, folder_id: int, new_items: list[NewItem]) -> list[int]:
+        """`create_many` inside a transaction the caller holds."""
         for item in new_items:
             P.check_writable(item.props, P.COMPUTED_ITEM)
-        async with self.core.write(origin) as tx:
-            await self.folders._get_in(tx.conn, folder_id)
-            first_id = tx.alloc("next_item", len(new_items))
-            queued: list[asyncio.Future[Any]] = []
-            unread = assoc = 0
-            for start in range(0, len(new_items), SLICE):
-                rows = _Rows()
-                for offset, item in enumerate(new_items[start : start + SLICE], start):
-                    read = await self._prepare(tx, rows, folder_id, first_id + offset, item)
-                    unread += not read and not item.associated
-                    assoc += item.associated
-                queued += rows.queue(tx.conn, tx.journaled)
-                await asyncio.sleep(0)  # let the queued inserts reach the database thread
-            await asyncio.gather(*queued)
-            await _adjust_counts(tx, folder_id, len(new_items) - assoc, unread, assoc)
+        await self.folders._get_in(tx.conn, folder_id)
+        first_id = tx.alloc("next_item", len(new_items))
+        queued: list[asyncio.Future[Any]] = []
+        unread = assoc = 0
+        for start in range(0, len(new_items), SLICE):
+            rows = _Rows()
+            for offset, item in enumerate(new_items[start : start + SLICE], start):
+                read = await self._prepare(tx, rows, folder_id, first_id + offset, item)
+                unread += not read and not item.associated
+                assoc += item.associated
+            queued += rows.queue(tx.conn, tx.journaled)
+            await asyncio.sleep(0)  # let the queued inserts reach the database thread
+        await asyncio.gather(*queued)
+        await _adjust_counts(tx, folder_id, len(new_items) - assoc, unread, assoc)
         return list(range(first_id, first_id + len(new_items)))
 
     async def _prepare(self, tx: Tx, rows: _Rows, folder_id: int, iid: int, item: NewItem) -> bool:
@@ -335,27 +339,39 @@ class Items:
     ) -> int:
         """Attach `data`, or a blob streamed in beforehand with `stream_blob`."""
         async with self.core.write(origin) as tx:
-            row = await self._row(tx.conn, item_id)
-            async with tx.conn.execute(
-                "SELECT coalesce(max(num) + 1, 0) FROM attachments WHERE item_id = ?", (item_id,)
-            ) as cur:
-                num = int((await cur.fetchone() or [0])[0])
-            if data is not None:
-                blob_id = tx.alloc("next_blob")
-                brow, crows = blobs.blob_rows(blob_id, data)
-                await blobs.insert_many(tx.conn, [brow], crows)
-            if blob_id is None:
-                raise InvalidValue("an attachment needs content")
-            await tx.conn.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob_id,))
-            size = await blobs.size_of(tx.conn, blob_id)
-            if size is None:
-                raise NotFound("blob", str(blob_id))
-            await tx.conn.execute(
-                "INSERT INTO attachments (item_id, num, filename, mime_tag, size, content_id, "
-                "method, hidden, blob_id, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _attachment_row(item_id, num, props, blob_id, size),
-            )
-            await self._after_attachments(tx, row)
+            return await self.attach_in(tx, item_id, props, data=data, blob_id=blob_id)
+
+    async def attach_in(
+        self,
+        tx: Tx,
+        item_id: int,
+        props: dict[int, Any],
+        *,
+        data: bytes | None = None,
+        blob_id: int | None = None,
+    ) -> int:
+        """`add_attachment` inside a transaction the caller holds."""
+        row = await self._row(tx.conn, item_id)
+        async with tx.conn.execute(
+            "SELECT coalesce(max(num) + 1, 0) FROM attachments WHERE item_id = ?", (item_id,)
+        ) as cur:
+            num = int((await cur.fetchone() or [0])[0])
+        if data is not None:
+            blob_id = tx.alloc("next_blob")
+            brow, crows = blobs.blob_rows(blob_id, data)
+            await blobs.insert_many(tx.conn, [brow], crows)
+        if blob_id is None:
+            raise InvalidValue("an attachment needs content")
+        await tx.conn.execute("DELETE FROM pending_blobs WHERE blob_id = ?", (blob_id,))
+        size = await blobs.size_of(tx.conn, blob_id)
+        if size is None:
+            raise NotFound("blob", str(blob_id))
+        await tx.conn.execute(
+            "INSERT INTO attachments (item_id, num, filename, mime_tag, size, content_id, "
+            "method, hidden, blob_id, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _attachment_row(item_id, num, props, blob_id, size),
+        )
+        await self._after_attachments(tx, row)
         return num
 
     async def delete_attachment(self, item_id: int, num: int, *, origin: str = LOCAL) -> None:
@@ -505,63 +521,67 @@ class Items:
 
     async def copy(self, item_id: int, folder_id: int, *, origin: str = LOCAL) -> int:
         async with self.core.write(origin) as tx:
-            row = await self._row(tx.conn, item_id)
-            await self.folders._get_in(tx.conn, folder_id)
-            new_id = tx.alloc("next_item")
-            cn = tx.cn()
-            source_blob = None
-            if row["source_blob"] is not None:
-                source_blob = tx.alloc("next_blob")
-                await blobs.copy(tx.conn, row["source_blob"], source_blob)
+            return await self.copy_in(tx, item_id, folder_id)
+
+    async def copy_in(self, tx: Tx, item_id: int, folder_id: int) -> int:
+        """`copy` inside a transaction the caller holds."""
+        row = await self._row(tx.conn, item_id)
+        await self.folders._get_in(tx.conn, folder_id)
+        new_id = tx.alloc("next_item")
+        cn = tx.cn()
+        source_blob = None
+        if row["source_blob"] is not None:
+            source_blob = tx.alloc("next_blob")
+            await blobs.copy(tx.conn, row["source_blob"], source_blob)
+        await tx.conn.execute(
+            "INSERT INTO items (id, folder_id, message_class, subject, sender_name, "
+            "sender_email, received, sent, size, flags, importance, sensitivity, has_attach, "
+            "associated, start_time, end_time, due_time, created, modified, created_cn, cn, "
+            "props, source_blob, source_type, upstream) SELECT ?, ?, message_class, subject, "
+            "sender_name, sender_email, received, sent, size, flags, importance, sensitivity, "
+            "has_attach, associated, start_time, end_time, due_time, ?, ?, ?, ?, props, ?, "
+            "source_type, NULL FROM items WHERE id = ?",
+            (new_id, folder_id, tx.now, tx.now, cn, cn, source_blob, item_id),
+        )
+        await tx.conn.execute(
+            "INSERT INTO recipients (item_id, row_id, type, display_name, email, props) "
+            "SELECT ?, row_id, type, display_name, email, props FROM recipients "
+            "WHERE item_id = ?",
+            (new_id, item_id),
+        )
+        await tx.conn.execute(
+            "INSERT INTO item_categories (item_id, category) SELECT ?, category "
+            "FROM item_categories WHERE item_id = ?",
+            (new_id, item_id),
+        )
+        async with tx.conn.execute(
+            "SELECT num, blob_id FROM attachments WHERE item_id = ?", (item_id,)
+        ) as cur:
+            atts = await cur.fetchall()
+        for att in atts:
+            new_blob = None
+            if att["blob_id"] is not None:
+                new_blob = tx.alloc("next_blob")
+                await blobs.copy(tx.conn, att["blob_id"], new_blob)
             await tx.conn.execute(
-                "INSERT INTO items (id, folder_id, message_class, subject, sender_name, "
-                "sender_email, received, sent, size, flags, importance, sensitivity, has_attach, "
-                "associated, start_time, end_time, due_time, created, modified, created_cn, cn, "
-                "props, source_blob, source_type, upstream) SELECT ?, ?, message_class, subject, "
-                "sender_name, sender_email, received, sent, size, flags, importance, sensitivity, "
-                "has_attach, associated, start_time, end_time, due_time, ?, ?, ?, ?, props, ?, "
-                "source_type, NULL FROM items WHERE id = ?",
-                (new_id, folder_id, tx.now, tx.now, cn, cn, source_blob, item_id),
+                "INSERT INTO attachments (item_id, num, filename, mime_tag, size, content_id, "
+                "method, hidden, blob_id, props) SELECT ?, num, filename, mime_tag, size, "
+                "content_id, method, hidden, ?, props FROM attachments "
+                "WHERE item_id = ? AND num = ?",
+                (new_id, new_blob, item_id, att["num"]),
             )
-            await tx.conn.execute(
-                "INSERT INTO recipients (item_id, row_id, type, display_name, email, props) "
-                "SELECT ?, row_id, type, display_name, email, props FROM recipients "
-                "WHERE item_id = ?",
-                (new_id, item_id),
-            )
-            await tx.conn.execute(
-                "INSERT INTO item_categories (item_id, category) SELECT ?, category "
-                "FROM item_categories WHERE item_id = ?",
-                (new_id, item_id),
-            )
-            async with tx.conn.execute(
-                "SELECT num, blob_id FROM attachments WHERE item_id = ?", (item_id,)
-            ) as cur:
-                atts = await cur.fetchall()
-            for att in atts:
-                new_blob = None
-                if att["blob_id"] is not None:
-                    new_blob = tx.alloc("next_blob")
-                    await blobs.copy(tx.conn, att["blob_id"], new_blob)
-                await tx.conn.execute(
-                    "INSERT INTO attachments (item_id, num, filename, mime_tag, size, content_id, "
-                    "method, hidden, blob_id, props) SELECT ?, num, filename, mime_tag, size, "
-                    "content_id, method, hidden, ?, props FROM attachments "
-                    "WHERE item_id = ? AND num = ?",
-                    (new_id, new_blob, item_id, att["num"]),
-                )
-            unread = int(not row["flags"] & flags.MSGFLAG_READ and not row["associated"])
-            normal, assoc = (0, 1) if row["associated"] else (1, 0)
-            await _adjust_counts(tx, folder_id, normal, unread, assoc)
-            tx.emit(
-                "object_copied",
-                kind="item",
-                id=new_id,
-                folder_id=folder_id,
-                old_id=item_id,
-                old_folder_id=row["folder_id"],
-            )
-            await tx.journal("item_create", "item", new_id, folder_id, cn, {"copied_from": item_id})
+        unread = int(not row["flags"] & flags.MSGFLAG_READ and not row["associated"])
+        normal, assoc = (0, 1) if row["associated"] else (1, 0)
+        await _adjust_counts(tx, folder_id, normal, unread, assoc)
+        tx.emit(
+            "object_copied",
+            kind="item",
+            id=new_id,
+            folder_id=folder_id,
+            old_id=item_id,
+            old_folder_id=row["folder_id"],
+        )
+        await tx.journal("item_create", "item", new_id, folder_id, cn, {"copied_from": item_id})
         return new_id
 
     async def submit(self, item_id: int) -> None:
@@ -604,33 +624,37 @@ class Items:
     async def delete(self, item_id: int, *, hard: bool = False, origin: str = LOCAL) -> None:
         """Soft delete moves the item to Deleted Items; an item already there (or `hard`)
         is removed for good."""
-        trash = self.folders.roles["deleted"]
         async with self.core.write(origin) as tx:
-            row = await self._row(tx.conn, item_id)
-            if not hard and row["folder_id"] not in await self.folders.descendants(trash, tx.conn):
-                await self._move_in(tx, row, trash)
-                return
-            cn = tx.cn()
-            async with tx.conn.execute(
-                "SELECT blob_id FROM attachments WHERE item_id = ? AND blob_id IS NOT NULL",
-                (item_id,),
-            ) as cur:
-                blob_ids = [r[0] for r in await cur.fetchall()]
-            if row["source_blob"] is not None:
-                blob_ids.append(row["source_blob"])
-            await tx.conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
-            await blobs.delete_many(tx.conn, blob_ids)
-            await tx.conn.execute(
-                "INSERT OR REPLACE INTO tombstones (folder_id, item_id, cn) VALUES (?, ?, ?)",
-                (row["folder_id"], item_id, cn),
-            )
-            unread = int(not row["flags"] & flags.MSGFLAG_READ and not row["associated"])
-            normal, assoc = (0, 1) if row["associated"] else (1, 0)
-            await _adjust_counts(tx, row["folder_id"], -normal, -unread, -assoc)
-            tx.emit("object_deleted", kind="item", id=item_id, folder_id=row["folder_id"])
-            await tx.journal(
-                "item_delete", "item", item_id, row["folder_id"], cn, {"upstream": _upstream(row)}
-            )
+            await self.delete_in(tx, item_id, hard=hard)
+
+    async def delete_in(self, tx: Tx, item_id: int, *, hard: bool = False) -> None:
+        """`delete` inside a transaction the caller holds."""
+        trash = self.folders.roles["deleted"]
+        row = await self._row(tx.conn, item_id)
+        if not hard and row["folder_id"] not in await self.folders.descendants(trash, tx.conn):
+            await self._move_in(tx, row, trash)
+            return
+        cn = tx.cn()
+        async with tx.conn.execute(
+            "SELECT blob_id FROM attachments WHERE item_id = ? AND blob_id IS NOT NULL",
+            (item_id,),
+        ) as cur:
+            blob_ids = [r[0] for r in await cur.fetchall()]
+        if row["source_blob"] is not None:
+            blob_ids.append(row["source_blob"])
+        await tx.conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
+        await blobs.delete_many(tx.conn, blob_ids)
+        await tx.conn.execute(
+            "INSERT OR REPLACE INTO tombstones (folder_id, item_id, cn) VALUES (?, ?, ?)",
+            (row["folder_id"], item_id, cn),
+        )
+        unread = int(not row["flags"] & flags.MSGFLAG_READ and not row["associated"])
+        normal, assoc = (0, 1) if row["associated"] else (1, 0)
+        await _adjust_counts(tx, row["folder_id"], -normal, -unread, -assoc)
+        tx.emit("object_deleted", kind="item", id=item_id, folder_id=row["folder_id"])
+        await tx.journal(
+            "item_delete", "item", item_id, row["folder_id"], cn, {"upstream": _upstream(row)}
+        )
 
     async def _row(self, conn: aiosqlite.Connection, item_id: int) -> aiosqlite.Row:
         async with conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)) as cur:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from bridge.store import blobs
 from bridge.store.core import SYSTEM, StoreCore
+from bridge.store.davstore import DavStore
 from bridge.store.events import EventBus
 from bridge.store.folders import Folders
 from bridge.store.ids import IdCodec
 from bridge.store.items import Items
 from bridge.store.queries import Queries
+from bridge.store.syncstate import SyncState
 from bridge.store.tokens import Tokens
 
 DB_NAME = "store.sqlite"
@@ -27,8 +29,10 @@ class Store:
         self.core = core
         self.folders = Folders(core)
         self.tokens = Tokens(core)
+        self.sync = SyncState(core)
         self.items: Items
         self.queries: Queries
+        self.dav: DavStore
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -41,6 +45,7 @@ class Store:
             await store.folders.load()
             store.items = Items(core, store.folders)
             store.queries = Queries(core)
+            store.dav = DavStore(core, store.folders, store.items)
             await store._remove_orphan_blobs()
         except BaseException:
             await core.close()

@@ -21,7 +21,8 @@ OPERATIONS = sorted(
     for method, op in item.items()
     if method in ("get", "post", "put", "patch", "delete")
 )
-WRITE_OPERATIONS = [(m, p) for m, p, _ in OPERATIONS if m != "GET"]
+# Table views are opened and moved with POST but only read (scope read).
+WRITE_OPERATIONS = [(m, p) for m, p, s in OPERATIONS if m != "GET" and s != "read"]
 # (token scope, method, path) for every operation that needs more than the token has
 # (a read token on the write operations: test_read_token_cannot_write)
 TOO_WEAK = [
@@ -204,8 +205,8 @@ async def test_scopes_are_enforced(
 async def test_read_token_can_read(api: Api, make_token: MakeToken) -> None:
     reader = api.as_token(await make_token("read"))
     for method, path, needed in OPERATIONS:
-        if needed != "read" or path == "/api/v1/events":
-            continue
+        if needed != "read" or path == "/api/v1/events" or "/views" in path:
+            continue  # views: tests/api/test_views.py
         url = await fill_path(api, path)
         resp = await reader.request(method, url)
         assert resp.status == 200, f"{method} {url}: {resp.status}"

@@ -1,0 +1,1 @@
+"""The store as a WebDAV tree (wsgidav provider, mounted at /dav/)."""

@@ -1,0 +1,1 @@
+"""The MAPI table engine: restrictions and sorts compiled to SQL, stateful views."""

@@ -1,0 +1,220 @@
+"""Decide, then act: pure functions that turn (stored state, local changes, upstream state)
+into actions. Nothing here does I/O; the engine runs the actions and records the outcome.
+
+Flags are compared as sets of IMAP flag names. The store's side of a message is mapped to
+such a set (`\\Seen` ↔ read, `\\Flagged` ↔ follow-up flag, `\\Answered`/`$Forwarded` ↔ last
+verb, other keywords ↔ categories); the set last seen on the server is the merge base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+FlagSet = frozenset[str]
+
+SEEN, FLAGGED, ANSWERED, FORWARDED = "\\Seen", "\\Flagged", "\\Answered", "$Forwarded"
+# Flags whose meaning the bridge maps; any other system flag ("\\Recent", "\\Draft",
+# "$MDNSent", ...) is left alone in both directions.
+MAPPED = frozenset({SEEN, FLAGGED, ANSWERED, FORWARDED})
+POLICIES = ("keep-both", "server-wins", "local-wins", "newer-wins")
+
+FLAG_STATUS_FLAGGED = 2
+VERB_REPLY, VERB_REPLY_ALL, VERB_FORWARD = 102, 103, 104
+
+
+def is_category(flag: str) -> bool:
+    """An IMAP keyword the user sees as a category (not a system or `$` flag)."""
+    return bool(flag) and flag[0] not in "\\$"
+
+
+def relevant(flags: Iterable[str]) -> FlagSet:
+    """The part of a server flag set that the bridge maps."""
+    return frozenset(f for f in flags if f in MAPPED or is_category(f))
+
+
+def local_flags(
+    read: bool, flag_status: int | None, last_verb: int | None, categories: Iterable[str]
+) -> FlagSet:
+    out = {c for c in categories if is_category(c)}
+    if read:
+        out.add(SEEN)
+    if flag_status == FLAG_STATUS_FLAGGED:
+        out.add(FLAGGED)
+    if last_verb in (VERB_REPLY, VERB_REPLY_ALL):
+        out.add(ANSWERED)
+    if last_verb == VERB_FORWARD:
+        out.add(FORWARDED)
+    return frozenset(out)
+
+
+def merge_flags(base: FlagSet, local: FlagSet, remote: FlagSet, policy: str) -> FlagSet:
+    """Three-way merge flag by flag: a flag changed on one side only takes that side's value;
+    under `server-wins` the server's set replaces local changes."""
+    if policy == "server-wins":
+        return remote
+    out = set()
+    for flag in base | local | remote:
+        in_local, in_base = flag in local, flag in base
+        if in_local != in_base:
+            if in_local:
+                out.add(flag)
+        elif flag in remote:
+            out.add(flag)
+    return frozenset(out)
+
+
+# -- pull ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Known:
+    """A local item linked to a UID of the mailbox being pulled."""
+
+    item_id: int
+    uid: int
+    base: FlagSet  # the server's flags when last synced
+    local: FlagSet
+    dirty: bool  # has local changes not yet confirmed by the server
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What the server reported: flags of new and changed messages (all of them on a full
+    listing), the UIDs present (None when unknown) and the UIDs known to be gone."""
+
+    changed: Mapping[int, FlagSet]
+    present: frozenset[int] | None = None
+    vanished: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Fetch:
+    uid: int
+
+
+@dataclass(frozen=True)
+class SetFlags:
+    """Apply `local` to the item (when it differs) and remember `base`."""
+
+    item_id: int
+    uid: int
+    local: FlagSet
+    base: FlagSet
+    local_changed: bool
+
+
+@dataclass(frozen=True)
+class DeleteLocal:
+    item_id: int
+
+
+@dataclass(frozen=True)
+class KeepConflict:
+    """The message is gone upstream but was changed locally: keep the local version in
+    Sync Issues/Conflicts."""
+
+    item_id: int
+
+
+@dataclass(frozen=True)
+class Unlink:
+    """Gone upstream; the local change wins, so the item is uploaded again."""
+
+    item_id: int
+
+
+PullAction = Fetch | SetFlags | DeleteLocal | KeepConflict | Unlink
+
+
+def plan_pull(known: Iterable[Known], listing: Listing, policy: str) -> list[PullAction]:
+    actions: list[PullAction] = []
+    by_uid = {k.uid: k for k in known}
+    gone = set(listing.vanished)
+    if listing.present is not None:
+        gone |= set(by_uid) - listing.present
+    for uid in sorted(gone & set(by_uid)):
+        gone_item = by_uid[uid]
+        if not gone_item.dirty or policy == "server-wins":
+            actions.append(DeleteLocal(gone_item.item_id))
+        elif policy == "keep-both":
+            actions.append(KeepConflict(gone_item.item_id))
+        else:
+            actions.append(Unlink(gone_item.item_id))
+    for uid in sorted(listing.changed):
+        if uid in gone:
+            continue
+        remote = relevant(listing.changed[uid])
+        k = by_uid.get(uid)
+        if k is None:
+            actions.append(Fetch(uid))
+            continue
+        merged = merge_flags(k.base, k.local, remote, policy)
+        if merged != k.local or remote != k.base:
+            actions.append(SetFlags(k.item_id, uid, merged, remote, merged != k.local))
+    return actions
+
+
+# -- push ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where an item lives upstream."""
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    base: FlagSet
+
+
+@dataclass(frozen=True)
+class Append:
+    mailbox: str
+    flags: FlagSet
+
+
+@dataclass(frozen=True)
+class Move:
+    ref: Ref
+    mailbox: str
+
+
+@dataclass(frozen=True)
+class StoreFlags:
+    add: FlagSet
+    remove: FlagSet
+
+
+@dataclass(frozen=True)
+class Expunge:
+    ref: Ref
+
+
+PushAction = Append | Move | StoreFlags | Expunge
+
+
+def plan_push(
+    ref: Ref | None,
+    exists: bool,
+    target: str | None,
+    local: FlagSet,
+    content_changed: bool,
+) -> list[PushAction]:
+    """Bring one dirty item's upstream copy to its local state.
+
+    `target` is the mailbox of the item's current folder (None: not a synced folder); the
+    actions act on the current state, so replaying them after a crash is harmless."""
+    if not exists or target is None:
+        return [Expunge(ref)] if ref is not None else []
+    if ref is None:
+        return [Append(target, local)]
+    if content_changed:
+        return [Append(target, local), Expunge(ref)]
+    actions: list[PushAction] = []
+    if ref.mailbox != target:
+        actions.append(Move(ref, target))
+    add, remove = local - ref.base, ref.base - local
+    if add or remove:
+        actions.append(StoreFlags(frozenset(add), frozenset(remove)))
+    return actions

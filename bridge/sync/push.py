@@ -1,0 +1,208 @@
+"""Journal replay: each item with pending local changes is brought upstream to its current
+local state (`plan.plan_push`), oldest change first. An entry leaves the journal only after
+the server confirmed what it asked for; a retried APPEND first looks the message up by
+Message-ID, so a crash between APPEND and bookkeeping does not duplicate it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bridge.model import tags
+from bridge.store import props as P
+from bridge.store.store import Store
+from bridge.store.syncstate import JournalEntry, LocalItem
+from bridge.sync import plan
+from bridge.sync.hierarchy import Hierarchy
+from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, UpstreamError
+
+log = logging.getLogger(__name__)
+
+FLAG_KEYS = frozenset(
+    P.key(t) for t in (tags.READ, tags.MESSAGE_FLAGS, tags.FLAG_STATUS, tags.LAST_VERB_EXECUTED)
+)
+
+
+class Pusher:
+    def __init__(self, store: Store, adapter: MailAdapter, hierarchy: Hierarchy) -> None:
+        self.store = store
+        self.adapter = adapter
+        self.hierarchy = hierarchy
+        self._uidvalidity: dict[str, int] = {}
+        self._keywords_key = ""
+
+    async def run(self, report: Any) -> None:
+        keywords = self.store.core.named.lookup(P.KEYWORDS)
+        self._keywords_key = P.key(keywords[0]) if keywords else ""
+        groups: dict[int, list[JournalEntry]] = {}
+        for entry in await self.store.sync.journal():
+            if entry.kind == "item":
+                groups.setdefault(entry.object_id, []).append(entry)
+        for item_id, entries in groups.items():
+            try:
+                await self._push(item_id, entries)
+            except ConnectFailed:
+                raise
+            except UpstreamError as exc:
+                log.warning("item %s not pushed: %s", item_id, exc)
+                report.failed.append(f"{self.store.ids.api_id('item', item_id)}: {exc}")
+                continue
+            await self.store.sync.remove_journal([e.id for e in entries])
+            report.pushed += 1
+
+    def _content_changed(self, entries: list[JournalEntry]) -> bool:
+        for e in entries:
+            if e.op == "item_update":
+                changed = set(e.payload.get("tags") or []) - FLAG_KEYS - {self._keywords_key}
+                if changed:
+                    return True
+        return False
+
+    async def _push(self, item_id: int, entries: list[JournalEntry]) -> None:
+        item = await self.store.sync.item(item_id)
+        ref_data = item.upstream if item is not None else None
+        if ref_data is None and item is None:
+            for e in reversed(entries):
+                if e.payload.get("upstream"):
+                    ref_data = e.payload["upstream"]
+                    break
+        ref = None
+        if ref_data and "uid" in ref_data:
+            ref = plan.Ref(
+                str(ref_data["mailbox"]),
+                int(ref_data.get("uidvalidity") or 0),
+                int(ref_data["uid"]),
+                frozenset(ref_data.get("flags") or ()),
+            )
+        target = self.hierarchy.mailbox_of(item.folder_id) if item is not None else None
+        if target is not None and item is not None:
+            linked = self.hierarchy.links.get(item.folder_id)
+            if linked is None:
+                target = None  # the folder is not on the server (yet)
+        local = _flags(item) if item is not None else frozenset()
+        content = item is not None and ref is not None and self._content_changed(entries)
+        for action in plan.plan_push(ref, item is not None, target, local, content):
+            await self._act(action, item, ref)
+            if isinstance(action, plan.Move | plan.Append) and item is not None:
+                item = await self.store.sync.item(item.id)
+                ref = _ref(item)
+
+    async def _select(self, mailbox: str) -> int:
+        if self.adapter_selected() != mailbox or mailbox not in self._uidvalidity:
+            state = await self.adapter.select(mailbox)
+            self._uidvalidity[mailbox] = state.uidvalidity
+        return self._uidvalidity[mailbox]
+
+    def adapter_selected(self) -> str | None:
+        return getattr(self.adapter, "selected", None)
+
+    async def _act(
+        self, action: plan.PushAction, item: LocalItem | None, ref: plan.Ref | None
+    ) -> None:
+        if isinstance(action, plan.Expunge):
+            if await self._select(action.ref.mailbox) == action.ref.uidvalidity:
+                await self.adapter.expunge([action.ref.uid])
+            if item is not None:
+                await self.store.sync.set_item_links({item.id: None})
+        elif isinstance(action, plan.StoreFlags):
+            assert item is not None and ref is not None
+            if await self._select(ref.mailbox) != ref.uidvalidity:
+                return  # the next pull relinks it; the entry is retried then
+            add = {f for f in action.add}
+            remove = {f for f in action.remove}
+            await self.adapter.store_flags(ref.uid, add, remove)
+            await self.store.sync.set_item_links(
+                {item.id: {**(item.upstream or {}), "flags": sorted(_flags(item))}}
+            )
+        elif isinstance(action, plan.Move):
+            assert item is not None
+            uidvalidity = await self._select(action.ref.mailbox)
+            new_uid = None
+            if uidvalidity == action.ref.uidvalidity:
+                try:
+                    new_uid = await self.adapter.move(action.ref.uid, action.mailbox)
+                except MessageGone:
+                    new_uid = None
+            if new_uid is None:
+                await self._append(item, action.mailbox, action.ref.base)
+                return
+            target_uv = await self._target_uidvalidity(action.mailbox)
+            await self.store.sync.set_item_links(
+                {
+                    item.id: {
+                        "mailbox": action.mailbox,
+                        "uidvalidity": target_uv,
+                        "uid": new_uid,
+                        "flags": sorted(action.ref.base),
+                    }
+                }
+            )
+        elif isinstance(action, plan.Append):
+            assert item is not None
+            await self._append(item, action.mailbox, action.flags, rebuild=ref is not None)
+
+    async def _target_uidvalidity(self, mailbox: str) -> int:
+        for ref in self.hierarchy.links.values():
+            if ref.get("mailbox") == mailbox and ref.get("uidvalidity"):
+                return int(ref["uidvalidity"])
+        state = await self.adapter.select(mailbox)
+        self._uidvalidity[mailbox] = state.uidvalidity
+        return state.uidvalidity
+
+    async def _append(
+        self, item: LocalItem, mailbox: str, flags: plan.FlagSet, *, rebuild: bool = False
+    ) -> None:
+        """Upload an item, unless an earlier attempt already did (same Message-ID, a UID
+        no other item is linked to)."""
+        uidvalidity = await self._select(mailbox)
+        uid = None
+        taken = {
+            int(i.upstream["uid"])
+            for i in await self.store.sync.linked_items(mailbox)
+            if i.upstream and i.upstream.get("uidvalidity") == uidvalidity
+        }
+        if item.message_id and not rebuild:
+            found = [
+                u for u in await self.adapter.search_message_id(item.message_id) if u not in taken
+            ]
+            uid = found[-1] if found else None
+            if uid is not None:
+                await self.adapter.store_flags(uid, flags, ())
+        if uid is None:
+            raw = await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
+            uid = await self.adapter.append(mailbox, raw, flags)
+            if uid is None and item.message_id:
+                self._uidvalidity.pop(mailbox, None)
+                await self._select(mailbox)
+                found = [
+                    u
+                    for u in await self.adapter.search_message_id(item.message_id)
+                    if u not in taken
+                ]
+                uid = found[-1] if found else None
+        link = None
+        if uid is not None:
+            link = {
+                "mailbox": mailbox,
+                "uidvalidity": uidvalidity,
+                "uid": uid,
+                "flags": sorted(flags),
+            }
+        await self.store.sync.set_item_links({item.id: link})
+
+
+def _flags(item: LocalItem) -> plan.FlagSet:
+    return plan.local_flags(item.read, item.flag_status, item.last_verb, item.categories)
+
+
+def _ref(item: LocalItem | None) -> plan.Ref | None:
+    if item is None or not item.upstream or "uid" not in item.upstream:
+        return None
+    up = item.upstream
+    return plan.Ref(
+        str(up["mailbox"]),
+        int(up.get("uidvalidity") or 0),
+        int(up["uid"]),
+        frozenset(up.get("flags") or ()),
+    )

@@ -1,0 +1,164 @@
+"""What the sync engine sees of a mail upstream: folders, mailbox state, messages.
+
+An adapter exposes capability flags so the engine picks the best pull path the server
+offers (QRESYNC, then CONDSTORE, then a full UID/FLAGS listing) and the push paths it can
+use (MOVE, UIDPLUS). Errors are translated into the three classes below.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+# Folder roles as the store names them, by IMAP SPECIAL-USE attribute (RFC 6154).
+SPECIAL_USE_ROLES = {
+    "\\sent": "sent",
+    "\\drafts": "drafts",
+    "\\trash": "deleted",
+    "\\junk": "junk",
+}
+
+
+class UpstreamError(Exception):
+    """The upstream refused or failed an operation; the message says what happened."""
+
+
+class AuthFailed(UpstreamError):
+    """The upstream rejected the credentials."""
+
+
+class MessageGone(UpstreamError):
+    """The message is no longer on the upstream (expunged by another client)."""
+
+
+class ConnectFailed(UpstreamError):
+    """The upstream could not be reached, or the connection dropped."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    qresync: bool = False
+    condstore: bool = False
+    move: bool = False
+    uidplus: bool = False
+    idle: bool = False
+    special_use: bool = False
+    literal_plus: bool = False
+
+
+@dataclass(frozen=True)
+class RemoteFolder:
+    """One upstream mailbox: its name, hierarchy delimiter, attributes and default role."""
+
+    name: str
+    delimiter: str | None
+    attributes: frozenset[str] = frozenset()
+    role: str | None = None
+
+    @property
+    def selectable(self) -> bool:
+        return "\\noselect" not in self.attributes and "\\nonexistent" not in self.attributes
+
+
+@dataclass(frozen=True)
+class MailboxState:
+    """What SELECT reported. `changed`/`vanished` are filled by a QRESYNC select."""
+
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    highestmodseq: int | None = None
+    changed: dict[int, MessageFlags] = field(default_factory=dict)
+    vanished: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class MessageFlags:
+    uid: int
+    flags: frozenset[str]
+    modseq: int | None = None
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    flags: frozenset[str]
+    modseq: int | None
+    raw: bytes | None  # None when the message was larger than the adapter's limit
+    size: int
+
+
+class MailAdapter(abc.ABC):
+    """An IMAP-shaped mail upstream. One instance is one connection (one selected mailbox)."""
+
+    caps: Capabilities
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Connect and log in; raises AuthFailed or ConnectFailed."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def list_folders(self) -> list[RemoteFolder]: ...
+
+    @abc.abstractmethod
+    async def create_folder(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def rename_folder(self, old: str, new: str) -> None: ...
+
+    @abc.abstractmethod
+    async def delete_folder(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def select(
+        self,
+        name: str,
+        *,
+        readonly: bool = False,
+        qresync: tuple[int, int] | None = None,
+    ) -> MailboxState:
+        """Select a mailbox; with `qresync=(uidvalidity, modseq)` and a QRESYNC server the
+        state carries the changes and expunges since that modseq."""
+
+    @abc.abstractmethod
+    async def list_flags(self, changed_since: int | None = None) -> list[MessageFlags]:
+        """UID and flags of the selected mailbox's messages (changed after a modseq)."""
+
+    @abc.abstractmethod
+    async def list_uids(self) -> set[int]: ...
+
+    @abc.abstractmethod
+    def fetch(self, uids: Iterable[int]) -> AsyncIterator[FetchedMessage]:
+        """Full messages, streamed in batches with several requests in flight."""
+
+    @abc.abstractmethod
+    async def message_ids(self, uids: Iterable[int] | None = None) -> dict[int, str]:
+        """UID → Message-ID of the selected mailbox's messages."""
+
+    @abc.abstractmethod
+    async def store_flags(self, uid: int, add: Iterable[str], remove: Iterable[str]) -> int | None:
+        """Change flags; returns the new modseq where the server reports one."""
+
+    @abc.abstractmethod
+    async def append(self, mailbox: str, raw: bytes, flags: Iterable[str]) -> int | None:
+        """Append a message; returns its UID when the server reports it (UIDPLUS)."""
+
+    @abc.abstractmethod
+    async def search_message_id(self, message_id: str) -> list[int]: ...
+
+    @abc.abstractmethod
+    async def move(self, uid: int, mailbox: str) -> int | None:
+        """Move one message of the selected mailbox; returns its new UID when known, or
+        None; raises UpstreamError if the message is gone."""
+
+    @abc.abstractmethod
+    async def expunge(self, uids: Iterable[int]) -> None: ...
+
+    @abc.abstractmethod
+    async def idle(self, seconds: float, stop: asyncio.Event | None = None) -> bool:
+        """Wait for a change in the selected mailbox; True if one was announced."""

@@ -1,0 +1,384 @@
+"""The IMAP4rev1 protocol layer: tagged commands (pipelined), literals both ways, untagged
+responses parsed into nested lists, a bounded read of large literals.
+
+Values of a parsed response: `str` for atoms and quoted strings, `bytes` for literals, `None`
+for NIL, `list` for parenthesized lists. A literal larger than `max_literal` is read and
+thrown away in chunks and replaced by a `TooLarge` marker, so a hostile or huge message
+cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.upstream.base import ConnectFailed, UpstreamError
+
+MAX_LINE = 1 << 20  # one response line without its literals
+CHUNK = 1 << 16
+_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
+_CODE = re.compile(r"^\[([^\]]*)\]\s*")
+
+Value = Any
+
+
+@dataclass(frozen=True)
+class TooLarge:
+    size: int
+
+
+@dataclass
+class Response:
+    """One untagged (`tag == "*"`) or tagged response."""
+
+    tag: str
+    values: list[Value]
+    text: str = ""  # human text of a status response
+    code: str = ""  # response code of a status response, without brackets
+
+    @property
+    def kind(self) -> str:
+        """OK/NO/BAD/BYE/PREAUTH, FETCH/EXISTS/EXPUNGE (after a number), LIST, ..."""
+        if len(self.values) >= 2 and isinstance(self.values[0], str) and self.values[0].isdigit():
+            return str(self.values[1]).upper()
+        return str(self.values[0]).upper() if self.values else ""
+
+
+class CommandFailed(UpstreamError):
+    def __init__(self, command: str, response: Response) -> None:
+        super().__init__(f"{command}: {response.kind} {response.text}".strip())
+        self.response = response
+
+
+@dataclass
+class Command:
+    tag: str
+    name: str
+    done: asyncio.Future[Response]
+    untagged: list[Response] = field(default_factory=list)
+    sink: Callable[[Response], Any] | None = None  # may return an awaitable (back-pressure)
+
+
+def _tokens(text: bytes, stack: list[list[Value]]) -> None:
+    """Tokenize one segment of a response into the current list on `stack`."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i : i + 1]
+        if c in b" \r\n":
+            i += 1
+        elif c == b"(":
+            new: list[Value] = []
+            stack[-1].append(new)
+            stack.append(new)
+            i += 1
+        elif c == b")":
+            if len(stack) > 1:
+                stack.pop()
+            i += 1
+        elif c == b'"':
+            j, buf = i + 1, bytearray()
+            while j < n and text[j : j + 1] != b'"':
+                if text[j : j + 1] == b"\\" and j + 1 < n:
+                    j += 1
+                buf += text[j : j + 1]
+                j += 1
+            stack[-1].append(buf.decode("utf-8", "replace"))
+            i = j + 1
+        elif c == b"{" and _LITERAL.match(text, i):
+            return  # the literal itself follows as the next segment
+        else:
+            j, depth = i, 0
+            while j < n:
+                ch = text[j : j + 1]
+                if ch == b"[":
+                    depth += 1
+                elif ch == b"]":
+                    depth -= 1
+                elif depth <= 0 and ch in b" ()\r\n":
+                    break
+                j += 1
+            atom = text[i:j].decode("utf-8", "replace")
+            stack[-1].append(None if atom.upper() == "NIL" else atom)
+            i = j
+
+
+def parse(segments: list[bytes | TooLarge], is_literal: list[bool]) -> list[Value]:
+    """Build the nested value list of one response from its text and literal segments."""
+    top: list[Value] = []
+    stack = [top]
+    for seg, literal in zip(segments, is_literal, strict=True):
+        if literal:
+            stack[-1].append(seg)
+        else:
+            assert isinstance(seg, bytes)
+            _tokens(seg, stack)
+    return top
+
+
+def quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Connection:
+    """One IMAP connection with a reader task that dispatches responses."""
+
+    def __init__(self, max_literal: int = 64 << 20, timeout: float = 60.0) -> None:
+        self.max_literal = max_literal
+        self.timeout = timeout
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.caps: set[str] = set()
+        self.on_untagged: Callable[[Response], None] | None = None
+        self._tags = 0
+        self._pending: dict[str, Command] = {}
+        self._continuation: asyncio.Future[str] | None = None
+        self._send_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._closed: BaseException | None = None
+        self.literal_plus = False
+
+    # -- connection -------------------------------------------------------------------
+
+    async def open(self, host: str, port: int, tls: str, context: ssl.SSLContext | None) -> None:
+        try:
+            self.reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host, port, ssl=context if tls == "implicit" else None, limit=MAX_LINE
+                ),
+                self.timeout,
+            )
+            self.writer = writer
+            greeting = await self._read_response()
+            if greeting.kind == "BYE":
+                raise ConnectFailed(f"the server refused the connection: {greeting.text}")
+            if tls == "starttls":
+                writer.write(b"S0 STARTTLS\r\n")
+                await writer.drain()
+                while (resp := await self._read_response()).tag != "S0":
+                    pass
+                if resp.kind != "OK":
+                    raise ConnectFailed(f"STARTTLS refused: {resp.text}")
+                await writer.start_tls(context or ssl.create_default_context())
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+            await self.close()
+            raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
+        self._task = asyncio.ensure_future(self._read_loop())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.writer.wait_closed(), 2)
+            self.writer = None
+        self._fail_all(ConnectFailed("connection closed"))
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done() and self._closed is None
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def _readline(self) -> bytes:
+        assert self.reader is not None
+        try:
+            line = await self.reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as exc:
+            raise ConnectFailed("the server sent a response line over 1 MiB") from exc
+        return line
+
+    async def _read_literal(self, size: int) -> bytes | TooLarge:
+        assert self.reader is not None
+        if size <= self.max_literal:
+            return await self.reader.readexactly(size)
+        left = size
+        while left:
+            left -= len(await self.reader.readexactly(min(CHUNK, left)))
+        return TooLarge(size)
+
+    async def _read_response(self) -> Response:
+        segments: list[bytes | TooLarge] = []
+        literal: list[bool] = []
+        line = await self._readline()
+        first = line
+        while True:
+            segments.append(line)
+            literal.append(False)
+            m = _LITERAL.search(line)
+            if not m:
+                break
+            segments.append(await self._read_literal(int(m.group(1))))
+            literal.append(True)
+            line = await self._readline()
+        if first.startswith(b"+"):
+            return Response("+", [], first[1:].strip().decode("utf-8", "replace"))
+        tag, _, rest = first.partition(b" ")
+        segments[0] = rest
+        values = parse(segments, literal)
+        resp = Response(tag.decode("ascii", "replace"), values)
+        if resp.kind in ("OK", "NO", "BAD", "BYE", "PREAUTH") and not (
+            values and isinstance(values[0], str) and values[0].isdigit()
+        ):
+            text = rest.split(b" ", 1)[1].decode("utf-8", "replace").strip() if b" " in rest else ""
+            m2 = _CODE.match(text)
+            if m2:
+                resp.code, text = m2.group(1), text[m2.end() :]
+            resp.text = text
+        return resp
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                resp = await self._read_response()
+                await self._dispatch(resp)
+        except asyncio.CancelledError:
+            raise
+        except (OSError, asyncio.IncompleteReadError, UpstreamError, ssl.SSLError) as exc:
+            self._fail_all(ConnectFailed(f"connection lost: {exc}"))
+        except Exception as exc:
+            self._fail_all(ConnectFailed(f"unreadable server response: {exc!r}"))
+
+    async def _dispatch(self, resp: Response) -> None:
+        if resp.tag == "+":
+            if self._continuation is not None and not self._continuation.done():
+                self._continuation.set_result(resp.text)
+            return
+        if resp.tag == "*":
+            if resp.kind == "CAPABILITY":
+                self.caps = {str(v).upper() for v in resp.values[1:]}
+            elif resp.code.upper().startswith("CAPABILITY "):
+                self.caps = {v.upper() for v in resp.code.split()[1:]}
+            if resp.kind == "BYE":
+                self._closed = ConnectFailed(f"the server closed the connection: {resp.text}")
+            # Commands are answered in order: untagged data belongs to the oldest one.
+            cmd = next(iter(self._pending.values()), None)
+            if cmd is not None and cmd.sink is not None:
+                result = cmd.sink(resp)
+                if asyncio.iscoroutine(result):
+                    await result
+            elif cmd is not None:
+                cmd.untagged.append(resp)
+            if self.on_untagged is not None:
+                self.on_untagged(resp)
+            return
+        cmd = self._pending.pop(resp.tag, None)
+        if cmd is not None and not cmd.done.done():
+            if resp.code.upper().startswith("CAPABILITY "):
+                self.caps = {v.upper() for v in resp.code.split()[1:]}
+            cmd.done.set_result(resp)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        self._closed = self._closed or exc
+        for cmd in self._pending.values():
+            if not cmd.done.done():
+                cmd.done.set_exception(exc)
+        self._pending.clear()
+        if self._continuation is not None and not self._continuation.done():
+            self._continuation.set_exception(exc)
+
+    # -- commands ---------------------------------------------------------------------
+
+    async def send(
+        self,
+        *parts: str | bytes,
+        sink: Callable[[Response], Any] | None = None,
+    ) -> Command:
+        """Send one command (str parts joined by spaces; bytes parts are sent as literals).
+        Returns at once; await `command.done` (or use `run`) for the completion."""
+        if self._closed is not None or self.writer is None:
+            raise ConnectFailed(f"not connected ({self._closed or 'closed'})")
+        async with self._send_lock:
+            self._tags += 1
+            tag = f"K{self._tags}"
+            name = str(parts[0]).split(" ", 1)[0].upper() if parts else ""
+            if name == "UID" and isinstance(parts[0], str):
+                name = " ".join(parts[0].split(" ", 2)[:2]).upper()
+            cmd = Command(tag, name, asyncio.get_running_loop().create_future(), sink=sink)
+            self._pending[tag] = cmd
+            line = tag.encode()
+            try:
+                for part in parts:
+                    if isinstance(part, bytes):
+                        plus = "+" if self.literal_plus else ""
+                        self.writer.write(line + f" {{{len(part)}{plus}}}\r\n".encode())
+                        if not plus:
+                            self._continuation = asyncio.get_running_loop().create_future()
+                            await self.writer.drain()
+                            await asyncio.wait_for(
+                                asyncio.shield(self._wait_continuation(cmd)), self.timeout
+                            )
+                        self.writer.write(part)
+                        line = b""
+                    else:
+                        line += b" " + part.encode()
+                self.writer.write(line + b"\r\n")
+                await self.writer.drain()
+            except (OSError, TimeoutError) as exc:
+                self._fail_all(ConnectFailed(f"connection lost: {exc}"))
+                raise ConnectFailed(f"connection lost: {exc}") from exc
+        return cmd
+
+    async def _wait_continuation(self, cmd: Command) -> None:
+        assert self._continuation is not None
+        cont = self._continuation
+        waiters: set[asyncio.Future[Any]] = {cont, cmd.done}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not cont.done():
+            resp = cmd.done.result()
+            raise CommandFailed(cmd.name, resp)
+
+    async def wait(self, cmd: Command) -> Command:
+        try:
+            resp = await asyncio.wait_for(asyncio.shield(cmd.done), self.timeout)
+        except TimeoutError as exc:
+            self._fail_all(ConnectFailed(f"{cmd.name}: no answer within {self.timeout:g} s"))
+            raise ConnectFailed(f"{cmd.name}: the server did not answer in time") from exc
+        if resp.kind != "OK":
+            raise CommandFailed(cmd.name, resp)
+        return cmd
+
+    async def run(
+        self, *parts: str | bytes, sink: Callable[[Response], Any] | None = None
+    ) -> Command:
+        return await self.wait(await self.send(*parts, sink=sink))
+
+    async def idle(self, seconds: float, stop: asyncio.Event | None = None) -> bool:
+        """IDLE until the server announces a change, `stop` is set or `seconds` pass."""
+        assert self.writer is not None
+        event = asyncio.Event()
+        previous = self.on_untagged
+
+        def seen(resp: Response) -> None:
+            if resp.kind in ("EXISTS", "EXPUNGE", "FETCH", "VANISHED", "RECENT"):
+                event.set()
+            if previous is not None:
+                previous(resp)
+
+        self.on_untagged = seen
+        try:
+            self._continuation = asyncio.get_running_loop().create_future()
+            cmd = await self.send("IDLE")
+            await asyncio.wait_for(self._wait_continuation(cmd), self.timeout)
+            waiters = [asyncio.ensure_future(event.wait())]
+            if stop is not None:
+                waiters.append(asyncio.ensure_future(stop.wait()))
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            self.writer.write(b"DONE\r\n")
+            await self.writer.drain()
+            await self.wait(cmd)
+        except OSError as exc:
+            raise ConnectFailed(f"connection lost: {exc}") from exc
+        finally:
+            self.on_untagged = previous
+        return event.is_set()

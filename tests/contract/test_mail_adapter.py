@@ -1,0 +1,112 @@
+"""What every IMAP-shaped adapter must do (run against Dovecot)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bridge.upstream.base import AuthFailed, ConnectFailed, MailAdapter, MessageGone
+from bridge.upstream.imap import ImapAdapter, ImapSettings
+from bridge.upstream.imap_codec import decode_mailbox, encode_mailbox, parse_seqset, seqset
+from tests.servers import dovecot as dv
+
+
+async def test_default_folders_have_roles(adapter: MailAdapter) -> None:
+    roles = {f.role: f.name for f in await adapter.list_folders() if f.role}
+    assert roles == {
+        "inbox": "INBOX",
+        "sent": "Sent",
+        "drafts": "Drafts",
+        "deleted": "Trash",
+        "junk": "Junk",
+    }
+
+
+async def test_folder_create_rename_delete(adapter: MailAdapter) -> None:
+    await adapter.create_folder("Über/Sub")
+    await adapter.rename_folder("Über/Sub", "Über/Renamed")
+    names = {f.name for f in await adapter.list_folders()}
+    assert {"Über", "Über/Renamed"} <= names and "Über/Sub" not in names
+    await adapter.delete_folder("Über/Renamed")
+    await adapter.delete_folder("Über/Renamed")  # idempotent
+    assert "Über/Renamed" not in {f.name for f in await adapter.list_folders()}
+
+
+async def test_append_fetch_flags_move_expunge(adapter: MailAdapter) -> None:
+    raw = dv.message("contract", msgid="<c1@test>", body="x" * 5000 + "\r\n")
+    uid = await adapter.append("INBOX", raw, {"\\Seen"})
+    assert uid is not None
+    state = await adapter.select("INBOX")
+    assert state.exists == 1 and state.uidvalidity > 0
+    got = [m async for m in adapter.fetch([uid])]
+    assert got[0].raw == raw and "\\Seen" in got[0].flags
+    assert await adapter.search_message_id("<c1@test>") == [uid]
+    assert await adapter.message_ids() == {uid: "<c1@test>"}
+    await adapter.store_flags(uid, {"\\Flagged", "Work"}, {"\\Seen"})
+    flags = {m.uid: m.flags for m in await adapter.list_flags()}
+    assert flags[uid] >= {"\\Flagged", "Work"} and "\\Seen" not in flags[uid]
+    await adapter.move(uid, "Trash")
+    assert await adapter.list_uids() == set()
+    with pytest.raises(MessageGone):
+        await adapter.move(uid, "Trash")
+    await adapter.select("Trash")
+    (moved,) = await adapter.list_uids()
+    await adapter.expunge([moved])
+    assert await adapter.list_uids() == set()
+
+
+async def test_fetch_streams_many_in_batches(adapter: MailAdapter) -> None:
+    for i in range(250):
+        await adapter.append("INBOX", dv.message(f"n{i}"), ())
+    await adapter.select("INBOX")
+    uids = [m.uid async for m in adapter.fetch(range(1, 251))]
+    assert sorted(uids) == list(range(1, 251))
+
+
+async def test_incremental_listing(adapter: MailAdapter) -> None:
+    await adapter.append("INBOX", dv.message("a"), ())
+    await adapter.append("INBOX", dv.message("b"), ())
+    state = await adapter.select("INBOX")
+    if not adapter.caps.condstore:
+        assert state.highestmodseq is None
+        return
+    assert state.highestmodseq is not None
+    await adapter.store_flags(2, {"\\Seen"}, ())
+    await adapter.expunge([1])
+    changed = await adapter.list_flags(state.highestmodseq)
+    assert [m.uid for m in changed] == [2]
+    if adapter.caps.qresync:
+        again = await adapter.select("INBOX", qresync=(state.uidvalidity, state.highestmodseq))
+        assert set(again.changed) == {2} and again.vanished == {1}
+
+
+async def test_idle_sees_new_mail(adapter: MailAdapter, server: dv.Dovecot) -> None:
+    await adapter.select("INBOX")
+    assert isinstance(adapter, ImapAdapter)
+    user, password = adapter.settings.username, adapter.settings.password
+
+    async def deliver() -> None:
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(dv.append, server.client(user, password), "INBOX", dv.message("i"))
+
+    task = asyncio.ensure_future(deliver())
+    assert await adapter.idle(5)
+    await task
+
+
+async def test_bad_password_and_no_server(server: dv.Dovecot) -> None:
+    user, _ = server.add_user()
+    with pytest.raises(AuthFailed):
+        await ImapAdapter(ImapSettings(server.host, server.imap_port, "none", user, "no")).connect()
+    with pytest.raises(ConnectFailed):
+        await ImapAdapter(ImapSettings(server.host, 1, "none", user, "no")).connect()
+    with pytest.raises(ConnectFailed, match="unencrypted"):
+        await ImapAdapter(ImapSettings("192.0.2.1", 143, "none", user, "no")).connect()
+
+
+def test_codecs() -> None:
+    assert encode_mailbox("Über & Co") == "&ANw-ber &- Co"
+    assert decode_mailbox(encode_mailbox("日本語/Entwürfe")) == "日本語/Entwürfe"
+    assert seqset([5, 1, 2, 3, 9]) == "1:3,5,9"
+    assert parse_seqset("1:3,5,9") == {1, 2, 3, 5, 9}

@@ -1,0 +1,200 @@
+"""Two-way mail sync against a real Dovecot: initial pull, server-side edits, local edits,
+UIDVALIDITY reset, offline edits replayed, new mail through IDLE."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bridge.model import tags
+from bridge.store.store import Store
+from bridge.sync.imap_service import ImapSyncService
+from tests.integration.conftest import Account, sync
+from tests.servers import dovecot as dv
+
+
+async def subjects(store: Store, role: str) -> dict[str, bool]:
+    items, _ = await store.queries.list(store.folders.roles[role], limit=500)
+    return {str(i.props.get(tags.SUBJECT)): bool(i.props.get(tags.READ)) for i in items}
+
+
+def server_flags(account: Account, mailbox: str) -> dict[str, set[str]]:
+    m = account.client()
+    m.select(f'"{mailbox}"')
+    _, data = m.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    out: dict[str, set[str]] = {}
+    for part in data:
+        if isinstance(part, tuple):
+            subject = part[1].decode().split(":", 1)[1].strip()
+            flags = part[0].decode().split("FLAGS (", 1)[1].split(")", 1)[0].split()
+            out[subject] = set(flags) - {"\\Recent"}
+    return out
+
+
+async def test_initial_pull_and_server_edits(store: Store, any_account: Account) -> None:
+    m = any_account.client()
+    for i in range(3):
+        dv.append(m, "INBOX", dv.message(f"m{i}"), "\\Seen" if i == 1 else "")
+    m.create("Projects/Alpha")
+    dv.append(m, "Projects/Alpha", dv.message("alpha"))
+    report = await sync(store, any_account)
+    assert report.fetched == 4
+    assert await subjects(store, "inbox") == {"m0": False, "m1": True, "m2": False}
+    names = {f.display_name: f for f in await store.folders.all()}
+    assert names["Alpha"].parent_id == names["Projects"].id
+
+    # server-side edits by another client: flags, a keyword, an expunge, new mail
+    m.select("INBOX")
+    m.uid("STORE", "1", "+FLAGS", "(\\Seen Work)")
+    m.uid("STORE", "3", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    dv.append(m, "INBOX", dv.message("m3"))
+    report = await sync(store, any_account)
+    assert await subjects(store, "inbox") == {"m0": True, "m1": True, "m3": False}
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    cats = [(await store.sync.item(i.id)).categories for i in items]  # type: ignore[union-attr]
+    assert frozenset({"Work"}) in cats
+    again = await sync(store, any_account)
+    assert again.fetched == again.deleted == again.updated == 0
+
+
+async def test_each_pull_path_is_used(store: Store, any_account: Account) -> None:
+    m = any_account.client()
+    dv.append(m, "INBOX", dv.message("a"))
+    await sync(store, any_account)
+    m.select("INBOX")
+    m.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+    report = await sync(store, any_account)
+    server = any_account.server
+    caps = m.capability()[1][0].decode()
+    expected = "qresync" if "QRESYNC" in caps else "condstore" if "CONDSTORE" in caps else "full"
+    assert report.paths["INBOX"] == expected, server.imap_port
+    assert report.updated == 1
+
+
+async def test_local_edits_reach_the_server(store: Store, account: Account) -> None:
+    m = account.client()
+    for i in range(3):
+        dv.append(m, "INBOX", dv.message(f"m{i}"))
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    by_subject = {i.props[tags.SUBJECT]: i.id for i in items}
+    await store.items.update(by_subject["m0"], {tags.READ: True, tags.FLAG_STATUS: 2})
+    archive = await store.folders.create(store.folders.roles["ipm_subtree"], "Archive")
+    await store.items.move(by_subject["m1"], archive)
+    await store.items.delete(by_subject["m2"], hard=True)
+    draft = dv.message("my draft", msgid="<draft-1@local>")
+    from bridge.store.rfc822 import item_from_rfc822
+
+    await store.items.create(store.folders.roles["drafts"], item_from_rfc822(draft))
+    report = await sync(store, account)
+    assert not report.failed
+    assert await store.queries.journal_pending() == 0
+    assert server_flags(account, "INBOX") == {"m0": {"\\Seen", "\\Flagged"}}
+    assert set(server_flags(account, "Archive")) == {"m1"}
+    assert set(server_flags(account, "Drafts")) == {"my draft"}
+    # nothing comes back twice
+    again = await sync(store, account)
+    assert again.fetched == 0 and again.pushed == 0
+    assert set(await subjects(store, "drafts")) == {"my draft"}
+
+
+async def test_uidvalidity_reset_converges_without_duplicates(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("Lists")
+    raws = [dv.message(f"l{i}") for i in range(3)]
+    for raw in raws:
+        dv.append(m, "Lists", raw)
+    await sync(store, account)
+    folder = next(f for f in await store.folders.all() if f.display_name == "Lists")
+    items, _ = await store.queries.list(folder.id)
+    await store.items.update(items[0].id, {tags.READ: True})  # pending local change
+    # the server recreates the mailbox: new UIDVALIDITY, same messages
+    m.delete("Lists")
+    await asyncio.sleep(1.1)  # UIDVALIDITY is a timestamp in Dovecot
+    m.create("Lists")
+    for raw in raws:
+        dv.append(m, "Lists", raw)
+    report = await sync(store, account)
+    assert report.fetched == 0, report
+    items, total = await store.queries.list(folder.id)
+    assert total == 3
+    assert sorted(set(server_flags(account, "Lists"))) == ["l0", "l1", "l2"]
+    assert any("\\Seen" in f for f in server_flags(account, "Lists").values())
+
+
+async def test_offline_edits_replayed_after_reconnect(store: Store, account: Account) -> None:
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("x"))
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    offline = Account(account.server, account.user, "wrong-password-offline")
+    settings = offline.settings()
+    settings = type(settings)(settings.host, 1, "none", account.user, account.password)
+    service = ImapSyncService(store, settings, interval=60)
+    await service.start()
+    try:
+        await service.run_now()
+        for _ in range(100):
+            if service.state == "offline" and "retrying" in service.message:
+                break
+            await asyncio.sleep(0.05)
+        assert service.state == "offline"
+        await store.items.update(items[0].id, {tags.READ: True})
+        await store.folders.create(store.folders.roles["inbox"], "Later")
+        assert await store.queries.journal_pending() == 2
+    finally:
+        await service.stop()
+    await sync(store, account)  # back online
+    assert await store.queries.journal_pending() == 0
+    assert server_flags(account, "INBOX") == {"x": {"\\Seen"}}
+    assert "INBOX/Later" in str(m.list()[1])
+
+
+async def test_service_idle_brings_new_mail_within_two_seconds(
+    store: Store, account: Account
+) -> None:
+    service = ImapSyncService(store, account.settings(), interval=60)
+    sub = store.bus.subscribe()
+    await service.start()
+    try:
+        await service.run_now()
+        for _ in range(100):
+            if service.state == "online":
+                break
+            await asyncio.sleep(0.05)
+        assert service.state == "online", service.message
+        await asyncio.sleep(0.3)  # the loop is in IDLE now
+        m = account.client()
+        start = time.monotonic()
+        await asyncio.to_thread(dv.append, m, "INBOX", dv.message("pushed"))
+        while True:
+            event = await asyncio.wait_for(sub.get(), 2.0 - (time.monotonic() - start))
+            if event.type == "new_mail":
+                break
+        assert time.monotonic() - start < 2.0
+        assert "pushed" in await subjects(store, "inbox")
+        status = await service.status()
+        assert status["state"] in ("online", "syncing")
+    finally:
+        sub.close()
+        await service.stop()
+
+
+async def test_auth_failure_is_reported(store: Store, account: Account) -> None:
+    settings = account.settings()
+    bad = type(settings)(settings.host, settings.port, "none", account.user, "nope")
+    service = ImapSyncService(store, bad, interval=60)
+    await service.start()
+    try:
+        await service.run_now()
+        for _ in range(100):
+            if service.state == "auth-failed":
+                break
+            await asyncio.sleep(0.05)
+        assert service.state == "auth-failed"
+        assert "rejected the login" in (await service.status())["message"]
+    finally:
+        await service.stop()

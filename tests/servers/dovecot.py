@@ -1,0 +1,269 @@
+"""A private Dovecot for the tests: started from a temporary directory on loopback ports
+the OS assigns, with its own config (no /etc/dovecot), passwd-file users added on the fly.
+
+`imap_capability` limits what the server announces, so that the CONDSTORE-only and plain
+listing paths of the sync engine run against the same real server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FULL = None  # announce Dovecot's own capability list
+BASE_CAPS = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT UNSELECT CHILDREN NAMESPACE "
+    "UIDPLUS LIST-EXTENDED ESEARCH LIST-STATUS MOVE LITERAL+ SPECIAL-USE"
+)
+CONDSTORE_ONLY = BASE_CAPS + " CONDSTORE"
+PLAIN = BASE_CAPS
+USERS = 500
+
+_CONFIG = """\
+instance_name = dovecot-test-{imap_port}
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+default_login_user = {login_user}
+first_valid_uid = 1
+mail_location = maildir:{root}/mail/%u/Maildir
+mail_privileged_group =
+login_trusted_networks = 127.0.0.0/8
+shutdown_clients = yes
+hostname = localhost
+postmaster_address = postmaster@localhost
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {root}/users
+  default_fields = uid={mail_user} gid={mail_group} home={root}/home/%u
+}}
+namespace inbox {{
+  type = private
+  separator = /
+  prefix =
+  inbox = yes
+  mailbox Drafts {{
+    special_use = \\Drafts
+    auto = subscribe
+  }}
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = subscribe
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+{capability}}}
+protocol lmtp {{
+  auth_username_format = %Ln
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0666
+  }}
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+service stats {{
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+
+
+class DovecotError(RuntimeError):
+    """Dovecot could not be started; the message says why."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Dovecot:
+    root: Path
+    imap_port: int
+    lmtp_port: int
+    proc: subprocess.Popen[bytes]
+    _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _clients: list[imaplib.IMAP4] = field(default_factory=list)
+
+    host = "127.0.0.1"
+
+    def add_user(self) -> tuple[str, str]:
+        """A new, empty mailbox account: (username, password). Accounts are written at
+        start: Dovecot notices a changed passwd-file only by its mtime (in seconds)."""
+        with self._lock:
+            n = next(self._names)
+        if n > USERS:
+            raise DovecotError(f"the test Dovecot has only {USERS} accounts")
+        return f"u{n}", f"pw-u{n}"
+
+    def client(self, user: str, password: str) -> imaplib.IMAP4:
+        """A second, plain IMAP client (stdlib) for server-side edits."""
+        m = imaplib.IMAP4(self.host, self.imap_port, timeout=10)
+        m.login(user, password)
+        self._clients.append(m)
+        return m
+
+    def close_clients(self) -> None:
+        while self._clients:
+            m = self._clients.pop()
+            with contextlib.suppress(Exception):
+                m.logout()
+            with contextlib.suppress(Exception):
+                m.shutdown()
+
+    def log(self) -> str:
+        try:
+            return (self.root / "dovecot.log").read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start(capability: str | None = FULL) -> Dovecot:
+    """Start a Dovecot; raises DovecotError with the reason when it cannot."""
+    binary = shutil.which("dovecot") or (
+        "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
+    )
+    if binary is None:
+        raise DovecotError(
+            "dovecot is not installed: run scripts/test (it installs dovecot-imapd and "
+            "dovecot-lmtpd) or apt-get install dovecot-imapd dovecot-lmtpd"
+        )
+    root = Path(tempfile.mkdtemp(prefix="kbridge-dovecot-"))
+    root.chmod(0o755)
+    if os.geteuid() == 0:
+        internal_user, internal_group, login_user = "dovecot", "dovecot", "dovenull"
+        mail_user, mail_group = "nobody", "nogroup"
+    else:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        internal_user = internal_group = login_user = me
+        mail_user, mail_group = str(os.geteuid()), str(os.getegid())
+    for sub in ("mail", "home", "run", "state"):
+        (root / sub).mkdir()
+    if os.geteuid() == 0:
+        for sub in ("mail", "home"):
+            shutil.chown(root / sub, mail_user, mail_group)
+    (root / "users").write_text("".join(f"u{n}:pw-u{n}::::::\n" for n in range(1, USERS + 1)))
+    (root / "users").chmod(0o644)
+    imap_port, lmtp_port = _free_port(), _free_port()
+    cap_line = f"  imap_capability = {capability}\n" if capability else ""
+    (root / "dovecot.conf").write_text(
+        _CONFIG.format(
+            root=root,
+            imap_port=imap_port,
+            lmtp_port=lmtp_port,
+            internal_user=internal_user,
+            internal_group=internal_group,
+            login_user=login_user,
+            mail_user=mail_user,
+            mail_group=mail_group,
+            capability=cap_line,
+        )
+    )
+    proc = subprocess.Popen(
+        [binary, "-F", "-c", str(root / "dovecot.conf")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    server = Dovecot(root, imap_port, lmtp_port, proc)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            if proc.stdout is not None:
+                proc.stdout.close()
+            shutil.rmtree(root, ignore_errors=True)
+            raise DovecotError(f"dovecot exited with {proc.returncode}: {out}{server.log()}")
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", imap_port), timeout=1) as s,
+        ):
+            if s.recv(100).startswith(b"* OK"):
+                return server
+        time.sleep(0.02)
+    log = server.log()
+    server.stop()
+    raise DovecotError(f"dovecot did not answer on port {imap_port} within 10 s: {log}")
+
+
+def append(m: imaplib.IMAP4, mailbox: str, raw: bytes, flags: str = "") -> int:
+    """APPEND with the stdlib client; returns the new UID (UIDPLUS)."""
+    typ, data = m.append(mailbox, f"({flags})" if flags else None, None, raw)
+    assert typ == "OK", data
+    code = data[0].decode() if isinstance(data[0], bytes) else str(data[0])
+    return int(code.split("APPENDUID", 1)[1].split()[1].rstrip("]"))
+
+
+def message(subject: str, *, msgid: str | None = None, body: str = "hello\r\n") -> bytes:
+    """A small RFC 5322 message."""
+    mid = msgid or f"<{subject.replace(' ', '.')}.{time.monotonic_ns()}@test>"
+    return (
+        f"From: Alice <alice@example.org>\r\nTo: Bob <bob@example.org>\r\n"
+        f"Subject: {subject}\r\nMessage-ID: {mid}\r\n"
+        f"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n{body}"
+    ).encode()
