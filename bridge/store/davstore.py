@@ -12,9 +12,10 @@ from bridge.store import blobs
 from bridge.store.core import LOCAL, SYSTEM, StoreCore, Tx
 from bridge.store.errors import NotFound
 from bridge.store.folders import Folders
-from bridge.store.items import Items, NewItem, _adjust_counts, _Rows
+from bridge.store.item_rows import Rows, adjust_counts
+from bridge.store.items import Items, NewItem
 
-# Column positions in an `items` row tuple built by Items._prepare.
+# Column positions in an `items` row tuple built by Items.prepare_rows.
 _CREATED, _CREATED_CN, _UPSTREAM = 17, 19, 24
 
 
@@ -69,9 +70,9 @@ class DavStore:
                 (self.core.ids.api_id("item", item_id),),
             ) as cur:
                 dead = [tuple(r) for r in await cur.fetchall()]
-            rows = _Rows()
+            rows = Rows()
             events = len(tx.events)
-            read = await self.items._prepare(tx, rows, old["folder_id"], item_id, item)
+            read = await self.items.prepare_rows(tx, rows, old["folder_id"], item_id, item)
             del tx.events[events:]  # an update, not a creation
             cn = rows.journal[0][5]
             row = list(rows.items[0])
@@ -94,7 +95,7 @@ class DavStore:
             )
             if not old["associated"]:
                 was_unread = not old["flags"] & flags.MSGFLAG_READ
-                await _adjust_counts(tx, old["folder_id"], 0, int(not read) - was_unread, 0)
+                await adjust_counts(tx, old["folder_id"], 0, int(not read) - was_unread, 0)
             tx.emit(
                 "object_modified",
                 kind="item",
@@ -111,10 +112,10 @@ class DavStore:
         async with self.core.write(LOCAL) as tx:
             if replace is not None and replace != item_id:
                 await self.items.delete_in(tx, replace, hard=True)
-            row = await self.items._row(tx.conn, item_id)
+            row = await self.items.row_in(tx.conn, item_id)
             await self.folders._get_in(tx.conn, folder_id)
             if row["folder_id"] != folder_id:
-                await self.items._move_in(tx, row, folder_id)
+                await self.items.move_in(tx, row, folder_id)
             await _set_name(tx, item_id, name)
 
     async def copy(

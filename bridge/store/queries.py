@@ -68,7 +68,7 @@ class Queries:
             if tag is not None:
                 self.sort_columns[tag] = col
 
-    async def _row(self, item_id: int) -> aiosqlite.Row:
+    async def row_in(self, item_id: int) -> aiosqlite.Row:
         async with self.core.reader.execute("SELECT * FROM items WHERE id = ?", (item_id,)) as cur:
             row = await cur.fetchone()
         if row is None:
@@ -76,7 +76,7 @@ class Queries:
         return row
 
     async def get(self, item_id: int) -> ItemView:
-        row = await self._row(item_id)
+        row = await self.row_in(item_id)
         return ItemView(row["id"], row["folder_id"], render.item_props(self.core.ids, row))
 
     async def folder_of(self, item_id: int) -> int:
@@ -89,14 +89,14 @@ class Queries:
         return int(row[0])
 
     async def recipients(self, item_id: int) -> list[P.JsonProps]:
-        await self._row(item_id)
+        await self.row_in(item_id)
         async with self.core.reader.execute(
             "SELECT props FROM recipients WHERE item_id = ? ORDER BY row_id", (item_id,)
         ) as cur:
             return [P.decode_doc(r[0]) for r in await cur.fetchall()]
 
     async def attachments(self, item_id: int) -> list[P.JsonProps]:
-        await self._row(item_id)
+        await self.row_in(item_id)
         async with self.core.reader.execute(
             "SELECT props FROM attachments WHERE item_id = ? ORDER BY num", (item_id,)
         ) as cur:
@@ -110,13 +110,13 @@ class Queries:
         ) as cur:
             row = await cur.fetchone()
         if row is None:
-            await self._row(item_id)
+            await self.row_in(item_id)
             raise NotFound("attachment", f"{num} of {self.core.ids.api_id('item', item_id)}")
         return P.decode_doc(row["props"]), row["blob_id"], int(row["size"])
 
     async def source(self, item_id: int) -> tuple[int | None, str | None, int]:
         """(blob id, content type, size) of the raw source; blob id None if there is none."""
-        row = await self._row(item_id)
+        row = await self.row_in(item_id)
         if row["source_blob"] is None:
             return None, None, 0
         size = await blobs.size_of(self.core.reader, row["source_blob"])

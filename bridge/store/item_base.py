@@ -1,0 +1,101 @@
+"""What every part of the item writes shares: the store core, the item row, the hot columns
+mirrored from properties, named-property resolution, and the "item changed" step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from bridge.model import tags
+from bridge.model.named import KNOWN, NamedProp
+from bridge.model.proptypes import PropType, make_tag
+from bridge.store import props as P
+from bridge.store.core import StoreCore, Tx
+from bridge.store.errors import NotFound
+from bridge.store.folders import Folders
+from bridge.store.item_rows import int_or_none
+
+
+@dataclass(slots=True)
+class NewItem:
+    """An item to create. `props` use store tags; `named` is resolved in the transaction."""
+
+    message_class: str = "IPM.Note"
+    props: dict[int, Any] = field(default_factory=dict)
+    named: dict[NamedProp, Any] = field(default_factory=dict)
+    recipients: list[dict[int, Any]] = field(default_factory=list)
+    attachments: list[tuple[dict[int, Any], bytes]] = field(default_factory=list)
+    source: bytes | None = None
+    source_type: str | None = None
+    upstream: dict[str, Any] | None = None
+    associated: bool = False
+
+
+class ItemsBase:
+    def __init__(self, core: StoreCore, folders: Folders) -> None:
+        self.core = core
+        self.folders = folders
+        named = core.named
+        self._start = named.tag_for(P.APPT_START, PropType.SYSTIME)
+        self._end = named.tag_for(P.APPT_END, PropType.SYSTIME)
+        self._due = named.tag_for(P.TASK_DUE, PropType.SYSTIME)
+        self._keywords = named.tag_for(P.KEYWORDS, PropType.UNICODE | 0x1000)
+
+    # -- create -----------------------------------------------------------------------
+
+    async def resolve_named(self, tx: Tx, named: Mapping[NamedProp, Any]) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        for np, value in named.items():
+            known = self.core.named.lookup(np)
+            ptype = (known and known[1]) or (KNOWN[np].ptype if np in KNOWN else None)
+            if ptype is None:
+                ptype = P.infer_type(value)
+            out[make_tag(await tx.named_id(np, ptype), ptype)] = value
+        return out
+
+    def _hot(self, props: Mapping[int, Any], has_attach: bool) -> dict[str, Any]:
+        sender_name, sender_email = P.sender_columns(props)
+        subject = props.get(tags.SUBJECT)
+        return {
+            "subject": subject if isinstance(subject, str) else None,
+            "sender_name": sender_name,
+            "sender_email": sender_email,
+            "received": P.filetime(props.get(tags.MESSAGE_DELIVERY_TIME)),
+            "sent": P.filetime(props.get(tags.CLIENT_SUBMIT_TIME)),
+            "importance": int_or_none(props.get(tags.IMPORTANCE)),
+            "sensitivity": int_or_none(props.get(tags.SENSITIVITY)),
+            "start_time": P.filetime(props.get(self._start or -1) or props.get(tags.START_DATE)),
+            "end_time": P.filetime(props.get(self._end or -1) or props.get(tags.END_DATE)),
+            "due_time": P.filetime(props.get(self._due or -1)),
+            "flags": P.message_flags(props, has_attach),
+        }
+
+    def _categories(self, props: Mapping[int, Any]) -> list[str]:
+        value = props.get(self._keywords or -1)
+        return [c for c in value if isinstance(c, str)] if isinstance(value, list) else []
+
+    # -- modify -----------------------------------------------------------------------
+
+    async def row_in(self, conn: aiosqlite.Connection, item_id: int) -> aiosqlite.Row:
+        async with conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound("item", self.core.ids.api_id("item", item_id))
+        return row
+
+    async def _touch(
+        self, tx: Tx, row: aiosqlite.Row, doc: dict[str, Any], changed: list[int]
+    ) -> None:
+        cn = tx.cn()
+        await tx.conn.execute(
+            "UPDATE items SET props = ?, modified = ?, cn = ? WHERE id = ?",
+            (P.dumps(doc), tx.now, cn, row["id"]),
+        )
+        names = [P.key(t) for t in changed]
+        tx.emit(
+            "object_modified", kind="item", id=row["id"], folder_id=row["folder_id"], tags=names
+        )
+        await tx.journal("item_update", "item", row["id"], row["folder_id"], cn, {"tags": names})

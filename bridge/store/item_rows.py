@@ -1,0 +1,129 @@
+"""Rows of new and changed items, and the small helpers every item write shares."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from bridge.model import flags, tags
+from bridge.model.codec import from_json
+from bridge.store import blobs
+from bridge.store import props as P
+from bridge.store.core import Tx
+
+SLICE = 200  # items prepared per slice of a bulk create
+
+_INSERT_ITEM = (
+    "INSERT INTO items (id, folder_id, message_class, subject, sender_name, sender_email, "
+    "received, sent, importance, sensitivity, start_time, end_time, due_time, flags, size, "
+    "has_attach, associated, created, modified, created_cn, cn, props, source_blob, "
+    "source_type, upstream) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_RECIPIENT = (
+    "INSERT INTO recipients (item_id, row_id, type, display_name, email, props) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_ATTACHMENT = (
+    "INSERT INTO attachments (item_id, num, filename, mime_tag, size, content_id, method, "
+    "hidden, blob_id, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CATEGORY = "INSERT OR IGNORE INTO item_categories (item_id, category) VALUES (?, ?)"
+_INSERT_JOURNAL = (
+    "INSERT INTO journal (ts, op, kind, object_id, folder_id, cn, payload) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(slots=True)
+class Rows:
+    """The rows of a slice of new items, table by table."""
+
+    blobs: list[tuple[int, int, str]] = field(default_factory=list)
+    chunks: list[tuple[int, bytes]] = field(default_factory=list)
+    items: list[tuple[Any, ...]] = field(default_factory=list)
+    recipients: list[tuple[Any, ...]] = field(default_factory=list)
+    attachments: list[tuple[Any, ...]] = field(default_factory=list)
+    categories: list[tuple[int, str]] = field(default_factory=list)
+    journal: list[tuple[int, str, str, int, int | None, int, str]] = field(default_factory=list)
+
+    def add_blob(self, blob_id: int, data: bytes) -> None:
+        row, chunks = blobs.blob_rows(blob_id, data)
+        self.blobs.append(row)
+        self.chunks.extend(chunks)
+
+    def queue(self, conn: aiosqlite.Connection, journaled: bool) -> list[asyncio.Future[Any]]:
+        """Start the inserts in table order (blobs before the items that point at them)."""
+        statements: list[tuple[str, list[Any]]] = [
+            ("INSERT INTO blobs (id, size, sha256) VALUES (?, ?, ?)", self.blobs),
+            ("INSERT INTO blob_chunks (id, data) VALUES (?, ?)", self.chunks),
+            (_INSERT_ITEM, self.items),
+            (_INSERT_RECIPIENT, self.recipients),
+            (_INSERT_ATTACHMENT, self.attachments),
+            (_INSERT_CATEGORY, self.categories),
+        ]
+        if journaled:
+            statements.append((_INSERT_JOURNAL, self.journal))
+        return [
+            asyncio.ensure_future(conn.executemany(sql, rows)) for sql, rows in statements if rows
+        ]
+
+
+async def adjust_counts(tx: Tx, folder_id: int, count: int, unread: int, assoc: int) -> None:
+    if count or unread or assoc:
+        await tx.conn.execute(
+            "UPDATE folders SET content_count = content_count + ?, unread_count = unread_count + ?,"
+            " assoc_count = assoc_count + ? WHERE id = ?",
+            (count, unread, assoc, folder_id),
+        )
+
+
+def recipient_row(item_id: int, row_id: int, props: Mapping[int, Any]) -> tuple[Any, ...]:
+    rtype = props.get(tags.RECIPIENT_TYPE, flags.MAPI_TO)
+    email = props.get(tags.SMTP_ADDRESS) or props.get(tags.EMAIL_ADDRESS)
+    stored = {**props, tags.ROWID: row_id}
+    return (item_id, row_id, rtype, props.get(tags.DISPLAY_NAME), email, P.dumps(P.encode(stored)))
+
+
+def attachment_row(
+    item_id: int, num: int, props: Mapping[int, Any], blob_id: int, size: int
+) -> tuple[Any, ...]:
+    stored = {t: v for t, v in props.items() if t != tags.ATTACH_DATA_BIN}
+    stored[tags.ATTACH_NUM] = num
+    stored[tags.ATTACH_SIZE] = size
+    stored.setdefault(tags.ATTACH_METHOD, flags.ATTACH_BY_VALUE)
+    filename = (
+        props.get(tags.ATTACH_LONG_FILENAME)
+        or props.get(tags.ATTACH_FILENAME)
+        or props.get(tags.DISPLAY_NAME)
+    )
+    return (
+        item_id,
+        num,
+        filename,
+        props.get(tags.ATTACH_MIME_TAG),
+        size,
+        props.get(tags.ATTACH_CONTENT_ID),
+        stored[tags.ATTACH_METHOD],
+        int(bool(props.get(tags.ATTACHMENT_HIDDEN))),
+        blob_id,
+        P.dumps(P.encode(stored)),
+    )
+
+
+def upstream_of(row: aiosqlite.Row) -> Any:
+    return json.loads(row["upstream"]) if row["upstream"] else None
+
+
+def int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def python_view(doc: Mapping[str, Any]) -> dict[int, Any]:
+    """Decode a stored document back to Python values (for recomputing hot columns)."""
+    return {int(k, 16): from_json(int(k, 16) & 0xFFFF, v) for k, v in doc.items()}
