@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,8 @@ class StoreCore:
         self.ids = IdCodec(uuid.UUID(int=0))
         self.fresh = False
         self._lock = asyncio.Lock()
+        # Called after every commit (cheap, synchronous: e.g. waking the search indexer).
+        self.on_commit: list[Callable[[], None]] = []
 
     @classmethod
     async def open(cls, path: Path) -> StoreCore:
@@ -204,6 +206,8 @@ class StoreCore:
                 tx._rolled_back()
                 raise
         self._request_checkpoint()
+        for hook in self.on_commit:
+            hook()
         if tx.events:
             self.bus.publish(tx.events)
 

@@ -18,6 +18,7 @@ from bridge.store.folders import Folders
 from bridge.store.ids import IdCodec
 from bridge.store.items import Items
 from bridge.store.queries import Queries
+from bridge.store.search import SearchIndex
 from bridge.store.syncstate import SyncState
 from bridge.store.tokens import Tokens
 
@@ -33,6 +34,7 @@ class Store:
         self.items: Items
         self.queries: Queries
         self.dav: DavStore
+        self.search = SearchIndex(core)
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -47,6 +49,7 @@ class Store:
             store.queries = Queries(core)
             store.dav = DavStore(core, store.folders, store.items)
             await store._remove_orphan_blobs()
+            await store.search.start()
         except BaseException:
             await core.close()
             raise
@@ -65,6 +68,7 @@ class Store:
         return self.core.fresh
 
     async def close(self) -> None:
+        await self.search.close()
         await self.core.close()
 
     async def _remove_orphan_blobs(self) -> None:

@@ -67,6 +67,7 @@ def unchanged(store: Store, api: Api) -> Unchanged:
     @asynccontextmanager
     async def check(client: Api | None = None) -> AsyncIterator[None]:
         await (client or api).get("/api/v1/store")
+        await store.search.wait_current()  # the indexer writes in the background
         before = db_snapshot(store.core.path)
         yield
         assert db_snapshot(store.core.path) == before, "the request changed the store"

@@ -49,6 +49,7 @@ from bridge.model.restrictions import (
 from bridge.store import props as P
 from bridge.store import render
 from bridge.store.ids import IdCodec
+from bridge.store.search_query import content_prefilter
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ HOT = {
     tags.IMPORTANCE: "i.importance",
     tags.SENSITIVITY: "i.sensitivity",
 }
+# Properties whose exact text (case-folded) is a column of the full-text index.
+FTS_COLUMNS = {tags.SUBJECT: "subject", tags.BODY: "body"}
 
 
 def _computed(ids: IdCodec) -> dict[int, str]:
@@ -196,8 +199,30 @@ class Compiler:
             cond = self._leaf(r, tag, value, True, params)
             plan.note(f"EXISTS over {source.split()[0]}")
             return f"EXISTS (SELECT 1 FROM {source} AND {cond})"
+        pre = self._prefilter(r, tag, plan, ctx, params)
         sql, present = self.scalar(tag, plan, ctx)
-        return self._leaf(r, tag, sql, present, params)
+        cond = self._leaf(r, tag, sql, present, params)
+        return f"({pre} AND {cond})" if pre else cond
+
+    @staticmethod
+    def _prefilter(
+        r: Restriction, tag: int, plan: Plan, ctx: _Ctx, params: list[Any]
+    ) -> str | None:
+        """For CONTENT on subject or body: a condition true for every item the restriction
+        matches, from the full-text index (see `content_prefilter`). Items changed after
+        the index was last brought up to date (cn above search_state.cn) always pass it."""
+        if not (isinstance(r, Content) and ctx.items and isinstance(r.value, str)):
+            return None
+        column = FTS_COLUMNS.get(tag)
+        match = column and content_prefilter(r.value, r.match)
+        if not match:
+            return None
+        plan.note(f"full-text prefilter on {column}")
+        params.append(f"{{{column}}} : ({match})")
+        return (
+            "(i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?) "
+            "OR i.cn > (SELECT cn FROM search_state))"
+        )
 
     def _exist(self, tag: int, plan: Plan, ctx: _Ctx) -> str:
         if ctx.items and tag in HOT:

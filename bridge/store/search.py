@@ -1,0 +1,251 @@
+"""Full-text search: the background indexer and the search query.
+
+The index (migration 0005) trails the items by change number. After each commit the store
+wakes the indexer, which catches up in small SYSTEM transactions: the items whose change
+number lies in the next window are re-indexed (old entry out, new one in) and
+`search_state.cn` moves to the end of the window. Deleted items leave the index in their
+own transaction (a trigger). So an item whose change number is at most `search_state.cn`
+has an entry that matches its current text; a search waits (bounded) until the index has
+reached the last commit before it runs.
+
+Indexed text is case-folded (`str.casefold`), then tokenized by FTS5's unicode61."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.model import tags
+from bridge.store import blobs, render
+from bridge.store import props as P
+from bridge.store.core import SYSTEM, StoreCore
+from bridge.store.queries import ItemView
+from bridge.store.search_query import QueryError, SearchQuery
+
+log = logging.getLogger(__name__)
+
+WINDOW = 500  # change numbers per indexing transaction
+DEBOUNCE = 0.05  # s between a wake-up and indexing, so bulk writes come in batches
+WAIT = 10.0  # s a search waits for the index at most
+TEXT_ATTACHMENT_MAX = 64 * 1024  # text/* attachments up to this size are indexed
+COLUMNS = ("subject", "body", "sender", "recipients", "attachments")
+BODY_PATH = f'$."{P.key(tags.BODY)}"'
+
+_ITEMS_IN_WINDOW = (
+    f"SELECT id, subject, sender_name, sender_email, json_extract(props, '{BODY_PATH}') "
+    "FROM items WHERE folder_id IN (SELECT id FROM folders) AND cn > ? AND cn <= ?"
+)
+_FTS_DELETE = (
+    "INSERT INTO search_fts (search_fts, rowid, subject, body, sender, recipients, "
+    "attachments) SELECT 'delete', id, subject, body, sender, recipients, attachments "
+    "FROM search_docs WHERE id IN (SELECT value FROM json_each(?))"
+)
+
+
+@dataclass(slots=True)
+class SearchPage:
+    items: list[ItemView]
+    total: int
+    complete: bool  # False when the index had not caught up within the wait
+
+
+def _text(*parts: object) -> str:
+    return " ".join(p for p in parts if isinstance(p, str) and p).casefold()
+
+
+class SearchIndex:
+    def __init__(self, core: StoreCore) -> None:
+        self.core = core
+        self.indexed = 0
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self.core.reader.execute("SELECT cn FROM search_state") as cur:
+            row = await cur.fetchone()
+        self.indexed = int(row[0]) if row else 0
+        self.core.on_commit.append(self.wake)
+        self._task = asyncio.ensure_future(self._run())
+        self.wake()
+
+    async def close(self) -> None:
+        if self.wake in self.core.on_commit:
+            self.core.on_commit.remove(self.wake)
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def target(self) -> int:
+        return self.core.counters["next_cn"] - 1
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            await asyncio.sleep(DEBOUNCE)
+            try:
+                while not self._closing and self.indexed < self.target:
+                    await self._index_window()
+                    await asyncio.sleep(0)  # let other writers in between windows
+            except sqlite3.Error:
+                log.exception("search indexing failed; retrying after the next change")
+
+    async def wait_current(self, max_wait: float = WAIT) -> bool:
+        """Wait until the index covers every commit made before the call."""
+        target = self.target
+        if self.indexed >= target:
+            return True
+        self.wake()
+        try:
+            async with self._progress:
+                await asyncio.wait_for(
+                    self._progress.wait_for(lambda: self.indexed >= target or self._closing),
+                    max_wait,
+                )
+        except TimeoutError:
+            pass
+        return self.indexed >= target
+
+    # -- indexing --------------------------------------------------------------------
+
+    async def _index_window(self) -> None:
+        async with self.core.write(SYSTEM) as tx:
+            conn = tx.conn
+            upto = min(self.indexed + WINDOW, self.core.counters["next_cn"] - 1)
+            async with conn.execute(_ITEMS_IN_WINDOW, (self.indexed, upto)) as cur:
+                rows = list(await cur.fetchall())
+            if rows:
+                ids = [r[0] for r in rows]
+                docs = await self._documents(conn, rows)
+                id_list = json.dumps(ids)
+                await conn.execute(_FTS_DELETE, (id_list,))
+                await conn.execute(
+                    "DELETE FROM search_docs WHERE id IN (SELECT value FROM json_each(?))",
+                    (id_list,),
+                )
+                await conn.executemany(
+                    "INSERT INTO search_docs (id, subject, body, sender, recipients, "
+                    "attachments) VALUES (?, ?, ?, ?, ?, ?)",
+                    docs,
+                )
+                await conn.executemany(
+                    "INSERT INTO search_fts (rowid, subject, body, sender, recipients, "
+                    "attachments) VALUES (?, ?, ?, ?, ?, ?)",
+                    docs,
+                )
+            await conn.execute("UPDATE search_state SET cn = ?", (upto,))
+        self.indexed = upto
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def _documents(self, conn: Any, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+        id_list = json.dumps([r[0] for r in rows])
+        recipients: dict[int, list[str]] = {}
+        async with conn.execute(
+            "SELECT item_id, display_name, email FROM recipients "
+            "WHERE item_id IN (SELECT value FROM json_each(?))",
+            (id_list,),
+        ) as cur:
+            for item_id, name, email in await cur.fetchall():
+                recipients.setdefault(item_id, []).append(_text(name, email))
+        attachments: dict[int, list[str]] = {}
+        async with conn.execute(
+            "SELECT item_id, filename, mime_tag, size, blob_id FROM attachments "
+            "WHERE item_id IN (SELECT value FROM json_each(?))",
+            (id_list,),
+        ) as cur:
+            atts = list(await cur.fetchall())
+        for item_id, filename, mime, size, blob_id in atts:
+            parts = [_text(filename)]
+            if (
+                blob_id is not None
+                and isinstance(mime, str)
+                and mime.lower().startswith("text/")
+                and size <= TEXT_ATTACHMENT_MAX
+            ):
+                data = b"".join([c async for c in blobs.read(conn, blob_id)])
+                parts.append(data.decode("utf-8", "replace").casefold())
+            attachments.setdefault(item_id, []).append(" ".join(parts))
+        return [
+            (
+                iid,
+                _text(subject),
+                _text(body),
+                _text(sender_name, sender_email),
+                " ".join(recipients.get(iid, [])),
+                " ".join(attachments.get(iid, [])),
+            )
+            for iid, subject, sender_name, sender_email, body in rows
+        ]
+
+    # -- searching -------------------------------------------------------------------
+
+    async def search(
+        self,
+        query: SearchQuery,
+        *,
+        folder_id: int | None = None,
+        visible: set[int] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> SearchPage:
+        """Items matching `query`, newest (received) first. `visible` limits the folders."""
+        complete = await self.wait_current()
+        conds = ["i.associated = 0"]
+        params: list[Any] = []
+        source = "items i"
+        if query.match is not None:
+            source = "search_fts JOIN items i ON i.id = search_fts.rowid"
+            conds.append("search_fts MATCH ?")
+            params.append(query.match)
+        if folder_id is not None:
+            conds.append("i.folder_id = ?")
+            params.append(folder_id)
+        if visible is not None:
+            conds.append("i.folder_id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(sorted(visible)))
+        if query.has_attachment:
+            conds.append("i.has_attach = 1")
+        if query.before is not None:
+            conds.append("i.received < ?")
+            params.append(query.before)
+        if query.after is not None:
+            conds.append("i.received >= ?")
+            params.append(query.after)
+        where = " AND ".join(conds)
+        reader = self.core.reader
+        try:
+            async with reader.execute(
+                f"SELECT i.* FROM {source} WHERE {where} "
+                "ORDER BY i.received DESC, i.id DESC LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ) as cur:
+                rows = await cur.fetchall()
+            async with reader.execute(
+                f"SELECT count(*) FROM {source} WHERE {where}", params
+            ) as cur:
+                total = int((await cur.fetchone() or [0])[0])
+        except sqlite3.OperationalError as exc:
+            if query.match is not None and "fts5" in str(exc).lower():
+                raise QueryError(f"the search query cannot be run: {exc}") from None
+            raise
+        ids = self.core.ids
+        items = [ItemView(r["id"], r["folder_id"], render.item_props(ids, r)) for r in rows]
+        return SearchPage(items, total, complete)

@@ -1,0 +1,171 @@
+"""The full-text index follows the items (create, update, move, delete) and the query syntax."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.model import tags
+from bridge.store.items import NewItem
+from bridge.store.search_query import QueryError, parse
+from bridge.store.store import Store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "store.sqlite")
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def _day(d: int) -> dt.datetime:
+    return dt.datetime(2024, 3, d, 12, tzinfo=dt.UTC)
+
+
+def mail(subject: str, body: str = "", day: int = 1, **extra: Any) -> NewItem:
+    props: dict[int, Any] = {
+        tags.SUBJECT: subject,
+        tags.BODY: body,
+        tags.MESSAGE_DELIVERY_TIME: _day(day),
+        tags.SENDER_NAME: extra.pop("sender_name", "Alice Example"),
+        tags.SENDER_SMTP_ADDRESS: extra.pop("sender", "alice@example.com"),
+    }
+    recipients = [
+        {tags.DISPLAY_NAME: name, tags.SMTP_ADDRESS: addr}
+        for name, addr in extra.pop("to", [("Bob Builder", "bob@example.org")])
+    ]
+    return NewItem(props=props, recipients=recipients, **extra)
+
+
+async def ids(store: Store, q: str, **kw: Any) -> list[int]:
+    page = await store.search.search(parse(q), **kw)
+    assert page.complete
+    return [i.id for i in page.items]
+
+
+async def test_create_update_move_delete(store: Store) -> None:
+    inbox = store.folders.roles["inbox"]
+    a, b = await store.items.create_many(
+        inbox, [mail("Quarterly report", "numbers inside", 1), mail("Lunch", "Straße Café", 2)]
+    )
+    assert await ids(store, "report") == [a]
+    assert await ids(store, "strasse cafe") == [b]  # case folding and diacritics
+    assert await ids(store, "STRASSE") == [b]
+    await store.items.update(a, {tags.SUBJECT: "Annual summary"})
+    assert await ids(store, "report") == []
+    assert await ids(store, "annual") == [a]
+    archive = await store.folders.create(inbox, "Archive")
+    await store.items.move(a, archive)
+    assert await ids(store, "annual", folder_id=archive) == [a]
+    assert await ids(store, "annual", folder_id=inbox) == []
+    await store.items.delete(a, hard=True)
+    assert await ids(store, "annual") == []
+    async with store.core.reader.execute("SELECT count(*) FROM search_docs") as cur:
+        assert (await cur.fetchone())[0] == 1
+    await store.folders.delete(archive, hard=True)
+    await store.items.set_recipients(
+        b, [{tags.DISPLAY_NAME: "Carol", tags.SMTP_ADDRESS: "c@x.test"}]
+    )
+    assert await ids(store, "to:carol") == [b]
+    assert await ids(store, "to:bob") == []
+
+
+async def test_attachments_are_indexed(store: Store) -> None:
+    inbox = store.folders.roles["inbox"]
+    txt = ({tags.ATTACH_LONG_FILENAME: "notes.txt", tags.ATTACH_MIME_TAG: "text/plain"}, b"zebra")
+    pdf = (
+        {tags.ATTACH_LONG_FILENAME: "plan.pdf", tags.ATTACH_MIME_TAG: "application/pdf"},
+        b"giraffe",
+    )
+    with_att, plain = await store.items.create_many(
+        inbox, [mail("one", attachments=[txt, pdf]), mail("two")]
+    )
+    assert await ids(store, "zebra") == [with_att]
+    assert await ids(store, "giraffe") == []  # only text/* content is indexed
+    assert await ids(store, "filename:plan.pdf") == [with_att]
+    assert await ids(store, "has:attachment") == [with_att]
+    assert set(await ids(store, "alice")) == {with_att, plain}
+
+
+async def test_query_syntax(store: Store) -> None:
+    inbox = store.folders.roles["inbox"]
+    m1, m2, m3 = await store.items.create_many(
+        inbox,
+        [
+            mail("Budget meeting", "the budget for next year", 1),
+            mail("Re: meeting notes", "budget year next", 5, sender_name="Zoe", sender="z@q.test"),
+            mail("Holiday", "meeting on the beach", 9, to=[("Dan", "dan@example.org")]),
+        ],
+    )
+    assert await ids(store, "meeting") == [m3, m2, m1]  # received, newest first
+    assert await ids(store, '"budget for next"') == [m1]
+    assert await ids(store, "budget -holiday") == [m2, m1]
+    assert await ids(store, "subject:meeting") == [m2, m1]
+    assert await ids(store, 'subject:"meeting notes"') == [m2]
+    assert await ids(store, "from:zoe") == [m2]
+    assert await ids(store, "from:z@q.test") == [m2]
+    assert await ids(store, "to:dan@example.org") == [m3]
+    assert await ids(store, "budg*") == [m2, m1]
+    assert await ids(store, "meeting before:2024-03-05") == [m1]
+    assert await ids(store, "meeting after:2024-03-05") == [m3, m2]
+    assert await ids(store, "after:2024-03-02 before:2024-03-09") == [m2]
+    assert await ids(store, "budget", offset=1, limit=1) == [m1]
+    assert await ids(store, "x:y") == []  # unknown operator: plain text
+    assert await ids(store, 'near "*" ^ OR AND NOT') == []  # FTS5 syntax is only text
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "",
+        "   ",
+        '"unbalanced',
+        "-only -negative",
+        "has:pizza",
+        "before:2024-13-01",
+        "after:yesterday",
+        "wo*rd",
+        '"phrase"*',
+        "x" * 1001,
+        " ".join(["w"] * 65),
+    ],
+)
+def test_malformed_queries(q: str) -> None:
+    with pytest.raises(QueryError):
+        parse(q)
+
+
+async def test_consistent_after_bulk_create(store: Store) -> None:
+    inbox = store.folders.roles["inbox"]
+    created = await store.items.create_many(
+        inbox, [mail(f"bulk message {n}", f"serial{n}") for n in range(3000)]
+    )
+    page = await store.search.search(parse("bulk"), limit=10)
+    assert page.complete and page.total == 3000
+    assert await ids(store, "serial2999") == [created[-1]]
+
+
+async def test_reopen_catches_up(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    s = await Store.open(path)
+    inbox = s.folders.roles["inbox"]
+    (iid,) = await s.items.create_many(inbox, [mail("persistent words")])
+    await s.close()
+    s = await Store.open(path)
+    try:
+        assert await ids(s, "persistent") == [iid]
+        await s.core.writer.execute("UPDATE search_state SET cn = 0")  # as a migrated store
+        await s.core.writer.commit()
+    finally:
+        await s.close()
+    s = await Store.open(path)
+    try:
+        assert await ids(s, "persistent") == [iid]
+    finally:
+        await s.close()
