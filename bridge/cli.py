@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     common(sync)
     sync.add_argument("--wait", action="store_true", help="wait for the end; non-zero on failure")
     sync.add_argument("--timeout", type=float, default=3600.0)
+    switch = sync.add_mutually_exclusive_group()
+    switch.add_argument(
+        "--offline", action="store_true", help="work offline: keep changes and mail queued"
+    )
+    switch.add_argument("--online", action="store_true", help="go back online, then sync")
 
     status = sub.add_parser("status", help="state of the running bridge")
     common(status)
@@ -159,7 +164,7 @@ async def _token(args: argparse.Namespace, data_dir: DataDir) -> int:
     return 0
 
 
-def _call(data_dir: DataDir, method: str, path: str) -> tuple[int, Any]:
+def _call(data_dir: DataDir, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     info = data_dir.read_server_info()
     if not info:
         raise CliError(f"no kbridge server is running on {data_dir.path}", EXIT_NOT_RUNNING)
@@ -168,9 +173,12 @@ def _call(data_dir: DataDir, method: str, path: str) -> tuple[int, Any]:
     except OSError:
         secret = os.environ.get("KBRIDGE_TOKEN", "")
     secret = os.environ.get("KBRIDGE_TOKEN", secret)
-    req = urllib.request.Request(
-        str(info["url"]) + path, method=method, headers={"Authorization": f"Bearer {secret}"}
-    )
+    headers = {"Authorization": f"Bearer {secret}"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(str(info["url"]) + path, data, headers, method=method)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -186,6 +194,16 @@ def _call(data_dir: DataDir, method: str, path: str) -> tuple[int, Any]:
 
 
 def _sync(args: argparse.Namespace, data_dir: DataDir) -> int:
+    if args.offline or args.online:
+        status, body = _call(
+            data_dir, "POST", "/api/v1/sync/offline", {"offline": bool(args.offline)}
+        )
+        if status >= 400:
+            detail = body.get("detail") if isinstance(body, dict) else body
+            raise CliError(f"sync failed: {detail}")
+        if args.offline:
+            print("working offline")
+            return 0
     status, body = _call(data_dir, "POST", "/api/v1/sync/run")
     if status >= 400:
         detail = body.get("detail") if isinstance(body, dict) else body

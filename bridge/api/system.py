@@ -42,6 +42,20 @@ async def sync_run(request: web.Request) -> web.Response:
     return web.json_response(result, status=202)
 
 
+@routes.post("/api/v1/sync/offline")
+async def sync_offline(request: web.Request) -> web.Response:
+    """The "work offline" switch: `{"offline": true|false}`."""
+    body = await read_json(request, 4096)
+    if not isinstance(body, dict) or not isinstance(body.get("offline"), bool):
+        raise bad_request('give {"offline": true} or {"offline": false}')
+    sync = request.app[SYNC_KEY]
+    try:
+        await sync.set_offline(body["offline"])
+    except NoUpstream as exc:
+        raise Problem(409, "no-upstream", str(exc)) from None
+    return web.json_response(await sync.status())
+
+
 def token_json(request: web.Request, token: Token) -> dict[str, object]:
     store = store_of(request)
     return {

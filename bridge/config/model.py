@@ -32,6 +32,7 @@ class Endpoint:
     password: str | None = field(repr=False)
     password_command: str | None
     verify_tls: bool
+    saves_sent: bool = False  # smtp only: the server files sent mail itself
 
 
 @dataclass(frozen=True)

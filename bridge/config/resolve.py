@@ -166,6 +166,7 @@ def _endpoint(service: str, up: Values, add: AddProblem) -> Endpoint | None:
         password=secrets["password"],
         password_command=secrets["password_command"],
         verify_tls=up["verify_tls"] if verify is None else verify,
+        saves_sent=bool(own.get("saves_sent", False)),
     )
 
 

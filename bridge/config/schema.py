@@ -158,6 +158,16 @@ def _endpoint_section(service: str) -> Section:
             default_doc="upstream.verify_tls",
         ),
     ]
+    if service == "smtp":
+        specs.append(
+            Spec(
+                "saves_sent",
+                "bool",
+                "true: the server files a copy of each submitted message in the Sent folder "
+                "itself, so the bridge does not upload one; false: the bridge APPENDs the copy.",
+                False,
+            )
+        )
     if service not in REQUIRED_SERVICES:
         specs.append(
             Spec("enabled", "bool", "false turns the service off even if the preset has it.", True)

@@ -16,9 +16,11 @@ from typing import Any
 from bridge.config import Config
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
+from bridge.sync.outbox import Outbox
 from bridge.sync.service import SyncService
 from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
 from bridge.upstream.imap import ImapAdapter, ImapSettings
+from bridge.upstream.smtp import SmtpSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,13 @@ class ImapSyncService(SyncService):
         interval: float = 300.0,
         policy: str = "keep-both",
         password_command: str | None = None,
+        smtp: SmtpSettings | None = None,
+        smtp_password_command: str | None = None,
     ) -> None:
         super().__init__(store)
         self.password_command = password_command
+        self.smtp_password_command = smtp_password_command
+        self.outbox = Outbox(store, smtp) if smtp is not None else None
         self.settings = settings
         self.interval = interval
         self.policy = policy
@@ -75,19 +81,33 @@ class ImapSyncService(SyncService):
             "work_offline": self.work_offline,
             "last_sync": self.last_sync,
             "last_run": self.last_report,
+            "outbox": await self._outbox_status(),
         }
+
+    async def _outbox_status(self) -> dict[str, Any] | None:
+        if self.outbox is None:
+            return None
+        return {"queued": len(await self.outbox.queued()), "last_error": self.outbox.last_error}
 
     async def run_now(self) -> dict[str, Any]:
         if not self.work_offline:
             self.state = "syncing"
             self.message = "sync requested"
+        if self.outbox is not None:
+            self.outbox.retry_now()
         self._wake.set()
         return await self.status()
 
     async def set_offline(self, offline: bool) -> None:
         self.work_offline = offline
         if offline:
+            self.state, self.message = "offline", "working offline (switched by the user)"
             await self._disconnect()
+        else:
+            self.state, self.message = "syncing", "going online"
+            self._failures = 0
+            if self.outbox is not None:
+                self.outbox.retry_now()
         self._wake.set()
 
     # -- loop -------------------------------------------------------------------------
@@ -155,6 +175,21 @@ class ImapSyncService(SyncService):
             "conflicts": report.conflicts,
             "failed": report.failed,
         }
+        if self.outbox is not None:
+            await self._drain(self.outbox)
+
+    async def _drain(self, outbox: Outbox) -> None:
+        """Send the submitted items; sent ones moved to Sent Items, and the run after
+        this one (at once) uploads their copies."""
+        if self.smtp_password_command and not outbox.settings.password:
+            password = await run_password_command(self.smtp_password_command)
+            outbox.settings = dataclasses.replace(outbox.settings, password=password)
+        sent = await outbox.drain(self._adapter)
+        self.last_report.update(
+            {"sent": sent.sent, "send_failed": sent.failed, "send_deferred": sent.deferred}
+        )
+        if sent.sent and not outbox.settings.saves_sent:
+            self._wake.set()
 
     async def _idle(self) -> None:
         """Wait on the Inbox for new mail, a wake-up or the interval, whichever is first."""
@@ -163,6 +198,9 @@ class ImapSyncService(SyncService):
             return
         inbox = (await self.store.sync.folder_links()).get(self.store.folders.roles["inbox"])
         deadline = time.monotonic() + self.interval
+        due = self.outbox.next_due() if self.outbox is not None else None
+        if due is not None:
+            deadline = min(deadline, due)
         try:
             if inbox is not None:
                 await adapter.select(str(inbox["mailbox"]), readonly=True)
@@ -211,10 +249,22 @@ def for_config(store: Store, config: Config) -> SyncService:
     settings = ImapSettings(
         ep.host, ep.port, ep.tls, ep.username, ep.password or "", verify_tls=ep.verify_tls
     )
+    sp = config.upstream.smtp
+    smtp = SmtpSettings(
+        sp.host,
+        sp.port,
+        sp.tls,
+        sp.username,
+        sp.password or "",
+        verify_tls=sp.verify_tls,
+        saves_sent=sp.saves_sent,
+    )
     return ImapSyncService(
         store,
         settings,
         interval=float(config.sync.interval),
         policy=config.sync.conflict_policy,
         password_command=ep.password_command,
+        smtp=smtp,
+        smtp_password_command=sp.password_command,
     )

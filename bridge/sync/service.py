@@ -38,3 +38,7 @@ class SyncService:
         raise NoUpstream(
             "no upstream is configured; add an 'upstream' section to the config to sync"
         )
+
+    async def set_offline(self, offline: bool) -> None:
+        """The user's "work offline" switch; without an upstream there is nothing to switch."""
+        raise NoUpstream("no upstream is configured: the bridge always works offline")

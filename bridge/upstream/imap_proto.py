@@ -278,12 +278,14 @@ class Connection:
 
     def _fail_all(self, exc: BaseException) -> None:
         self._closed = self._closed or exc
-        for cmd in self._pending.values():
-            if not cmd.done.done():
-                cmd.done.set_exception(exc)
+        waiting: list[asyncio.Future[Any]] = [cmd.done for cmd in self._pending.values()]
+        if self._continuation is not None:
+            waiting.append(self._continuation)
+        for fut in waiting:
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # no "never retrieved" noise when nobody awaits it now
         self._pending.clear()
-        if self._continuation is not None and not self._continuation.done():
-            self._continuation.set_exception(exc)
 
     # -- commands ---------------------------------------------------------------------
 

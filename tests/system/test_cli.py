@@ -97,6 +97,9 @@ def test_status_and_sync_without_upstream(server: Server) -> None:
     sync = kbridge("sync", "--wait", data_dir=server.data_dir)
     assert sync.returncode != 0
     assert "no upstream" in sync.stderr
+    offline = kbridge("sync", "--offline", data_dir=server.data_dir)
+    assert offline.returncode != 0
+    assert "always works offline" in offline.stderr
 
 
 def test_status_when_not_running(tmp_path: Path) -> None:

@@ -1,0 +1,217 @@
+"""Sending mail: submitted items leave by SMTP submission (aiosmtpd delivering into the
+test Dovecot over LMTP), Bcc only in the envelope, copies in Sent Items locally and on
+the server, queued while offline, rejections reported, temporary failures retried."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bridge.model import flags, tags
+from bridge.store.items import NewItem
+from bridge.store.store import Store
+from bridge.sync.imap_service import ImapSyncService
+from bridge.sync.outbox import NDR_CLASS, Outbox
+from bridge.upstream.smtp import SmtpSettings
+from tests.integration.conftest import Account, sync
+from tests.servers import dovecot as dv
+from tests.servers import submission
+
+
+@pytest.fixture
+async def smtpd(dovecot: dv.Dovecot) -> AsyncIterator[submission.Submission]:
+    server = await submission.start(dovecot)
+    yield server
+    await server.close()
+
+
+def smtp_settings(sub: submission.Submission, account: Account, **kw: Any) -> SmtpSettings:
+    return SmtpSettings(sub.host, sub.port, "none", account.user, account.password, **kw)
+
+
+def rcpt(address: str, kind: int = flags.MAPI_TO) -> dict[int, Any]:
+    return {
+        tags.RECIPIENT_TYPE: kind,
+        tags.DISPLAY_NAME: address.split("@")[0],
+        tags.SMTP_ADDRESS: address,
+        tags.ADDRTYPE: "SMTP",
+    }
+
+
+async def draft(store: Store, subject: str, *recipients: dict[int, Any], sender: str = "") -> int:
+    props: dict[int, Any] = {tags.SUBJECT: subject, tags.BODY: f"body of {subject}\r\n"}
+    if sender:
+        props[tags.SENT_REPRESENTING_NAME] = "Sender"
+        props[tags.SENT_REPRESENTING_SMTP_ADDRESS] = sender
+    item = NewItem(props=props, recipients=list(recipients))
+    return await store.items.create(store.folders.roles["drafts"], item)
+
+
+def mailbox(server: dv.Dovecot, user: str, name: str = "INBOX") -> list[bytes]:
+    """The raw messages of one account's mailbox."""
+    m = server.client(user, f"pw-{user}")
+    m.select(name)
+    _, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    return [part[1] for part in data if isinstance(part, tuple)]
+
+
+def header_block(raw: bytes) -> bytes:
+    return raw.split(b"\r\n\r\n", 1)[0].lower()
+
+
+async def items_in(store: Store, role: str) -> list[Any]:
+    items, _ = await store.queries.list(store.folders.roles[role], limit=100)
+    return items
+
+
+async def test_sent_mail_reaches_recipients_and_sent_folders(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    server = account.server
+    to, hidden = server.add_user()[0], server.add_user()[0]
+    await sync(store, account)
+    iid = await draft(
+        store,
+        "hello there",
+        rcpt(f"{to}@localhost"),
+        rcpt(f"{hidden}@localhost", flags.MAPI_BCC),
+        sender=f"{account.user}@localhost",
+    )
+    await store.items.submit(iid)
+    report = await Outbox(store, smtp_settings(smtpd, account)).drain()
+    assert (report.sent, report.failed, report.deferred) == (1, 0, 0), report
+    [got] = smtpd.handler.received
+    assert got.mail_from == f"{account.user}@localhost"
+    assert sorted(got.rcpt_tos) == sorted([f"{to}@localhost", f"{hidden}@localhost"])
+    for user in (to, hidden):
+        [raw] = mailbox(server, user)
+        assert b"subject: hello there" in header_block(raw)
+        assert b"\nbcc:" not in header_block(raw)
+    assert await items_in(store, "outbox") == []
+    [sent] = await items_in(store, "sent")
+    assert sent.id == iid
+    assert not sent.props[tags.MESSAGE_FLAGS] & (flags.MSGFLAG_SUBMITTED | flags.MSGFLAG_UNSENT)
+    await sync(store, account)  # the journal replay uploads the copy
+    [copy] = mailbox(server, account.user, "Sent")
+    assert b"subject: hello there" in header_block(copy)
+    assert b"\nbcc:" not in header_block(copy)
+    again = await sync(store, account)
+    assert again.fetched == 0 and again.pushed == 0
+    assert len(await items_in(store, "sent")) == 1
+    assert len(mailbox(server, account.user, "Sent")) == 1
+
+
+async def test_rejected_message_stays_in_outbox_with_a_report(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    iid = await draft(store, "to nobody", rcpt("reject-me@localhost"), sender="me@localhost")
+    await store.items.submit(iid)
+    report = await Outbox(store, smtp_settings(smtpd, account)).drain()
+    assert (report.sent, report.failed) == (0, 1)
+    [kept] = await items_in(store, "outbox")
+    assert kept.id == iid
+    assert not kept.props[tags.MESSAGE_FLAGS] & flags.MSGFLAG_SUBMITTED
+    assert kept.props[tags.MESSAGE_FLAGS] & flags.MSGFLAG_UNSENT
+    assert kept.props[tags.NDR_STATUS_CODE] == 550
+    assert "no such user" in kept.props[tags.SUPPLEMENTARY_INFO]
+    [ndr] = await items_in(store, "inbox")
+    assert ndr.props[tags.MESSAGE_CLASS] == NDR_CLASS
+    assert ndr.props[tags.SUBJECT] == "Undeliverable: to nobody"
+    assert "reject-me@localhost" in ndr.props[tags.BODY]
+    assert smtpd.handler.received == []
+    await store.items.submit(iid)  # it can be sent again once corrected
+
+
+async def test_temporary_failure_is_retried(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    to = account.server.add_user()[0]
+    iid = await draft(store, "later", rcpt(f"{to}+busy@localhost"), sender="me@localhost")
+    await store.items.submit(iid)
+    outbox = Outbox(store, smtp_settings(smtpd, account), retry_first=0.2)
+    report = await outbox.drain()
+    assert (report.sent, report.deferred) == (0, 1)
+    assert await outbox.queued() == [iid]
+    due = outbox.next_due()
+    assert due is not None and due > time.monotonic()
+    assert (await outbox.drain()).deferred == 0  # not due yet: nothing tried
+    smtpd.handler.busy = False
+    await asyncio.sleep(max(0.0, due - time.monotonic()))
+    report = await outbox.drain()
+    assert report.sent == 1, report
+    assert outbox.next_due() is None
+    assert len(mailbox(account.server, to)) == 1
+
+
+async def test_partly_refused_recipients_get_a_report(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    to = account.server.add_user()[0]
+    iid = await draft(
+        store, "some", rcpt(f"{to}@localhost"), rcpt("reject-x@localhost"), sender="me@localhost"
+    )
+    await store.items.submit(iid)
+    report = await Outbox(store, smtp_settings(smtpd, account)).drain()
+    assert report.sent == 1
+    assert [i.id for i in await items_in(store, "sent")] == [iid]
+    [ndr] = await items_in(store, "inbox")
+    assert "reject-x@localhost" in ndr.props[tags.BODY]
+    assert len(mailbox(account.server, to)) == 1
+
+
+async def test_server_that_saves_sent_mail_gets_no_second_copy(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    to = account.server.add_user()[0]
+    smtpd.handler.saves_sent_for = (account.user, account.password)
+    await sync(store, account)
+    iid = await draft(store, "filed by the server", rcpt(f"{to}@localhost"), sender="me@localhost")
+    await store.items.submit(iid)
+    adapter = await account.adapter()
+    try:
+        outbox = Outbox(store, smtp_settings(smtpd, account, saves_sent=True))
+        assert (await outbox.drain(adapter)).sent == 1
+    finally:
+        await adapter.close()
+    linked = await store.sync.item(iid)
+    assert linked is not None and linked.upstream is not None
+    assert linked.upstream["mailbox"] == "Sent"
+    await sync(store, account)
+    assert await store.queries.journal_pending() == 0
+    assert len(mailbox(account.server, account.user, "Sent")) == 1
+    assert len(await items_in(store, "sent")) == 1
+
+
+async def test_service_queues_while_offline_and_sends_after_reconnect(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    to = account.server.add_user()[0]
+    service = ImapSyncService(
+        store, account.settings(), interval=60, smtp=smtp_settings(smtpd, account)
+    )
+    await service.start()
+    try:
+        await service.set_offline(True)
+        iid = await draft(store, "queued", rcpt(f"{to}@localhost"), sender="me@localhost")
+        await store.items.submit(iid)
+        await asyncio.sleep(0.5)
+        status = await service.status()
+        assert status["state"] == "offline" and status["work_offline"] is True
+        assert status["outbox"] == {"queued": 1, "last_error": None}
+        assert smtpd.handler.received == []
+        await service.set_offline(False)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if mailbox(account.server, account.user, "Sent") and service.state == "online":
+                break
+            await asyncio.sleep(0.1)
+        assert len(mailbox(account.server, to)) == 1
+        assert len(mailbox(account.server, account.user, "Sent")) == 1
+        assert [i.id for i in await items_in(store, "sent")] == [iid]
+        assert (await service.status())["outbox"]["queued"] == 0
+    finally:
+        await service.stop()
