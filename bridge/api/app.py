@@ -8,7 +8,7 @@ from importlib import resources
 import yaml
 from aiohttp import web
 
-from bridge.api import attachments, events, folders, items, system, views
+from bridge.api import attachments, events, folders, items, search, system, views
 from bridge.api.problems import problem_middleware
 from bridge.api.security import ALLOWED_HOSTS_KEY, LOOPBACK_NAMES, STORE_KEY, guard_middleware
 from bridge.dav import mount as dav_mount
@@ -54,7 +54,7 @@ def create_app(
     app[folders.JSON_LIMIT] = settings.max_json_bytes
     app[items.RAW_LIMIT] = settings.max_request_bytes
     app[OPENAPI_KEY] = load_openapi()
-    for module in (folders, items, attachments, events, system, views):
+    for module in (folders, items, attachments, events, system, views, search):
         app.router.add_routes(module.routes)
     app.router.add_get("/api/v1/openapi.json", openapi)
     views.setup(app)

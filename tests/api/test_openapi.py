@@ -199,6 +199,7 @@ async def test_responses_match_the_document(api: Api) -> None:
     )
     await check("GET", "/api/v1/sync/status", "/api/v1/sync/status")
     await check("POST", "/api/v1/sync/run", "/api/v1/sync/run")
+    await check("POST", "/api/v1/sync/offline", "/api/v1/sync/offline", json={"offline": True})
     await check("GET", "/api/v1/tokens", "/api/v1/tokens")
     await check("POST", "/api/v1/tokens", "/api/v1/tokens", json={"name": "t", "scope": "read"})
     await check("DELETE", "/api/v1/tokens/{name}", "/api/v1/tokens/t")
