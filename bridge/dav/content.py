@@ -8,9 +8,10 @@ from typing import Any
 
 import icalendar
 
-from bridge.formats.mime import MimeError, build_message, parse_message
+from bridge.formats.mime import MimeError, build_message
 from bridge.model import classes, flags, tags
 from bridge.store.items import NewItem
+from bridge.store.rfc822 import item_from_rfc822
 
 EML, ICS, VCF, TXT, DOC = "eml", "ics", "vcf", "txt", "document"
 _BY_EXT = {".eml": EML, ".ics": ICS, ".vcf": VCF}
@@ -114,22 +115,9 @@ def _mail(data: bytes) -> NewItem:
     if not data.strip():
         raise ContentError(422, "an empty body is not an RFC 5322 message")
     try:
-        parsed = parse_message(data)
+        return item_from_rfc822(data)
     except MimeError as exc:
         raise ContentError(422, f"not an RFC 5322 message: {exc}") from None
-    message_class = str(parsed.props.pop(tags.MESSAGE_CLASS, classes.IPM_NOTE))
-    for computed in (tags.MESSAGE_SIZE, tags.HASATTACH, tags.DISPLAY_TO, tags.DISPLAY_CC):
-        parsed.props.pop(computed, None)
-    parsed.props.pop(tags.DISPLAY_BCC, None)
-    return NewItem(
-        message_class=message_class,
-        props=parsed.props,
-        named=parsed.named,
-        recipients=parsed.recipients,
-        attachments=[(a.props, a.data) for a in parsed.attachments],
-        source=data,
-        source_type="message/rfc822",
-    )
 
 
 def _calendar(data: bytes, container_class: str | None) -> NewItem:

@@ -13,6 +13,7 @@ from wsgidav.lock_man.lock_storage import LockStorageDict
 from bridge.dav.reader import Reader
 
 Persist = Callable[[str, str | None], None]
+_URL_KEY = "URL2TOKEN:"
 
 
 def _default(value: Any) -> Any:
@@ -84,3 +85,11 @@ class StoreLockStorage(LockStorageDict):  # type: ignore[misc]
         if self._dict is not None:
             for key in list(self._dict):
                 del self._dict[key]
+
+    def locked_urls(self) -> set[str]:
+        """The (normalized) URLs that have lock entries, expired ones included: any other
+        URL has no locks to list."""
+        entries: Any = self._dict
+        if entries is None:
+            return set()
+        return {key[len(_URL_KEY) :] for key in entries if key.startswith(_URL_KEY)}

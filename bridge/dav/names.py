@@ -50,9 +50,13 @@ def _hex(c: str) -> str:
     return "".join(f"%{b:02X}" for b in c.encode("utf-8"))
 
 
+# Every character `escape` replaces is ASCII: one table does it.
+_ESCAPES = {ord(c): _hex(c) for c in _UNSAFE} | {n: _hex(chr(n)) for n in range(0x20)}
+
+
 def escape(name: str) -> str:
     """A display name as a safe path segment (reversible with `unescape`)."""
-    out = "".join(_hex(c) if c in _UNSAFE or ord(c) < 0x20 else c for c in name)
+    out = name.translate(_ESCAPES)
     stripped = out.rstrip(". ")
     if stripped != out:
         out = stripped + "".join(_hex(c) for c in out[len(stripped) :])

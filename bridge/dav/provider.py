@@ -48,6 +48,9 @@ class StoreProvider(DAVProvider):  # type: ignore[misc]
         self.reader = reader
         self.max_buffered = max_buffered
         self.loop: asyncio.AbstractEventLoop | None = None
+        # PROPFIND of a folder (Depth 0 or 1) is answered by `propfind`; off, wsgidav's
+        # generic handler answers it (the tests compare the two).
+        self.fast_propfind = True
 
     def __repr__(self) -> str:
         return "kbridge store"
@@ -72,6 +75,17 @@ class StoreProvider(DAVProvider):  # type: ignore[misc]
         if environ is not None and TREE_KEY in environ:
             environ[TREE_KEY].reload()
         return result
+
+    def custom_request_handler(
+        self, environ: dict[str, Any], start_response: Any, default_handler: Any
+    ) -> Any:
+        if environ["REQUEST_METHOD"] == "PROPFIND" and self.fast_propfind:
+            from bridge.dav import propfind
+
+            answer = propfind.handle(self, environ, start_response, default_handler)
+            if answer is not None:
+                return answer
+        return default_handler(environ, start_response)
 
     def tree(self, environ: dict[str, Any]) -> Tree:
         tree: Tree | None = environ.get(TREE_KEY)
