@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 WINDOW = 500  # change numbers per indexing transaction
 DEBOUNCE = 0.05  # s between a wake-up and indexing, so bulk writes come in batches
+# While other writers keep committing, indexing waits until they pause this long (unless a
+# search is waiting for it): a bulk import is not slowed down by its own indexing.
+YIELD_TO_WRITERS = 0.2
 WAIT = 10.0  # s a search waits for the index at most
 TEXT_ATTACHMENT_MAX = 64 * 1024  # text/* attachments up to this size are indexed
 COLUMNS = ("subject", "body", "sender", "recipients", "attachments")
@@ -66,6 +70,9 @@ class SearchIndex:
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._own_write = False
+        self._last_foreign_commit = 0.0
+        self._searches_waiting = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -87,6 +94,8 @@ class SearchIndex:
             self._task = None
 
     def wake(self) -> None:
+        if not self._own_write:
+            self._last_foreign_commit = time.monotonic()
         self._wake.set()
 
     @property
@@ -102,7 +111,15 @@ class SearchIndex:
             await asyncio.sleep(DEBOUNCE)
             try:
                 while not self._closing and self.indexed < self.target:
-                    await self._index_window()
+                    busy = YIELD_TO_WRITERS - (time.monotonic() - self._last_foreign_commit)
+                    if busy > 0 and not self._searches_waiting:
+                        await asyncio.sleep(busy)
+                        continue
+                    self._own_write = True
+                    try:
+                        await self._index_window()
+                    finally:
+                        self._own_write = False
                     await asyncio.sleep(0)  # let other writers in between windows
             except sqlite3.Error:
                 log.exception("search indexing failed; retrying after the next change")
@@ -112,7 +129,8 @@ class SearchIndex:
         target = self.target
         if self.indexed >= target:
             return True
-        self.wake()
+        self._searches_waiting += 1
+        self._wake.set()
         try:
             async with self._progress:
                 await asyncio.wait_for(
@@ -121,6 +139,8 @@ class SearchIndex:
                 )
         except TimeoutError:
             pass
+        finally:
+            self._searches_waiting -= 1
         return self.indexed >= target
 
     # -- indexing --------------------------------------------------------------------
