@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 WINDOW = 500  # change numbers per indexing transaction
 DEBOUNCE = 0.05  # s between a wake-up and indexing, so bulk writes come in batches
 # While other writers keep committing, indexing waits until they pause this long (unless a
-# search is waiting for it): a bulk import is not slowed down by its own indexing.
-YIELD_TO_WRITERS = 0.2
+# search is waiting for it, or it has waited MAX_DEFER already): a bulk import is not slowed
+# down by its own indexing, and a steady trickle of writes cannot starve the index.
+YIELD_TO_WRITERS = 1.0
+MAX_DEFER = 10.0
 WAIT = 10.0  # s a search waits for the index at most
 TEXT_ATTACHMENT_MAX = 64 * 1024  # text/* attachments up to this size are indexed
 COLUMNS = ("subject", "body", "sender", "recipients", "attachments")
@@ -110,10 +112,13 @@ class SearchIndex:
                 return
             await asyncio.sleep(DEBOUNCE)
             try:
+                deferred_since = time.monotonic()
                 while not self._closing and self.indexed < self.target:
-                    busy = YIELD_TO_WRITERS - (time.monotonic() - self._last_foreign_commit)
-                    if busy > 0 and not self._searches_waiting:
-                        await asyncio.sleep(busy)
+                    now = time.monotonic()
+                    busy = YIELD_TO_WRITERS - (now - self._last_foreign_commit)
+                    urgent = self._searches_waiting or now - deferred_since > MAX_DEFER
+                    if busy > 0 and not urgent:
+                        await asyncio.sleep(min(busy, 0.1))
                         continue
                     self._own_write = True
                     try:
