@@ -280,7 +280,10 @@ SYNC = Section(
             "conflict_policy",
             "choice",
             "What to do with an item changed on both sides. keep-both: the upstream version "
-            "wins in place and the local one is kept in Sync Issues/Conflicts.",
+            "wins in place and the local one is kept in Sync Issues/Conflicts, linked to the "
+            "winner; server-wins: the upstream version wins, no copy; local-wins: the local "
+            "version is pushed over the upstream one; newer-wins: the later of the local "
+            "change and the moment the upstream change was observed wins.",
             "keep-both",
             choices=("keep-both", "server-wins", "local-wins", "newer-wins"),
         ),

@@ -159,6 +159,14 @@ class SyncState:
         ) as cur:
             return {row[0] for row in await cur.fetchall()}
 
+    async def dirty_times(self) -> dict[int, int]:
+        """Items with local changes still waiting for the upstream → the FILETIME of the
+        latest of those changes."""
+        async with self.core.reader.execute(
+            "SELECT object_id, MAX(ts) FROM journal WHERE kind = 'item' GROUP BY object_id"
+        ) as cur:
+            return {row[0]: row[1] for row in await cur.fetchall()}
+
     async def remove_journal(self, entry_ids: list[int]) -> None:
         """Forget entries the upstream has confirmed."""
         if not entry_ids:

@@ -7,6 +7,7 @@ module only carries the actions out and records their outcome.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from bridge.formats.mime import KEYWORDS
 from bridge.model import tags
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
+from bridge.store.props import now_filetime
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.store.syncstate import LocalItem
@@ -87,6 +89,7 @@ class Engine:
         uidvalidity, modseq = ref.get("uidvalidity"), ref.get("modseq")
         caps = self.adapter.caps
         qresync = (uidvalidity, modseq) if caps.qresync and uidvalidity and modseq else None
+        observed_at = now_filetime()
         state = await self.adapter.select(mailbox, qresync=qresync)
         same = uidvalidity == state.uidvalidity
         if (
@@ -98,7 +101,7 @@ class Engine:
             report.paths[mailbox] = "unchanged"
             return
         items = await self.store.sync.linked_items(mailbox)
-        dirty = await self.store.sync.dirty_items()
+        dirty = await self.store.sync.dirty_times()
         if uidvalidity and not same:
             items = await self._relink(mailbox, state, items)
         if same and qresync and state.highestmodseq:
@@ -124,12 +127,14 @@ class Engine:
                 frozenset(item.upstream.get("flags") or ()),
                 flags_of(item),
                 item.id in dirty,
+                dirty.get(item.id),
             )
             for item in items
             if item.upstream is not None
         ]
         if any(k.uid < 0 for k in known) and listing.present is None:
             listing = plan.Listing(listing.changed, frozenset(await self.adapter.list_uids()))
+        listing = dataclasses.replace(listing, observed_at=observed_at)
         await self._apply(fid, mailbox, state, plan.plan_pull(known, listing, self.policy), report)
         await self.store.sync.set_folder_link(
             fid,
@@ -188,6 +193,33 @@ class Engine:
                     )
                     report.updated += 1
                 links[item.id] = {**item.upstream, "flags": sorted(action.base)}
+            elif isinstance(action, plan.FlagConflict):
+                item = await self.store.sync.item(action.item_id)
+                if item is None or item.upstream is None:
+                    continue
+                if action.keep_copy:
+                    await self._keep_copy(item.id, mailbox)
+                if action.local != flags_of(item):
+                    set_props, delete = flag_props(action.local, item.last_verb)
+                    await self.store.items.update(
+                        item.id,
+                        set_props,
+                        delete,
+                        named={KEYWORDS: categories(action.local)},
+                        origin=UPSTREAM,
+                    )
+                    report.updated += 1
+                links[item.id] = {**item.upstream, "flags": sorted(action.base)}
+                report.conflicts += 1
+                if not action.keep_copy:
+                    self._publish_conflict(
+                        item.id,
+                        None,
+                        item.folder_id,
+                        mailbox,
+                        "flags changed here and on the server: "
+                        + ("the local state wins" if action.local_wins else "the server wins"),
+                    )
             elif isinstance(action, plan.DeleteLocal):
                 await self._delete(action.item_id)
                 report.deleted += 1
@@ -248,16 +280,41 @@ class Engine:
         await self.store.sync.set_item_links({item_id: None})
         await self.store.items.move(item_id, conflicts, origin=UPSTREAM)
         await self.store.sync.forget_item(item_id)
-        self.store.bus.publish(
-            [
-                (
-                    "sync_conflict",
-                    {
-                        "id": item_id,
-                        "folder_id": conflicts,
-                        "mailbox": mailbox,
-                        "reason": "deleted on the server, changed here",
-                    },
-                )
-            ]
+        self._publish_conflict(
+            item_id, None, conflicts, mailbox, "deleted on the server, changed here"
         )
+
+    async def _keep_copy(self, winner_id: int, mailbox: str) -> None:
+        """Keep both: copy the local version into Sync Issues/Conflicts, unlinked (it is
+        not uploaded) and pointing at the winner through PidTagConflictEntryId."""
+        conflicts = self.store.folders.roles["conflicts"]
+        copy_id = await self.store.items.copy(winner_id, conflicts, origin=UPSTREAM)
+        await self.store.sync.set_item_links({copy_id: None})
+        await self.store.items.update(
+            copy_id,
+            {tags.CONFLICT_ENTRYID: self.store.ids.entry_id("item", winner_id)},
+            origin=UPSTREAM,
+        )
+        self._publish_conflict(
+            copy_id, winner_id, conflicts, mailbox, "flags changed here and on the server"
+        )
+
+    def _publish_conflict(
+        self,
+        item_id: int,
+        winner_id: int | None,
+        folder_id: int,
+        mailbox: str,
+        reason: str,
+    ) -> None:
+        """The notification of a conflict: `id` is the item kept aside (or resolved in
+        place), `winner_id` the API id of the item that won, when one was kept."""
+        event: dict[str, Any] = {
+            "id": item_id,
+            "folder_id": folder_id,
+            "mailbox": mailbox,
+            "reason": reason,
+        }
+        if winner_id is not None:
+            event["winner_id"] = self.store.ids.api_id("item", winner_id)
+        self.store.bus.publish([("sync_conflict", event)])

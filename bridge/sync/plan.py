@@ -76,6 +76,7 @@ class Known:
     base: FlagSet  # the server's flags when last synced
     local: FlagSet
     dirty: bool  # has local changes not yet confirmed by the server
+    changed_at: int | None = None  # FILETIME of the latest pending local change
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Listing:
     changed: Mapping[int, FlagSet]
     present: frozenset[int] | None = None
     vanished: frozenset[int] = frozenset()
+    observed_at: int | None = None  # FILETIME at which the server reported this state
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,49 @@ class Unlink:
     item_id: int
 
 
-PullAction = Fetch | SetFlags | DeleteLocal | KeepConflict | Unlink
+@dataclass(frozen=True)
+class FlagConflict:
+    """Flags changed on both sides in incompatible ways. The item gets `local` and
+    remembers `base` (the server's set); `local_wins` says whose state that is (a winning
+    local state is then pushed over the server's). With `keep_copy` the local version is
+    first copied into Sync Issues/Conflicts, linked to the item that won."""
+
+    item_id: int
+    uid: int
+    local: FlagSet
+    base: FlagSet
+    local_wins: bool
+    keep_copy: bool
+
+
+PullAction = Fetch | SetFlags | DeleteLocal | KeepConflict | Unlink | FlagConflict
+
+
+def in_conflict(k: Known, remote: FlagSet) -> bool:
+    """Changed here (pending) and on the server since the last sync, to different sets."""
+    return k.dirty and k.local != k.base and remote != k.base and k.local != remote
+
+
+def local_is_newer(changed_at: int | None, observed_at: int | None) -> bool:
+    """`newer-wins`: is the local change newer than the server's?
+
+    IMAP gives no modification time: INTERNALDATE is when a message arrived, MODSEQ orders
+    changes without a clock. So the server's change is dated by the moment the bridge
+    observed it (`Listing.observed_at`, taken when the mailbox was selected for the pull
+    that reports it), and the local change by the time it was made (`Known.changed_at`,
+    the latest pending journal entry of the item). A server change is known no later than
+    it is observed, so an unknown time on either side lets the server win."""
+    if changed_at is None or observed_at is None:
+        return False
+    return changed_at > observed_at
+
+
+def local_wins(policy: str, k: Known, observed_at: int | None) -> bool:
+    if policy == "local-wins":
+        return True
+    if policy == "newer-wins":
+        return local_is_newer(k.changed_at, observed_at)
+    return False  # keep-both and server-wins: the upstream wins in place
 
 
 def plan_pull(known: Iterable[Known], listing: Listing, policy: str) -> list[PullAction]:
@@ -139,8 +183,10 @@ def plan_pull(known: Iterable[Known], listing: Listing, policy: str) -> list[Pul
             actions.append(DeleteLocal(gone_item.item_id))
         elif policy == "keep-both":
             actions.append(KeepConflict(gone_item.item_id))
-        else:
+        elif local_wins(policy, gone_item, listing.observed_at):
             actions.append(Unlink(gone_item.item_id))
+        else:
+            actions.append(DeleteLocal(gone_item.item_id))
     for uid in sorted(listing.changed):
         if uid in gone:
             continue
@@ -148,6 +194,19 @@ def plan_pull(known: Iterable[Known], listing: Listing, policy: str) -> list[Pul
         k = by_uid.get(uid)
         if k is None:
             actions.append(Fetch(uid))
+            continue
+        if in_conflict(k, remote):
+            wins = local_wins(policy, k, listing.observed_at)
+            actions.append(
+                FlagConflict(
+                    k.item_id,
+                    uid,
+                    k.local if wins else remote,
+                    remote,
+                    wins,
+                    policy == "keep-both",
+                )
+            )
             continue
         merged = merge_flags(k.base, k.local, remote, policy)
         if merged != k.local or remote != k.base:

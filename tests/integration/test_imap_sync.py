@@ -4,6 +4,7 @@ UIDVALIDITY reset, offline edits replayed, new mail through IDLE."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 
 from bridge.model import tags
@@ -198,3 +199,85 @@ async def test_auth_failure_is_reported(store: Store, account: Account) -> None:
         assert "rejected the login" in (await service.status())["message"]
     finally:
         await service.stop()
+
+
+async def _conflicting_edit(store: Store, account: Account) -> int:
+    """A message read everywhere; then flagged here and, meanwhile, marked unread and
+    categorised on the server. Returns the local item id."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("c"), "\\Seen")
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    item_id = items[0].id
+    await store.items.update(item_id, {tags.FLAG_STATUS: 2})
+    m.select("INBOX")
+    m.uid("STORE", "1", "-FLAGS", "(\\Seen)")
+    m.uid("STORE", "1", "+FLAGS", "(Work)")
+    return item_id
+
+
+async def _local_state(store: Store, item_id: int) -> set[str]:
+    item = await store.sync.item(item_id)
+    assert item is not None
+    out = set(item.categories)
+    if item.read:
+        out.add("\\Seen")
+    if item.flag_status == 2:
+        out.add("\\Flagged")
+    return out
+
+
+async def test_conflict_keep_both_copies_local_version(store: Store, account: Account) -> None:
+    item_id = await _conflicting_edit(store, account)
+    sub = store.bus.subscribe()
+    try:
+        report = await sync(store, account, "keep-both")
+        event = None
+        while event is None or event.type != "sync_conflict":
+            event = await asyncio.wait_for(sub.get(), 2.0)
+    finally:
+        sub.close()
+    assert report.conflicts == 1 and not report.failed
+    assert server_flags(account, "INBOX") == {"c": {"Work"}}
+    assert await _local_state(store, item_id) == {"Work"}
+    copies, total = await store.queries.list(store.folders.roles["conflicts"])
+    assert total == 1
+    copy = copies[0]
+    link = base64.b64decode(str(copy.props.get(tags.CONFLICT_ENTRYID)))  # as the API shows it
+    assert link == store.ids.entry_id("item", item_id)
+    assert await _local_state(store, copy.id) == {"\\Seen", "\\Flagged"}
+    assert event.data["winner_id"] == store.ids.api_id("item", item_id)
+    assert await store.queries.journal_pending() == 0
+    again = await sync(store, account, "keep-both")
+    assert again.conflicts == 0 and again.fetched == 0 and again.pushed == 0
+
+
+async def test_conflict_server_wins(store: Store, account: Account) -> None:
+    item_id = await _conflicting_edit(store, account)
+    report = await sync(store, account, "server-wins")
+    assert report.conflicts == 1 and not report.failed
+    assert server_flags(account, "INBOX") == {"c": {"Work"}}
+    assert await _local_state(store, item_id) == {"Work"}
+    assert (await store.queries.list(store.folders.roles["conflicts"]))[1] == 0
+    assert await store.queries.journal_pending() == 0
+
+
+async def test_conflict_local_wins(store: Store, account: Account) -> None:
+    item_id = await _conflicting_edit(store, account)
+    report = await sync(store, account, "local-wins")
+    assert report.conflicts == 1 and not report.failed
+    assert server_flags(account, "INBOX") == {"c": {"\\Seen", "\\Flagged"}}
+    assert await _local_state(store, item_id) == {"\\Seen", "\\Flagged"}
+    assert (await store.queries.list(store.folders.roles["conflicts"]))[1] == 0
+    assert await store.queries.journal_pending() == 0
+
+
+async def test_conflict_newer_wins(store: Store, account: Account) -> None:
+    # the local change was made before the pull observed the server's change: server wins
+    item_id = await _conflicting_edit(store, account)
+    report = await sync(store, account, "newer-wins")
+    assert report.conflicts == 1 and not report.failed
+    assert server_flags(account, "INBOX") == {"c": {"Work"}}
+    assert await _local_state(store, item_id) == {"Work"}
+    assert (await store.queries.list(store.folders.roles["conflicts"]))[1] == 0
+    assert await store.queries.journal_pending() == 0

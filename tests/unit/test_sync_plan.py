@@ -62,9 +62,15 @@ def test_pull_plan_converges(
             assert action.base == plan.relevant(listing.changed[k.uid])
         if isinstance(action, plan.DeleteLocal):
             k = next(k for k in known if k.item_id == action.item_id)
-            assert not k.dirty or policy == "server-wins"  # local changes are not dropped
+            # a local change is dropped only when the policy lets the server win
+            assert not k.dirty or policy in ("server-wins", "newer-wins")
         if isinstance(action, plan.KeepConflict):
             assert policy == "keep-both"
+        if isinstance(action, plan.FlagConflict):
+            k = next(k for k in known if k.item_id == action.item_id)
+            assert plan.in_conflict(k, action.base)
+            assert action.keep_copy == (policy == "keep-both")
+            assert action.local == (k.local if action.local_wins else action.base)
 
 
 @given(FLAGS, FLAGS, st.booleans())
@@ -99,3 +105,75 @@ def test_flag_mapping() -> None:
     fs = plan.local_flags(True, 2, 104, ["Work", "$Junk"])
     assert fs == {"\\Seen", "\\Flagged", "$Forwarded", "Work"}
     assert plan.relevant({"\\Recent", "\\Seen", "$MDNSent", "Home"}) == {"\\Seen", "Home"}
+
+
+# -- conflicts (DESIGN.md §4) ---------------------------------------------------------------
+
+BASE = frozenset({"\\Seen"})
+LOCAL = frozenset({"\\Seen", "\\Flagged"})  # flagged here
+REMOTE = frozenset({"Work"})  # marked unread and categorised on the server
+
+
+def conflict(
+    policy: str, changed_at: int | None = 100, observed_at: int | None = 200
+) -> list[plan.PullAction]:
+    known = [plan.Known(7, 3, BASE, LOCAL, True, changed_at)]
+    return plan.plan_pull(known, plan.Listing({3: REMOTE}, observed_at=observed_at), policy)
+
+
+def test_keep_both_server_wins_in_place_and_keeps_a_copy() -> None:
+    assert conflict("keep-both") == [plan.FlagConflict(7, 3, REMOTE, REMOTE, False, True)]
+
+
+def test_server_wins_without_copy() -> None:
+    assert conflict("server-wins") == [plan.FlagConflict(7, 3, REMOTE, REMOTE, False, False)]
+
+
+def test_local_wins_keeps_local_state_to_push() -> None:
+    assert conflict("local-wins") == [plan.FlagConflict(7, 3, LOCAL, REMOTE, True, False)]
+
+
+@given(st.integers(0, 10**9), st.integers(0, 10**9))
+def test_newer_wins_compares_local_change_with_server_observation(
+    changed_at: int, observed_at: int
+) -> None:
+    (action,) = conflict("newer-wins", changed_at, observed_at)
+    assert isinstance(action, plan.FlagConflict) and not action.keep_copy
+    assert action.local_wins == (changed_at > observed_at)
+    assert action.local == (LOCAL if changed_at > observed_at else REMOTE)
+    assert action.base == REMOTE
+
+
+def test_newer_wins_without_times_lets_the_server_win() -> None:
+    assert conflict("newer-wins", None, 200)[0] == plan.FlagConflict(
+        7, 3, REMOTE, REMOTE, False, False
+    )
+    assert conflict("newer-wins", 300, None)[0] == plan.FlagConflict(
+        7, 3, REMOTE, REMOTE, False, False
+    )
+
+
+@given(FLAGS, FLAGS, FLAGS, st.sampled_from(plan.POLICIES))
+def test_compatible_changes_merge_under_every_policy(
+    base: frozenset[str], local: frozenset[str], remote: frozenset[str], policy: str
+) -> None:
+    """One side unchanged, or both sides made the same change: no conflict, a merge."""
+    k = plan.Known(7, 3, base, local, True, 1)
+    actions = plan.plan_pull([k], plan.Listing({3: remote}, observed_at=2), policy)
+    conflicted = any(isinstance(a, plan.FlagConflict) for a in actions)
+    assert conflicted == (local != base and remote != base and local != remote)
+
+
+@given(st.sampled_from(plan.POLICIES), st.integers(0, 10), st.integers(0, 10))
+def test_deleted_upstream_changed_locally(policy: str, changed_at: int, observed_at: int) -> None:
+    k = plan.Known(7, 3, BASE, LOCAL, True, changed_at)
+    (action,) = plan.plan_pull(
+        [k], plan.Listing({}, vanished=frozenset({3}), observed_at=observed_at), policy
+    )
+    expected: plan.PullAction = {
+        "keep-both": plan.KeepConflict(7),
+        "server-wins": plan.DeleteLocal(7),
+        "local-wins": plan.Unlink(7),
+        "newer-wins": plan.Unlink(7) if changed_at > observed_at else plan.DeleteLocal(7),
+    }[policy]
+    assert action == expected
