@@ -183,15 +183,7 @@ class Engine:
                 if item is None or item.upstream is None:
                     continue
                 if action.local_changed:
-                    set_props, delete = flag_props(action.local, item.last_verb)
-                    await self.store.items.update(
-                        item.id,
-                        set_props,
-                        delete,
-                        named={KEYWORDS: categories(action.local)},
-                        origin=UPSTREAM,
-                    )
-                    report.updated += 1
+                    await self._apply_flags(item, action.local, report)
                 links[item.id] = {**item.upstream, "flags": sorted(action.base)}
             elif isinstance(action, plan.FlagConflict):
                 item = await self.store.sync.item(action.item_id)
@@ -200,15 +192,7 @@ class Engine:
                 if action.keep_copy:
                     await self._keep_copy(item.id, mailbox)
                 if action.local != flags_of(item):
-                    set_props, delete = flag_props(action.local, item.last_verb)
-                    await self.store.items.update(
-                        item.id,
-                        set_props,
-                        delete,
-                        named={KEYWORDS: categories(action.local)},
-                        origin=UPSTREAM,
-                    )
-                    report.updated += 1
+                    await self._apply_flags(item, action.local, report)
                 links[item.id] = {**item.upstream, "flags": sorted(action.base)}
                 report.conflicts += 1
                 if not action.keep_copy:
@@ -283,6 +267,14 @@ class Engine:
         self._publish_conflict(
             item_id, None, conflicts, mailbox, "deleted on the server, changed here"
         )
+
+    async def _apply_flags(self, item: LocalItem, flags: plan.FlagSet, report: Report) -> None:
+        """Set the local item's flags and categories to `flags` (a change from the server)."""
+        set_props, delete = flag_props(flags, item.last_verb)
+        await self.store.items.update(
+            item.id, set_props, delete, named={KEYWORDS: categories(flags)}, origin=UPSTREAM
+        )
+        report.updated += 1
 
     async def _keep_copy(self, winner_id: int, mailbox: str) -> None:
         """Keep both: copy the local version into Sync Issues/Conflicts, unlinked (it is
