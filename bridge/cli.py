@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="state of the running bridge")
     common(status)
     status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--login-link",
+        action="store_true",
+        help="print a one-time link that opens the status page in a browser",
+    )
 
     config = sub.add_parser("config", help="configuration tools")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -224,6 +229,13 @@ def _sync(args: argparse.Namespace, data_dir: DataDir) -> int:
 
 
 def _status(args: argparse.Namespace, data_dir: DataDir) -> int:
+    if args.login_link:
+        status, body = _call(data_dir, "POST", "/api/v1/status/login-links")
+        if status >= 400:
+            raise CliError(f"no login link: {body}")
+        print(body["url"])
+        print(f"(works once, until {body['expires']})", file=sys.stderr)
+        return 0
     status, body = _call(data_dir, "GET", "/api/v1/sync/status")
     if status >= 400:
         raise CliError(f"status failed: {body}")

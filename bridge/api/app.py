@@ -8,9 +8,16 @@ from importlib import resources
 import yaml
 from aiohttp import web
 
-from bridge.api import attachments, events, folders, items, search, system, views
+from bridge.api import attachments, events, folders, items, search, status_page, system, views
 from bridge.api.problems import problem_middleware
-from bridge.api.security import ALLOWED_HOSTS_KEY, LOOPBACK_NAMES, STORE_KEY, guard_middleware
+from bridge.api.security import (
+    ALLOWED_HOSTS_KEY,
+    LOOPBACK_NAMES,
+    SESSIONS_KEY,
+    STORE_KEY,
+    guard_middleware,
+)
+from bridge.api.sessions import LoginSessions
 from bridge.dav import mount as dav_mount
 from bridge.store.store import Store
 from bridge.sync.service import SyncService
@@ -49,12 +56,13 @@ def create_app(
         client_max_size=settings.max_request_bytes,
     )
     app[STORE_KEY] = store
+    app[SESSIONS_KEY] = LoginSessions()
     app[system.SYNC_KEY] = sync or SyncService(store)
     app[ALLOWED_HOSTS_KEY] = frozenset(LOOPBACK_NAMES | {h.lower() for h in settings.allowed_hosts})
     app[folders.JSON_LIMIT] = settings.max_json_bytes
     app[items.RAW_LIMIT] = settings.max_request_bytes
     app[OPENAPI_KEY] = load_openapi()
-    for module in (folders, items, attachments, events, system, views, search):
+    for module in (folders, items, attachments, events, system, views, search, status_page):
         app.router.add_routes(module.routes)
     app.router.add_get("/api/v1/openapi.json", openapi)
     views.setup(app)

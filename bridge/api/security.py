@@ -11,15 +11,18 @@ from typing import TypeVar
 from aiohttp import web
 
 from bridge.api.problems import Problem
+from bridge.api.sessions import COOKIE, COOKIE_PATHS, SESSION_TOKEN, LoginSessions
 from bridge.store.store import Store
 from bridge.store.tokens import Token
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "localhost.localdomain"})
 STORE_KEY = web.AppKey("store", Store)
 ALLOWED_HOSTS_KEY = web.AppKey("allowed_hosts", frozenset[str])
+SESSIONS_KEY = web.AppKey("sessions", LoginSessions)
 TOKEN_KEY = web.RequestKey("token", Token)
 VISIBLE_KEY = web.RequestKey("visible_folders", set[int])
 SCOPE_ATTR = "kbridge_scope"
+PUBLIC_ATTR = "kbridge_public"
 # Scope by method where the handler does not declare one. WebDAV reads (PROPFIND, REPORT)
 # need `read`; every other method (PUT, DELETE, MKCOL, MOVE, COPY, PROPPATCH, LOCK, UNLOCK)
 # needs `write`.
@@ -43,6 +46,12 @@ def requires(scope: str) -> Callable[[H], H]:
         return handler
 
     return mark
+
+
+def public(handler: H) -> H:
+    """Mark a handler that authenticates by itself (the status page and its login)."""
+    setattr(handler, PUBLIC_ATTR, True)
+    return handler
 
 
 def host_name(host_header: str) -> str:
@@ -70,9 +79,11 @@ async def guard_middleware(
         raise Problem(403, "cross-origin", "cross-origin requests are refused")
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         raise Problem(403, "cross-origin", "cross-site requests are refused")
-    store = request.app[STORE_KEY]
-    token = await _authenticate(request, store)
     route_handler = request.match_info.handler
+    if getattr(route_handler, PUBLIC_ATTR, False):
+        return await handler(request)
+    store = request.app[STORE_KEY]
+    token = await authenticate(request, store)
     needed = getattr(route_handler, SCOPE_ATTR, None) or _DEFAULT_SCOPE.get(request.method, "write")
     if not token.allows(needed):
         raise Problem(
@@ -84,7 +95,15 @@ async def guard_middleware(
     return await handler(request)
 
 
-async def _authenticate(request: web.Request, store: Store) -> Token:
+def session_token(request: web.Request) -> Token | None:
+    """The status page's session, for the few requests a session cookie may make."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie and request.path in COOKIE_PATHS and request.app[SESSIONS_KEY].valid(cookie):
+        return SESSION_TOKEN
+    return None
+
+
+async def authenticate(request: web.Request, store: Store) -> Token:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     secret = None
@@ -96,7 +115,7 @@ async def _authenticate(request: web.Request, store: Store) -> Token:
             secret = decoded.partition(":")[2]
         except (binascii.Error, UnicodeDecodeError):
             secret = None
-    token = await store.tokens.verify(secret) if secret else None
+    token = await store.tokens.verify(secret) if secret else session_token(request)
     if token is None:
         problem = Problem(
             401,

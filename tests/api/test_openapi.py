@@ -11,7 +11,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from bridge.api.app import create_app, load_openapi
-from bridge.api.security import _DEFAULT_SCOPE, SCOPE_ATTR
+from bridge.api.security import _DEFAULT_SCOPE, PUBLIC_ATTR, SCOPE_ATTR
 from bridge.store.store import Store
 from tests.api.helpers import Api
 
@@ -69,6 +69,12 @@ def test_every_operation_is_described(store: Store) -> None:
     for (method, path), op in doc_operations(doc).items():
         where = f"{method.upper()} {path}"
         assert op.get("summary"), f"{where}: no summary"
+        handler = handlers[(method, path)]
+        if op.get("security") == []:
+            # documented as public: the handler authenticates by itself, if at all
+            assert getattr(handler, PUBLIC_ATTR, False), f"{where}: documented public"
+            continue
+        assert not getattr(handler, PUBLIC_ATTR, False), f"{where}: public but not documented so"
         assert "401" in op["responses"], f"{where}: no 401 response"
         assert any(code < "300" for code in op["responses"]), f"{where}: no success response"
         for segment in path.split("/"):
@@ -78,7 +84,6 @@ def test_every_operation_is_described(store: Store) -> None:
                 names = {_resolve(doc, p)["name"] for p in params}
                 assert name in names, f"{where}: path parameter {name} not described"
         # the scope in the document is the one the guard enforces
-        handler = handlers[(method, path)]
         needed = getattr(handler, SCOPE_ATTR, None) or _DEFAULT_SCOPE.get(method.upper(), "write")
         assert op["x-required-scope"] == needed, where
         assert f"Scope: {needed}." in op["description"], where

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import stat
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,21 @@ def test_status_and_sync_without_upstream(server: Server) -> None:
     offline = kbridge("sync", "--offline", data_dir=server.data_dir)
     assert offline.returncode != 0
     assert "always works offline" in offline.stderr
+
+
+def test_login_link_opens_the_status_page(server: Server) -> None:
+    made = kbridge("status", "--login-link", data_dir=server.data_dir)
+    assert made.returncode == 0, made.stderr
+    url = made.stdout.strip()
+    assert url.startswith("http://127.0.0.1:") and "/status/login?code=" in url
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(url, timeout=10) as resp:  # follows the redirect to the page
+        page = resp.read().decode()
+    assert resp.status == 200 and "local-only" in page
+    with pytest.raises(urllib.error.HTTPError) as used:
+        opener.open(url, timeout=10)
+    used.value.close()
+    assert used.value.code == 403
 
 
 def test_status_when_not_running(tmp_path: Path) -> None:
