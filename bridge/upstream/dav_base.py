@@ -46,6 +46,8 @@ class DavSettings:
     verify_tls: bool = True
     timeout: float = 60.0
     multiget_batch: int = 500  # Radicale refuses REPORT answers of > 10,000 components
+    max_response_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (split multiget)
+    max_in_flight: int = 4  # multiget batches requested at once
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,13 @@ import pytest
 
 from bridge.upstream.base import MailAdapter
 from bridge.upstream.imap import ImapAdapter, ImapSettings
+from tests.contract.dav_fixtures import (  # noqa: F401 (the DAV suite's fixtures)
+    account,
+    cyrus_server,
+    dav,
+    dav_server,
+    radicale_server,
+)
 from tests.servers import dovecot as dv
 
 

@@ -1,0 +1,443 @@
+"""The CalDAV / CardDAV adapter: `DavAdapter` over one HTTP session.
+
+Discovery (RFC 6764): the configured URL, else /.well-known/caldav and /.well-known/carddav,
+asked for DAV:current-user-principal; the principal names the calendar and address book
+home sets, and `collections()` lists both. Pull: REPORT sync-collection (RFC 6578) with
+truncated answers continued; PROPFIND depth 1 as the fallback listing; calendar-multiget and
+addressbook-multiget in batches, several in flight, a batch whose answer is too large split
+in halves. Push: PUT and DELETE with If-Match / If-None-Match.
+
+Every href handed out is a canonical absolute path (`dav_href.normalize`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from urllib.parse import urlsplit
+
+from bridge.upstream import dav_href
+from bridge.upstream import dav_xml as X
+from bridge.upstream.base import AuthFailed, UpstreamError
+from bridge.upstream.dav_base import (
+    ADDRESSBOOK,
+    CALENDAR,
+    NOTES,
+    TASKS,
+    Collection,
+    DavAdapter,
+    DavSettings,
+    Delta,
+    Fetched,
+    PreconditionFailed,
+    Resource,
+    ResourceGone,
+    SyncTokenInvalid,
+)
+from bridge.upstream.dav_http import Answer, DavHttp, ResponseTooLarge
+
+COMPONENT_OF = {CALENDAR: "VEVENT", TASKS: "VTODO", NOTES: "VJOURNAL"}
+MAX_SYNC_ROUNDS = 10_000  # truncated sync-collection answers followed, at most
+_WRITE_PRIVILEGES = {X.qn(X.DAV, p) for p in ("all", "write", "write-content", "bind")}
+_COLLECTION_PROPS = [
+    X.RESOURCETYPE,
+    X.DISPLAYNAME,
+    X.COMPONENT_SET,
+    X.GETCTAG,
+    X.SYNC_TOKEN,
+    X.PRIVILEGE_SET,
+]
+
+
+def kind_of(components: frozenset[str]) -> str | None:
+    """The folder kind of a calendar collection: events win over tasks over journals; a
+    calendar that names no component set takes every component."""
+    if not components or "VEVENT" in components:
+        return CALENDAR
+    if "VTODO" in components:
+        return TASKS
+    if "VJOURNAL" in components:
+        return NOTES
+    return None
+
+
+def normalize_etag(value: str | None) -> str | None:
+    """An entity tag in its quoted form ("abc"), whether or not the server quoted it."""
+    if value is None:
+        return None
+    v = value.strip()
+    if not v:
+        return None
+    if v.startswith('"') or v.startswith('W/"'):
+        return v
+    return f'"{v}"'
+
+
+def _is_member(href: str, parents: set[str]) -> bool:
+    """`href` is a resource directly inside one of `parents` (the collection as asked for
+    and as the answering URL names it): neither a sub-collection nor anything elsewhere
+    on the server, which a member listing must never name."""
+    return not href.endswith("/") and href.rsplit("/", 1)[0] + "/" in parents
+
+
+def _crlf(text: str) -> bytes:
+    """XML parsing turned CRLF into LF; iCalendar and vCard lines end in CRLF."""
+    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+
+
+class HttpDavAdapter(DavAdapter):
+    def __init__(self, settings: DavSettings) -> None:
+        self.settings = settings
+        self.http = DavHttp(settings)
+        self.principal: str | None = None
+        self.calendar_home: str | None = None
+        self.addressbook_home: str | None = None
+
+    # --- discovery ----------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self.principal = self.calendar_home = self.addressbook_home = None
+        try:
+            await self._discover()
+        except BaseException:
+            await self.http.close()
+            raise
+
+    async def _discover(self) -> None:
+        base = self.http.base
+        path = urlsplit(base).path
+        candidates = [base]
+        if "/.well-known/" not in path:
+            candidates += ["/.well-known/caldav", "/.well-known/carddav"]
+        principal = None
+        for href in candidates:
+            principal = await self._principal_at(href)
+            if principal is not None:
+                break
+        if principal is None:
+            raise UpstreamError(
+                f"{base}: no CalDAV or CardDAV service found (no current-user-principal "
+                "there or at /.well-known/caldav or /.well-known/carddav)"
+            )
+        self.principal = principal
+        ms = await self._propfind(principal, 0, [X.CALENDAR_HOME, X.ADDRESSBOOK_HOME], auth=True)
+        for r in ms.responses:
+            cal = r.hrefs(X.CALENDAR_HOME, self.http.url(principal))
+            card = r.hrefs(X.ADDRESSBOOK_HOME, self.http.url(principal))
+            if cal and self.calendar_home is None:
+                self.calendar_home = dav_href.as_collection(cal[0])
+            if card and self.addressbook_home is None:
+                self.addressbook_home = dav_href.as_collection(card[0])
+        if self.calendar_home is None and self.addressbook_home is None:
+            raise UpstreamError(
+                f"principal {principal} has no calendar-home-set nor addressbook-home-set"
+            )
+
+    async def _principal_at(self, href: str) -> str | None:
+        answer = await self.http.request(
+            "PROPFIND",
+            href,
+            body=X.propfind([X.PRINCIPAL]),
+            headers={"Depth": "0"},
+            cross_origin=True,
+        )
+        if answer.status == 403:
+            raise AuthFailed(f"PROPFIND {answer.url}: 403 Forbidden (access refused)")
+        if answer.status != 207:
+            return None
+        try:
+            ms = X.parse_multistatus(answer.body, answer.url)
+        except X.DavXmlError:
+            return None
+        for r in ms.responses:
+            found = r.hrefs(X.PRINCIPAL, answer.url)
+            if found:
+                self.http.rebase(answer.url)
+                return found[0]
+        return None
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    # --- collections --------------------------------------------------------------------
+
+    async def collections(self) -> list[Collection]:
+        homes = [h for h in (self.calendar_home, self.addressbook_home) if h is not None]
+        found: dict[str, Collection] = {}
+        for home in dict.fromkeys(homes):
+            ms = await self._propfind(home, 1, _COLLECTION_PROPS)
+            for r in ms.responses:
+                if dav_href.as_collection(r.href) == home or not r.href.startswith(home):
+                    continue
+                c = self._collection(r)
+                if c is not None:
+                    found.setdefault(c.href, c)
+        return list(found.values())
+
+    def _collection(self, r: X.Response) -> Collection | None:
+        types = r.children(X.RESOURCETYPE)
+        components = frozenset[str]()
+        if X.CALENDAR in types:
+            components = r.components()
+            kind = kind_of(components)
+        elif X.ADDRESSBOOK in types:
+            kind = ADDRESSBOOK
+        else:
+            return None
+        if kind is None:
+            return None
+        href = dav_href.as_collection(r.href)
+        token = r.text(X.SYNC_TOKEN)
+        privileges = r.privileges()
+        return Collection(
+            href=href,
+            name=r.text(X.DISPLAYNAME) or dav_href.last_segment(href),
+            kind=kind,
+            components=components,
+            ctag=r.text(X.GETCTAG) or token,
+            sync_token=token,
+            writable=privileges is None or bool(privileges & _WRITE_PRIVILEGES),
+        )
+
+    async def create_collection(self, kind: str, name: str) -> Collection:
+        home = self.addressbook_home if kind == ADDRESSBOOK else self.calendar_home
+        if kind not in (ADDRESSBOOK, *COMPONENT_OF):
+            raise UpstreamError(f"unknown collection kind {kind!r}")
+        if home is None:
+            raise UpstreamError(f"the server has no home for {kind} collections")
+        href = dav_href.member(home, uuid.uuid4().hex) + "/"
+        if kind == ADDRESSBOOK:
+            answer = await self.http.request("MKCOL", href, body=X.mkcol_addressbook(name))
+        else:
+            body = X.mkcalendar(name, [COMPONENT_OF[kind]])
+            answer = await self.http.request("MKCALENDAR", href, body=body)
+        if answer.status not in (200, 201, 204):
+            raise self._error("create collection", answer)
+        ms = await self._propfind(href, 0, _COLLECTION_PROPS)
+        for r in ms.responses:
+            if dav_href.as_collection(r.href) == href:
+                c = self._collection(r)
+                if c is not None:
+                    return c
+        return Collection(href=href, name=name, kind=kind)
+
+    async def rename_collection(self, href: str, name: str) -> None:
+        href = dav_href.as_collection(dav_href.normalize(href))
+        answer = await self.http.request("PROPPATCH", href, body=X.proppatch_displayname(name))
+        if answer.status == 207:
+            ms = self._parse(answer)
+            failed = {p: s for r in ms.responses for p, s in r.missing.items()}
+            if failed:
+                raise UpstreamError(f"PROPPATCH {answer.url}: displayname refused ({failed})")
+            return
+        if answer.status not in (200, 204):
+            raise self._error("PROPPATCH", answer)
+
+    async def delete_collection(self, href: str) -> None:
+        href = dav_href.as_collection(dav_href.normalize(href))
+        answer = await self.http.request("DELETE", href)
+        if answer.status not in (200, 202, 204, 404, 410):
+            raise self._error("DELETE", answer)
+
+    # --- pull ---------------------------------------------------------------------------
+
+    async def changes(self, collection: Collection, token: str | None) -> Delta:
+        href = dav_href.as_collection(collection.href)
+        changed: dict[str, str | None] = {}  # href → ETag, in the order reported
+        removed: dict[str, None] = {}
+        current = token
+        for _ in range(MAX_SYNC_ROUNDS):
+            answer = await self.http.request(
+                "REPORT", href, body=X.sync_collection(current), headers={"Depth": "0"}
+            )
+            if answer.status in (400, 403, 409, 412) and (
+                X.VALID_SYNC_TOKEN in X.error_conditions(answer.body)
+            ):
+                raise SyncTokenInvalid(
+                    f"REPORT sync-collection {answer.url}: the server refused the sync token"
+                )
+            if answer.status != 207:
+                raise self._error("REPORT sync-collection", answer)
+            ms = self._parse(answer)
+            if not ms.sync_token:
+                raise UpstreamError(
+                    f"REPORT sync-collection {answer.url}: the answer has no sync-token"
+                )
+            truncated = False
+            parents = {href, dav_href.as_collection(ms.base)}
+            for r in ms.responses:
+                if dav_href.as_collection(r.href) in parents:
+                    truncated = truncated or r.status == 507
+                    continue
+                if not _is_member(r.href, parents):
+                    continue
+                if r.status in (404, 410):
+                    changed.pop(r.href, None)
+                    removed[r.href] = None
+                elif r.status is None or 200 <= r.status < 300:
+                    removed.pop(r.href, None)
+                    changed[r.href] = normalize_etag(r.text(X.GETETAG))
+            if not truncated:
+                # An initial sync lists what is there; some servers (Radicale) also
+                # report members deleted long ago, which mean nothing to a new client.
+                return Delta(
+                    ms.sync_token,
+                    [Resource(h, e) for h, e in changed.items()],
+                    list(removed) if token is not None else [],
+                )
+            if ms.sync_token == current:
+                raise UpstreamError(
+                    f"REPORT sync-collection {answer.url}: truncated answer without progress"
+                )
+            current = ms.sync_token
+        raise UpstreamError(
+            f"REPORT sync-collection {href}: still truncated after {MAX_SYNC_ROUNDS} rounds"
+        )
+
+    async def listing(self, collection: Collection) -> list[Resource]:
+        href = dav_href.as_collection(collection.href)
+        ms = await self._propfind(href, 1, [X.GETETAG, X.RESOURCETYPE])
+        out = []
+        parents = {href, dav_href.as_collection(ms.base)}
+        for r in ms.responses:
+            if not _is_member(r.href, parents):
+                continue
+            if X.COLLECTION in r.children(X.RESOURCETYPE):
+                continue
+            if r.status is not None and r.status >= 300:
+                continue
+            out.append(Resource(r.href, normalize_etag(r.text(X.GETETAG))))
+        return out
+
+    async def fetch(self, collection: Collection, hrefs: Iterable[str]) -> AsyncIterator[Fetched]:
+        wanted = list(hrefs)
+        size = max(1, self.settings.multiget_batch)
+        batches = iter([wanted[i : i + size] for i in range(0, len(wanted), size)])
+        window: deque[asyncio.Task[list[Fetched]]] = deque()
+
+        def schedule() -> None:
+            batch = next(batches, None)
+            if batch is not None:
+                window.append(asyncio.ensure_future(self._multiget(collection, batch)))
+
+        try:
+            for _ in range(max(1, self.settings.max_in_flight)):
+                schedule()
+            while window:
+                results = await window.popleft()
+                schedule()
+                for f in results:
+                    yield f
+        finally:
+            for t in window:
+                t.cancel()
+            if window:
+                await asyncio.gather(*window, return_exceptions=True)
+
+    async def _multiget(self, collection: Collection, batch: list[str]) -> list[Fetched]:
+        href = dav_href.as_collection(collection.href)
+        addressbook = collection.kind == ADDRESSBOOK
+        paths = [dav_href.normalize(h, self.http.url(href)) for h in batch]
+        try:
+            answer = await self.http.request("REPORT", href, body=X.multiget(addressbook, paths))
+        except ResponseTooLarge:
+            if len(batch) == 1:
+                return [Fetched(batch[0], None, None, error="too large")]
+            half = len(batch) // 2
+            return await self._multiget(collection, batch[:half]) + await self._multiget(
+                collection, batch[half:]
+            )
+        if answer.status != 207:
+            raise self._error("REPORT multiget", answer)
+        ms = self._parse(answer)
+        by_href = {r.href: r for r in ms.responses}
+        data_prop = X.ADDRESS_DATA if addressbook else X.CALENDAR_DATA
+        out = []
+        for original, path in zip(batch, paths, strict=True):
+            r = by_href.get(path)
+            if r is None:
+                out.append(Fetched(original, None, None, error="missing"))
+                continue
+            if r.status is not None and r.status >= 300:
+                out.append(Fetched(original, None, None, error=str(r.status)))
+                continue
+            etag = normalize_etag(r.text(X.GETETAG))
+            el = r.props.get(data_prop)
+            if el is None:
+                status = r.missing.get(data_prop)
+                out.append(Fetched(original, etag, None, error=str(status or "no data")))
+                continue
+            out.append(Fetched(original, etag, _crlf("".join(el.itertext()))))
+        return out
+
+    # --- push ---------------------------------------------------------------------------
+
+    async def put(
+        self,
+        collection: Collection,
+        name: str,
+        data: bytes,
+        *,
+        etag: str | None = None,
+        create: bool = False,
+    ) -> Resource:
+        href = dav_href.member(dav_href.as_collection(collection.href), name)
+        ctype = "text/vcard" if collection.kind == ADDRESSBOOK else "text/calendar"
+        headers = {"Content-Type": f"{ctype}; charset=utf-8"}
+        if create:
+            headers["If-None-Match"] = "*"
+        if etag is not None:
+            headers["If-Match"] = etag
+        answer = await self.http.request("PUT", href, body=data, headers=headers)
+        if answer.status not in (200, 201, 204):
+            raise self._error("PUT", answer)
+        new = normalize_etag(answer.headers.get("ETag"))
+        if new is not None and new.startswith("W/"):
+            new = None  # the server changed the data: the engine reads it back
+        return Resource(href, new)
+
+    async def delete(self, href: str, *, etag: str | None = None) -> None:
+        href = dav_href.normalize(href)
+        headers = {"If-Match": etag} if etag is not None else {}
+        answer = await self.http.request("DELETE", href, headers=headers)
+        if answer.status not in (200, 202, 204, 404, 410):
+            raise self._error("DELETE", answer)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    async def _propfind(
+        self, href: str, depth: int, props: list[str], *, auth: bool = False
+    ) -> X.Multistatus:
+        answer = await self.http.request(
+            "PROPFIND", href, body=X.propfind(props), headers={"Depth": str(depth)}
+        )
+        if auth and answer.status == 403:
+            raise AuthFailed(f"PROPFIND {answer.url}: 403 Forbidden (access refused)")
+        if answer.status != 207:
+            raise self._error("PROPFIND", answer)
+        return self._parse(answer)
+
+    def _parse(self, answer: Answer) -> X.Multistatus:
+        try:
+            return X.parse_multistatus(answer.body, answer.url)
+        except X.DavXmlError as e:
+            raise UpstreamError(f"{answer.url}: {e}") from None
+
+    def _error(self, what: str, answer: Answer) -> UpstreamError:
+        text = f"{what} {answer.url}: {answer.status}"
+        # the preconditions a DAV:error names (no-uid-conflict, valid-calendar-data ...)
+        conditions = sorted(
+            c.rsplit("}", 1)[-1]
+            for c in X.error_conditions(answer.body)
+            if c != X.qn(X.DAV, "responsedescription")
+        )
+        detail = ", ".join([*conditions, answer.excerpt()][:4]).strip(", ")
+        if detail:
+            text += f" ({detail[:200]})"
+        if answer.status == 412:
+            return PreconditionFailed(text)
+        if answer.status in (404, 410):
+            return ResourceGone(text)
+        return UpstreamError(text)
