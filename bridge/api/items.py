@@ -1,5 +1,5 @@
-"""Items: create (JSON or raw RFC 5322), read, set/delete properties, move, copy, delete,
-recipients and raw source."""
+"""Items: create (JSON, raw RFC 5322, iCalendar or vCard), read, set/delete properties, move,
+copy, delete, recipients and raw source."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.api.cached import ensure_cached, wants_body
 from bridge.api.folders import JSON_LIMIT
 from bridge.api.problems import Problem, bad_request, read_body, read_json
 from bridge.api.propjson import decode_props, decode_tags, encode_props
@@ -16,17 +17,34 @@ from bridge.formats.mime import MimeError, build_message
 from bridge.model import classes, flags, tags
 from bridge.model.codec import from_json
 from bridge.store import blobs
+from bridge.store.calendar_items import (
+    ItemDataError,
+    content_type_for,
+    item_from_ical,
+    item_from_vcard,
+    resource_bytes,
+)
 from bridge.store.items import NewItem
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 
 RAW_LIMIT = web.AppKey("raw_limit", int)
-RAW_TYPES = ("message/rfc822",)
-DEFERRED_RAW = {
-    "text/calendar": "iCalendar items",
-    "text/vcard": "vCard items",
-    "text/x-vcard": "vCard items",
+RAW_TYPES = ("message/rfc822", "text/calendar", "text/vcard", "text/x-vcard")
+# Folders of these container classes hold only their own kind of raw item (as over WebDAV).
+_ONLY = {
+    classes.IPF_APPOINTMENT: ("text/calendar", "a calendar holds iCalendar (text/calendar) items"),
+    classes.IPF_TASK: ("text/calendar", "a task folder holds iCalendar (text/calendar) items"),
+    classes.IPF_CONTACT: ("text/vcard", "a contacts folder holds vCard (text/vcard) items"),
 }
+
+# Items rendered as iCalendar / vCard when they have no raw source.
+_DAV_CLASSES = (
+    classes.IPM_APPOINTMENT,
+    classes.IPM_TASK,
+    classes.IPM_STICKYNOTE,
+    classes.IPM_CONTACT,
+    classes.IPM_DISTLIST,
+)
 
 routes = web.RouteTableDef()
 
@@ -65,21 +83,15 @@ def _recipients(store: Store, value: object) -> list[dict[int, Any]]:
 
 @routes.post("/api/v1/folders/{id}/items")
 async def create_item(request: web.Request) -> web.Response:
-    """JSON `{"props": {...}, "recipients": [...]}` or a raw `message/rfc822` body."""
+    """JSON `{"props": {...}, "recipients": [...]}` or a raw `message/rfc822`,
+    `text/calendar` or `text/vcard` body."""
     store = store_of(request)
     fid = path_id(request, "folder")
     await guard_folder(request, fid)
     folder = await store.folders.get(fid)
     ctype = request.content_type
     if ctype in RAW_TYPES:
-        item = await _raw_item(request)
-    elif ctype in DEFERRED_RAW:
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            f"{DEFERRED_RAW[ctype]} are parsed once calendar and contact sync is in place; "
-            "until then create them with JSON properties",
-        )
+        item = await _raw_item(request, ctype, folder.container_class)
     else:
         item = _json_item(store, await read_json(request, request.app[JSON_LIMIT]), folder)
     iid = await store.items.create(fid, item)
@@ -120,19 +132,42 @@ def _json_item(store: Store, body: object, folder: Any) -> NewItem:
     )
 
 
-async def _raw_item(request: web.Request) -> NewItem:
+def _check_kind(ctype: str, container_class: str | None) -> None:
+    kind = "text/vcard" if ctype == "text/x-vcard" else ctype
+    for prefix, (wanted, reason) in _ONLY.items():
+        if container_class and (
+            container_class == prefix or container_class.startswith(prefix + ".")
+        ):
+            if kind != wanted:
+                raise Problem(415, "unsupported-media-type", f"{reason}, not {ctype}")
+            return
+
+
+async def _raw_item(request: web.Request, ctype: str, container_class: str | None) -> NewItem:
     raw = await read_body(request, request.app[RAW_LIMIT], "raw items")
+    if ctype == "message/rfc822":
+        try:
+            return item_from_rfc822(raw, read=request.query.get("read") == "true")
+        except MimeError as exc:
+            raise Problem(422, "unparseable", f"not an RFC 5322 message: {exc}") from None
+    _check_kind(ctype, container_class)
     try:
-        return item_from_rfc822(raw, read=request.query.get("read") == "true")
-    except MimeError as exc:
-        raise Problem(422, "unparseable", f"not an RFC 5322 message: {exc}") from None
+        if ctype == "text/calendar":
+            notes = (container_class or "").startswith(classes.IPF_STICKYNOTE)
+            return item_from_ical(raw, notes=notes)
+        return item_from_vcard(raw)
+    except ItemDataError as exc:
+        raise Problem(422, "unparseable", str(exc)) from None
 
 
 @routes.get("/api/v1/items/{id}")
 async def get_item(request: web.Request) -> web.Response:
     store, iid = await guarded_item(request)
+    columns = columns_param(store, request)
+    if wants_body(columns):
+        await ensure_cached(request, iid)
     view = await store.queries.get(iid)
-    return web.json_response(item_json(store, view, columns_param(store, request)))
+    return web.json_response(item_json(store, view, columns))
 
 
 @routes.patch("/api/v1/items/{id}")
@@ -204,10 +239,11 @@ async def put_recipients(request: web.Request) -> web.Response:
 async def get_source(request: web.Request) -> web.StreamResponse:
     """The raw source exactly as received; a JSON-made mail item is rendered as RFC 5322."""
     store, iid = await guarded_item(request)
+    await ensure_cached(request, iid)
     blob_id, ctype, size = await store.queries.source(iid)
     if blob_id is None:
-        raw = await _render_source(store, iid)
-        return web.Response(body=raw, content_type="message/rfc822")
+        raw, rendered_type = await _render_source(store, iid)
+        return web.Response(body=raw, content_type=rendered_type)
     response = web.StreamResponse(headers={"Content-Type": ctype or "application/octet-stream"})
     response.content_length = size
     await response.prepare(request)
@@ -217,9 +253,11 @@ async def get_source(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _render_source(store: Store, iid: int) -> bytes:
+async def _render_source(store: Store, iid: int) -> tuple[bytes, str]:
     view = await store.queries.get(iid)
-    if not str(view.props.get(tags.MESSAGE_CLASS, "")).startswith(("IPM.Note", "IPM.Post")):
+    message_class = str(view.props.get(tags.MESSAGE_CLASS, ""))
+    dav_kind = message_class.startswith(_DAV_CLASSES)
+    if not message_class.startswith(("IPM.Note", "IPM.Post")) and not dav_kind:
         raise Problem(404, "no-source", "this item has no raw source to render")
 
     def py(props: dict[int, Any]) -> dict[int, Any]:
@@ -232,4 +270,16 @@ async def _render_source(store: Store, iid: int) -> bytes:
         _, blob_id, _ = await store.queries.attachment(iid, int(num))
         data = await blobs.read_all(store.core.reader, blob_id) if blob_id else b""
         attachments.append((py(aprops), data))
-    return build_message(py(view.props), recipients, attachments)
+    if dav_kind:
+        uid = store.ids.api_id("item", iid)
+        data = resource_bytes(
+            None,
+            message_class,
+            py(view.props),
+            recipients,
+            attachments,
+            names=store.core.named,
+            uid=uid,
+        )
+        return data, content_type_for(message_class)
+    return build_message(py(view.props), recipients, attachments), "message/rfc822"

@@ -3,14 +3,18 @@ document item) and what a GET of an item without a raw source returns."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
-
-import icalendar
 
 from bridge.formats.mime import MimeError, build_message
 from bridge.model import classes, flags, tags
+from bridge.store.calendar_items import (
+    ItemDataError,
+    item_from_ical,
+    item_from_vcard,
+    resource_bytes,
+)
 from bridge.store.items import NewItem
+from bridge.store.named import NamedMap
 from bridge.store.rfc822 import item_from_rfc822
 
 EML, ICS, VCF, TXT, DOC = "eml", "ics", "vcf", "txt", "document"
@@ -27,7 +31,6 @@ _ONLY = {
     classes.IPF_TASK: (ICS, "a task folder holds iCalendar (.ics) items"),
     classes.IPF_CONTACT: (VCF, "a contacts folder holds vCard (.vcf) items"),
 }
-_ICS_CLASSES = {"VEVENT": classes.IPM_APPOINTMENT, "VTODO": classes.IPM_TASK}
 
 
 class ContentError(Exception):
@@ -121,74 +124,18 @@ def _mail(data: bytes) -> NewItem:
 
 
 def _calendar(data: bytes, container_class: str | None) -> NewItem:
-    text = _text(data, "an iCalendar object")
-    lines = [ln for ln in text.replace("\r\n", "\n").split("\n") if ln.strip()]
-    if not lines or lines[0].strip().upper() != "BEGIN:VCALENDAR":
-        raise ContentError(422, "not an iCalendar object: it must start with BEGIN:VCALENDAR")
-    if lines[-1].strip().upper() != "END:VCALENDAR":
-        raise ContentError(422, "not an iCalendar object: it must end with END:VCALENDAR")
+    notes = (container_class or "").startswith(classes.IPF_STICKYNOTE)
     try:
-        cal = icalendar.Calendar.from_ical(text)
-    except ValueError as exc:
-        raise ContentError(422, f"not a valid iCalendar object: {exc}") from None
-    components = [c for c in cal.subcomponents if c.name in ("VEVENT", "VTODO", "VJOURNAL")]
-    if not components:
-        raise ContentError(422, "the iCalendar object holds no VEVENT, VTODO or VJOURNAL")
-    first = components[0]
-    if (container_class or "").startswith(classes.IPF_STICKYNOTE):
-        message_class = classes.IPM_STICKYNOTE
-    else:
-        message_class = _ICS_CLASSES.get(str(first.name), classes.IPM_APPOINTMENT)
-    props: dict[int, Any] = {}
-    summary = first.get("SUMMARY")
-    if summary is not None:
-        props[tags.SUBJECT] = str(summary)
-    for prop, tag in (("DTSTART", tags.START_DATE), ("DTEND", tags.END_DATE)):
-        value = first.get(prop)
-        when = getattr(value, "dt", None)
-        if isinstance(when, dt.datetime):
-            props[tag] = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-    return NewItem(
-        message_class=message_class, props=props, source=data, source_type="text/calendar"
-    )
+        return item_from_ical(data, notes=notes)
+    except ItemDataError as exc:
+        raise ContentError(422, str(exc)) from None
 
 
 def _vcard(data: bytes) -> NewItem:
-    """A structural check (BEGIN/END:VCARD, VERSION, properties as NAME:VALUE lines); the
-    full vCard parser comes with contact sync."""
-    text = _text(data, "a vCard")
-    unfolded = text.replace("\r\n", "\n").replace("\n ", "").replace("\n\t", "")
-    lines = [ln.strip() for ln in unfolded.split("\n") if ln.strip()]
-    if not lines or lines[0].upper() != "BEGIN:VCARD" or lines[-1].upper() != "END:VCARD":
-        raise ContentError(422, "not a vCard: it must be BEGIN:VCARD ... END:VCARD")
-    depth = 0
-    fn = None
-    version = False
-    for ln in lines:
-        if ":" not in ln:
-            raise ContentError(422, f"not a vCard: line without ':' ({ln[:40]!r})")
-        name, _, value = ln.partition(":")
-        key = name.split(";", 1)[0].upper()
-        if key == "BEGIN":
-            depth += 1
-        elif key == "END":
-            depth -= 1
-            if depth < 0:
-                raise ContentError(422, "not a vCard: END without BEGIN")
-        elif key == "VERSION" and depth == 1:
-            version = True
-        elif key == "FN" and depth == 1 and fn is None:
-            fn = value
-    if depth != 0:
-        raise ContentError(422, "not a vCard: BEGIN and END do not match")
-    if not version:
-        raise ContentError(422, "not a vCard: VERSION is missing")
-    props: dict[int, Any] = {}
-    if fn:
-        props[tags.SUBJECT] = props[tags.DISPLAY_NAME] = fn
-    return NewItem(
-        message_class=classes.IPM_CONTACT, props=props, source=data, source_type="text/vcard"
-    )
+    try:
+        return item_from_vcard(data)
+    except ItemDataError as exc:
+        raise ContentError(422, str(exc)) from None
 
 
 def render(
@@ -197,26 +144,17 @@ def render(
     attachments: list[tuple[dict[int, Any], bytes]],
     ext: str,
     uid: str,
+    names: NamedMap | None = None,
 ) -> bytes:
     """Content for an item that has no raw source (created through JSON properties)."""
     subject = str(props.get(tags.SUBJECT) or "")
-    if ext == ".ics":
-        cal = icalendar.Calendar()
-        cal.add("prodid", "-//kbridge//EN")
-        cal.add("version", "2.0")
-        is_task = str(props.get(tags.MESSAGE_CLASS, "")).startswith(classes.IPM_TASK)
-        comp = icalendar.Todo() if is_task else icalendar.Event()
-        comp.add("uid", uid)
-        comp.add("summary", subject)
-        comp.add("dtstamp", dt.datetime.now(dt.UTC))
-        for tag, prop in ((tags.START_DATE, "dtstart"), (tags.END_DATE, "dtend")):
-            if isinstance(props.get(tag), dt.datetime):
-                comp.add(prop, props[tag])
-        cal.add_component(comp)
-        return bytes(cal.to_ical())
-    if ext == ".vcf":
-        name = str(props.get(tags.DISPLAY_NAME) or subject)
-        return f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nUID:{uid}\r\nEND:VCARD\r\n".encode()
+    if ext in (".ics", ".vcf"):
+        message_class = str(props.get(tags.MESSAGE_CLASS) or "")
+        if ext == ".vcf" and not message_class.startswith(classes.IPM_DISTLIST):
+            message_class = classes.IPM_CONTACT
+        return resource_bytes(
+            None, message_class, props, recipients, attachments, names=names, uid=uid
+        )
     if ext == ".txt":
         return str(props.get(tags.BODY) or subject).encode("utf-8")
     return build_message(props, recipients, attachments)

@@ -11,6 +11,7 @@ from wsgidav.dav_error import (
     HTTP_FORBIDDEN,
     HTTP_MEDIATYPE_NOT_SUPPORTED,
     HTTP_NOT_FOUND,
+    HTTP_SERVICE_UNAVAILABLE,
     HTTP_UNPROCESSABLE_ENTITY,
     DAVError,
 )
@@ -25,6 +26,7 @@ from bridge.dav.uploads import BlobSink, Buffer
 from bridge.model.codec import from_json
 from bridge.store import props as P
 from bridge.store import render as R
+from bridge.sync.on_demand import NotAvailableOffline
 
 _QUEUE_DEPTH = 4
 
@@ -139,16 +141,19 @@ class ItemResource(_Writable, PropertiesMixin, DAVNonCollection):  # type: ignor
         super().__init__(f"{provider.folder_path(tree, folder).rstrip('/')}/{member.name}", environ)
         self.provider, self.folder, self.member = provider, folder, member
         self.name = member.name
-        self.row = member.row
+        self.row: Any = member.row
         self.item_id = member.id
         self.obj = provider.store.ids.api_id("item", self.item_id)
         self._rendered: bytes | None = None
+        self._checked = False  # whether a missing message body was looked for
 
     # -- live properties ------------------------------------------------------------------
 
     def get_content_length(self) -> int | None:
         if _is_document(self.row):
             return int(self.row["doc_size"])
+        if self.environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            self._ensure_cached()
         if self.row["source_blob"] is not None:
             return int(self.row["size"])
         if self.environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
@@ -187,9 +192,27 @@ class ItemResource(_Writable, PropertiesMixin, DAVNonCollection):  # type: ignor
     def get_content(self) -> Any:
         if _is_document(self.row):
             return BlobFile(self.provider.reader, int(self.row["doc_blob"]))
+        self._ensure_cached()
         if self.row["source_blob"] is not None:
             return BlobFile(self.provider.reader, int(self.row["source_blob"]))
         return io.BytesIO(self._render())
+
+    def _ensure_cached(self) -> None:
+        """A message stored with its headers only is fetched through the sync service
+        before a GET answers; 503 while that cannot be done (offline)."""
+        sync = self.provider.sync
+        if sync is None or self.row["source_blob"] is not None or self._checked:
+            return
+        self._checked = True
+        try:
+            fetched = self.provider.write(sync.ensure_content(self.item_id))
+        except NotAvailableOffline as exc:
+            raise DAVError(HTTP_SERVICE_UNAVAILABLE, str(exc)) from None
+        if fetched:
+            blob, _, size = self.provider.write(self.provider.store.queries.source(self.item_id))
+            row = dict(zip(self.row.keys(), tuple(self.row), strict=True))
+            row["source_blob"], row["size"] = blob, size
+            self.row = row
 
     def _render(self) -> bytes:
         if self._rendered is None:
@@ -204,7 +227,9 @@ class ItemResource(_Writable, PropertiesMixin, DAVNonCollection):  # type: ignor
                 for a in reader.attachments(self.item_id)
             ]
             ext = names.extension_for(self.row["message_class"], self.row["source_type"])
-            self._rendered = content.render(props, recipients, atts, ext, self.obj)
+            self._rendered = content.render(
+                props, recipients, atts, ext, self.obj, self.provider.store.core.named
+            )
         return self._rendered
 
     def _store(self, item: Any, attachment: Any) -> None:

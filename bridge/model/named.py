@@ -99,6 +99,9 @@ _LIDS: tuple[tuple[UUID, int, str, int], ...] = (
     (PSETID_Appointment, 0x8235, "ClipStart", _T),
     (PSETID_Appointment, 0x8236, "ClipEnd", _T),
     (PSETID_Appointment, 0x8238, "AllAttendeesString", _U),
+    (PSETID_Appointment, 0x8232, "RecurrencePattern", _U),
+    (PSETID_Appointment, 0x8231, "RecurrenceType", _L),
+    (PSETID_Appointment, 0x8214, "AppointmentColor", _L),
     (PSETID_Meeting, 0x0003, "GlobalObjectId", _B),
     (PSETID_Meeting, 0x0023, "CleanGlobalObjectId", _B),
     (PSETID_Meeting, 0x0026, "MeetingType", _L),
@@ -166,6 +169,9 @@ _LIDS: tuple[tuple[UUID, int, str, int], ...] = (
 # (set, string name, canonical name, type)
 _NAMES: tuple[tuple[UUID, str, str, int], ...] = (
     (PS_PUBLIC_STRINGS, "Keywords", "PidNameKeywords", _MVU),
+    (PS_PUBLIC_STRINGS, "urn:schemas:calendar:uid", "PidNameCalendarUid", _U),
+    # Bridge-defined: the vCard UID of a contact or group, for lookup.
+    (PS_PUBLIC_STRINGS, "urn:kbridge:vcard:uid", "PidNameVCardUid", _U),
 )
 
 

@@ -151,9 +151,9 @@ async def test_create_item_bad_input(
         assert doc["status"] in (400, 422)
         for ctype in ("text/calendar", "text/vcard", "text/x-vcard"):
             doc = await api.problem(
-                "POST", path, 415, data=b"BEGIN:VCALENDAR\r\n", headers={"Content-Type": ctype}
+                "POST", path, 422, data=b"BEGIN:VCALENDAR\r\n", headers={"Content-Type": ctype}
             )
-            assert doc["type"] == "urn:kbridge:problem:unsupported-media-type"
+            assert doc["type"] == "urn:kbridge:problem:unparseable"
         await api.problem("POST", path, 415, data=b"{}", headers={"Content-Type": "text/plain"})
         bodies: list[Any] = [
             [],

@@ -364,7 +364,12 @@ async def test_source_of_json_items(api: Api) -> None:
     assert resp.content_type == "message/rfc822"
     assert b"Rendered" in await resp.read()
     appt = await api.new_item(roles["calendar"], {"PidTagSubject": "Meeting"})
-    doc = await api.problem("GET", f"/api/v1/items/{appt['id']}/source", 404)
+    resp = await api.request("GET", f"/api/v1/items/{appt['id']}/source")
+    assert resp.status == 200
+    assert resp.content_type == "text/calendar"
+    assert b"SUMMARY:Meeting" in await resp.read()
+    entry = await api.new_item(roles["journal"], {"PidTagSubject": "Call"})
+    doc = await api.problem("GET", f"/api/v1/items/{entry['id']}/source", 404)
     assert doc["type"] == "urn:kbridge:problem:no-source"
 
 

@@ -1,0 +1,399 @@
+"""An iCalendar object (RFC 5545) → MAPI property values.
+
+`parse_ical` reads the first VEVENT, VTODO or VJOURNAL that is not an override (the series
+master) into tagged properties, named properties and recipient rows, in the vocabulary of
+`bridge.formats.mime`: str, int, bool, float, aware UTC datetime, bytes, list[str].
+Overrides (RECURRENCE-ID), RRULE/RDATE/EXDATE, VTIMEZONE and every property without a MAPI
+counterpart stay only in the raw object, which the store keeps as the item's source; the
+recurrence is exposed as PidLidRecurring and a readable PidLidRecurrencePattern.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import icalendar
+
+from bridge.formats import ical_values as V
+from bridge.formats.ical_recur import describe_rrule, series_end
+from bridge.formats.parsed import ParsedItem, decode_text
+from bridge.formats.timezones import description, local_zone, resolve_tzid, tzid_description
+from bridge.model import classes, flags, tags
+
+ITEM_COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
+CLASS_OF = {
+    "VEVENT": classes.IPM_APPOINTMENT,
+    "VTODO": classes.IPM_TASK,
+    "VJOURNAL": classes.IPM_STICKYNOTE,
+}
+
+
+def load_calendar(data: bytes) -> icalendar.Calendar:
+    """Parse the bytes into one VCALENDAR; raises IcalError with the reason."""
+    text = decode_text(data, "an iCalendar object", V.IcalError)
+    head = text.lstrip()[:15].upper()
+    if not head.startswith("BEGIN:VCALENDAR"):
+        raise V.IcalError("not an iCalendar object: it must start with BEGIN:VCALENDAR")
+    if not text.rstrip().upper().endswith("END:VCALENDAR"):
+        raise V.IcalError("not an iCalendar object: it must end with END:VCALENDAR (truncated?)")
+    _check_nesting(text)
+    try:
+        cal = icalendar.Calendar.from_ical(text)
+    except Exception as exc:
+        raise V.IcalError(f"not a valid iCalendar object: {_short(exc)}") from None
+    if not isinstance(cal, icalendar.Calendar):
+        raise V.IcalError("not an iCalendar object: expected exactly one VCALENDAR")
+    return cal
+
+
+def _check_nesting(text: str) -> None:
+    """Every BEGIN has the END of the same name (the parser itself lets a mismatch pass)."""
+    stack: list[str] = []
+    for line in text.splitlines():
+        head = line[:6].upper()
+        if head.startswith("BEGIN:"):
+            stack.append(line[6:].strip().upper())
+        elif head.startswith("END:"):
+            name = line[4:].strip().upper()
+            if not stack or stack[-1] != name:
+                opened = stack[-1] if stack else "nothing"
+                raise V.IcalError(f"not a valid iCalendar object: END:{name[:40]} closes {opened}")
+            stack.pop()
+    if stack:
+        raise V.IcalError(f"not a valid iCalendar object: {stack[-1]} is not closed")
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def master_component(cal: icalendar.Calendar) -> icalendar.Component:
+    comps = [c for c in cal.subcomponents if c.name in ITEM_COMPONENTS]
+    if not comps:
+        raise V.IcalError("the iCalendar object holds no VEVENT, VTODO or VJOURNAL")
+    for comp in comps:
+        if "RECURRENCE-ID" not in comp:
+            return comp
+    return comps[0]
+
+
+def parse_ical(data: bytes, *, floating_tz: dt.tzinfo | None = None) -> ParsedItem:
+    """The MAPI properties of an iCalendar object; raises IcalError.
+
+    Floating times and all-day dates are read in `floating_tz` (default: the machine's zone);
+    a TZID that names no known zone and has no VTIMEZONE is read as UTC."""
+    cal = load_calendar(data)
+    try:
+        return read_calendar(cal, floating_tz or local_zone())
+    except V.IcalError:
+        raise
+    except Exception as exc:
+        raise V.IcalError(f"an iCalendar value could not be read: {_short(exc)}") from None
+
+
+def read_calendar(cal: icalendar.Calendar, floating_tz: dt.tzinfo) -> ParsedItem:
+    comp = master_component(cal)
+    reader = _Reader(cal, floating_tz)
+    item = ParsedItem(message_class=CLASS_OF[str(comp.name)])
+    p, n = item.props, item.named
+    _text(comp, "SUMMARY", p, tags.SUBJECT)
+    desc = comp.get("DESCRIPTION")
+    if isinstance(desc, list):
+        p[tags.BODY] = "\n\n".join(str(d) for d in desc)
+    elif desc is not None:
+        p[tags.BODY] = str(desc)
+    cats = _categories(comp)
+    if cats:
+        n[V.KEYWORDS] = cats
+    uid = comp.get("UID")
+    if uid is not None and str(uid):
+        item.uid = str(uid)
+        n[V.CALENDAR_UID] = item.uid
+        goid = V.global_object_id(item.uid)
+        n[V.GLOBAL_OBJECT_ID] = goid
+        n[V.CLEAN_GLOBAL_OBJECT_ID] = goid
+    klass = str(comp.get("CLASS", "")).upper()
+    if klass in V.SENSITIVITY_BY_CLASS:
+        p[tags.SENSITIVITY] = V.SENSITIVITY_BY_CLASS[klass]
+        if p[tags.SENSITIVITY] == 2:
+            n[V.PRIVATE] = True
+    priority = _int(comp.get("PRIORITY"))
+    if priority is not None:
+        p[tags.IMPORTANCE] = V.importance_of(priority)
+    if comp.name == "VEVENT":
+        _event(comp, reader, item)
+    elif comp.name == "VTODO":
+        _todo(comp, reader, item)
+    else:
+        start = reader.when(comp, "DTSTART")
+        if start is not None:
+            p[tags.START_DATE] = start[0]
+    return item
+
+
+def _text(comp: icalendar.Component, name: str, props: dict[int, Any], tag: int) -> None:
+    value = comp.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is not None:
+        props[tag] = str(value)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return int(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _categories(comp: icalendar.Component) -> list[str]:
+    value = comp.get("CATEGORIES")
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for v in values:
+        cats = getattr(v, "cats", None)
+        for c in cats if cats is not None else [v]:
+            text = str(c).strip()
+            if text and text not in out:
+                out.append(text)
+    return out
+
+
+class _Reader:
+    """Date-time values in UTC, with the zone they were given in."""
+
+    def __init__(self, cal: icalendar.Calendar, floating_tz: dt.tzinfo) -> None:
+        self.floating_tz = floating_tz
+        self._vtz: dict[str, dt.tzinfo] = {}
+        for tz in cal.walk("VTIMEZONE"):
+            if not isinstance(tz, icalendar.Timezone):
+                continue
+            try:
+                self._vtz[str(tz.get("TZID"))] = tz.to_tz()
+            except Exception:
+                continue
+
+    def zone(self, tzid: str) -> dt.tzinfo:
+        return resolve_tzid(tzid) or self._vtz.get(tzid) or dt.UTC
+
+    def local(self, comp: icalendar.Component, name: str) -> dt.datetime | None:
+        """A DATE-TIME as an aware value in the zone it was given in."""
+        prop = comp.get(name)
+        value = getattr(prop, "dt", None)
+        if not isinstance(value, dt.datetime):
+            return None
+        if value.tzinfo is None:
+            tzid = prop.params.get("TZID") if hasattr(prop, "params") else None
+            value = value.replace(tzinfo=self.zone(str(tzid)) if tzid else self.floating_tz)
+        return value
+
+    def when(
+        self, comp: icalendar.Component, name: str
+    ) -> tuple[dt.datetime, str | None, bool] | None:
+        """(UTC instant, description of the zone given, is a date) of a DATE / DATE-TIME."""
+        prop = comp.get(name)
+        if isinstance(prop, list):
+            prop = prop[0] if prop else None
+        value = getattr(prop, "dt", None)
+        if isinstance(value, dt.datetime):
+            tzid = prop.params.get("TZID") if hasattr(prop, "params") else None
+            label = tzid_description(str(tzid)) if tzid else description(value.tzinfo)
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=self.zone(str(tzid)) if tzid else self.floating_tz)
+            return value.astimezone(dt.UTC), label, False
+        if isinstance(value, dt.date):
+            midnight = dt.datetime.combine(value, dt.time(), self.floating_tz)
+            return midnight.astimezone(dt.UTC), None, True
+        return None
+
+
+def _event(comp: icalendar.Component, reader: _Reader, item: ParsedItem) -> None:
+    p, n = item.props, item.named
+    _text(comp, "LOCATION", p, -1)
+    if -1 in p:
+        n[V.LOCATION] = p.pop(-1)
+    start = reader.when(comp, "DTSTART")
+    end = reader.when(comp, "DTEND")
+    if start is not None:
+        begin, tz, all_day = start
+        if end is None:
+            duration = getattr(comp.get("DURATION"), "dt", None)
+            if isinstance(duration, dt.timedelta):
+                finish = begin + duration
+            else:
+                finish = begin + (dt.timedelta(days=1) if all_day else dt.timedelta())
+        else:
+            finish = end[0]
+        n[V.APPT_START] = n[V.COMMON_START] = p[tags.START_DATE] = begin
+        n[V.APPT_END] = n[V.COMMON_END] = p[tags.END_DATE] = finish
+        n[V.DURATION] = int((finish - begin).total_seconds() // 60)
+        n[V.ALL_DAY] = all_day or (
+            str(comp.get("X-MICROSOFT-CDO-ALLDAYEVENT", "")).upper() == "TRUE"
+        )
+        if tz:
+            n[V.TZ_DESCRIPTION] = tz
+        _recurrence(comp, begin, reader.local(comp, "DTSTART") or begin, item)
+        _reminder(comp, reader, begin, finish, item)
+    n[V.BUSY_STATUS] = busy_status(comp)
+    intended = str(comp.get("X-MICROSOFT-CDO-INTENDEDSTATUS", "")).upper()
+    if intended in V.BUSY_BY_CDO:
+        n[V.INTENDED_BUSY_STATUS] = V.BUSY_BY_CDO[intended]
+    seq = _int(comp.get("SEQUENCE"))
+    if seq is not None:
+        n[V.SEQUENCE] = seq
+    _people(comp, item)
+
+
+def busy_status(comp: icalendar.Component) -> int:
+    """PidLidBusyStatus of a component: X-MICROSOFT-CDO-BUSYSTATUS, else TRANSP and STATUS."""
+    cdo = str(comp.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper()
+    if cdo in V.BUSY_BY_CDO:
+        return V.BUSY_BY_CDO[cdo]
+    if str(comp.get("TRANSP", "")).upper() == "TRANSPARENT":
+        return V.FREE
+    if str(comp.get("STATUS", "")).upper() == "TENTATIVE":
+        return V.TENTATIVE
+    return V.BUSY
+
+
+def _recurrence(
+    comp: icalendar.Component, start: dt.datetime, local: dt.datetime, item: ParsedItem
+) -> None:
+    """`local` is the start in its own zone: rules step in local time, across DST."""
+    rrule = comp.get("RRULE")
+    rdate = comp.get("RDATE")
+    if rrule is None and rdate is None:
+        item.named[V.RECURRING] = False
+        return
+    item.named[V.RECURRING] = True
+    rules = rrule if isinstance(rrule, list) else ([rrule] if rrule is not None else [])
+    texts = [describe_rrule(r) for r in rules]
+    if rdate is not None:
+        texts.append("on extra dates")
+    item.named[V.RECURRENCE_PATTERN] = "; ".join(t for t in texts if t)
+    item.named[V.CLIP_START] = start
+    end = series_end(rules[0], local) if rules and len(rules) == 1 and rdate is None else None
+    if end is not None:
+        item.named[V.CLIP_END] = end
+
+
+def _reminder(
+    comp: icalendar.Component,
+    reader: _Reader,
+    start: dt.datetime,
+    end: dt.datetime,
+    item: ParsedItem,
+) -> None:
+    n = item.named
+    for alarm in comp.walk("VALARM"):
+        trigger = alarm.get("TRIGGER")
+        value = getattr(trigger, "dt", None)
+        if isinstance(value, dt.timedelta):
+            related = str(trigger.params.get("RELATED", "START")).upper()
+            fire = (end if related == "END" else start) + value
+        elif isinstance(value, dt.datetime):
+            when = reader.when(alarm, "TRIGGER")
+            if when is None:
+                continue
+            fire = when[0]
+        else:
+            continue
+        n[V.REMINDER_SET] = True
+        n[V.REMINDER_DELTA] = max(0, int((start - fire).total_seconds() // 60))
+        n[V.REMINDER_TIME] = start
+        n[V.REMINDER_SIGNAL_TIME] = fire
+        return
+    n[V.REMINDER_SET] = False
+
+
+def _address(value: Any) -> tuple[str, str | None]:
+    text = str(value)
+    addr = text[7:] if text.lower().startswith("mailto:") else text
+    params = getattr(value, "params", {})
+    cn = params.get("CN")
+    return addr, (str(cn) if cn else None)
+
+
+def _people(comp: icalendar.Component, item: ParsedItem) -> None:
+    p, rows = item.props, item.recipients
+    organizer = comp.get("ORGANIZER")
+    org_addr = None
+    if organizer is not None:
+        addr, name = _address(organizer)
+        org_addr = addr.lower()
+        p[tags.SENT_REPRESENTING_EMAIL_ADDRESS] = p[tags.SENT_REPRESENTING_SMTP_ADDRESS] = addr
+        p[tags.SENT_REPRESENTING_ADDRTYPE] = "SMTP"
+        p[tags.SENT_REPRESENTING_NAME] = name or addr
+        rows.append(_row(addr, name, flags.MAPI_TO, V.RECIP_SENDABLE | V.RECIP_ORGANIZER, 1))
+    attendees = comp.get("ATTENDEE")
+    if attendees is None:
+        return
+    for att in attendees if isinstance(attendees, list) else [attendees]:
+        addr, name = _address(att)
+        if addr.lower() == org_addr:
+            continue
+        params = att.params
+        role = str(params.get("ROLE", "REQ-PARTICIPANT")).upper()
+        cutype = str(params.get("CUTYPE", "INDIVIDUAL")).upper()
+        if cutype in ("RESOURCE", "ROOM"):
+            rtype = flags.MAPI_BCC
+        elif role in ("OPT-PARTICIPANT", "NON-PARTICIPANT"):
+            rtype = flags.MAPI_CC
+        else:
+            rtype = flags.MAPI_TO
+        track = V.TRACK_BY_PARTSTAT.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), 0)
+        rows.append(_row(addr, name, rtype, V.RECIP_SENDABLE, track))
+    if rows:
+        item.named[V.STATE_FLAGS] = 1
+        names = [str(r.get(tags.DISPLAY_NAME)) for r in rows if r.get(tags.DISPLAY_NAME)]
+        item.named[V.ALL_ATTENDEES] = "; ".join(names)
+
+
+def _row(addr: str, name: str | None, rtype: int, rflags: int, track: int) -> dict[int, Any]:
+    return {
+        tags.RECIPIENT_TYPE: rtype,
+        tags.DISPLAY_NAME: name or addr,
+        tags.EMAIL_ADDRESS: addr,
+        tags.SMTP_ADDRESS: addr,
+        tags.ADDRTYPE: "SMTP",
+        tags.RECIPIENT_FLAGS: rflags,
+        tags.RECIPIENT_TRACKSTATUS: track,
+    }
+
+
+def _todo(comp: icalendar.Component, reader: _Reader, item: ParsedItem) -> None:
+    p, n = item.props, item.named
+    start = reader.when(comp, "DTSTART")
+    due = reader.when(comp, "DUE")
+    if start is not None:
+        n[V.TASK_START] = n[V.COMMON_START] = start[0]
+    if due is not None:
+        n[V.TASK_DUE] = n[V.COMMON_END] = due[0]
+    elif start is not None:
+        duration = getattr(comp.get("DURATION"), "dt", None)
+        if isinstance(duration, dt.timedelta):
+            n[V.TASK_DUE] = n[V.COMMON_END] = start[0] + duration
+    status = str(comp.get("STATUS", "")).upper()
+    completed = reader.when(comp, "COMPLETED")
+    task_status = V.TASK_STATUS_BY_ICAL.get(status, 2 if completed else 0)
+    n[V.TASK_STATUS] = task_status
+    percent = _int(comp.get("PERCENT-COMPLETE"))
+    if percent is not None:
+        n[V.PERCENT_COMPLETE] = min(max(percent, 0), 100) / 100.0
+    elif task_status == 2:
+        n[V.PERCENT_COMPLETE] = 1.0
+    if completed is not None:
+        n[V.TASK_COMPLETED] = completed[0]
+    n[V.TASK_COMPLETE] = task_status == 2
+    n[V.TASK_RECURRING] = comp.get("RRULE") is not None
+    anchor = n.get(V.TASK_DUE) or n.get(V.TASK_START)
+    if isinstance(anchor, dt.datetime):
+        _reminder(comp, reader, anchor, anchor, item)
+    if tags.IMPORTANCE not in p:
+        p[tags.IMPORTANCE] = 1
