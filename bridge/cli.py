@@ -221,6 +221,14 @@ def _sync(args: argparse.Namespace, data_dir: DataDir) -> int:
         time.sleep(0.5)
         _, state = _call(data_dir, "GET", "/api/v1/sync/status")
         if state.get("state") in ("online", "idle"):
+            failed = {
+                name: up.get("message") or up.get("state")
+                for name, up in (state.get("upstreams") or {}).items()
+                if up.get("state") in ("error", "auth-failed", "offline")
+            }
+            if failed:
+                detail = "; ".join(f"{name}: {msg}" for name, msg in sorted(failed.items()))
+                raise CliError(f"sync failed: {detail}")
             print("sync complete")
             return 0
         if state.get("state") in ("error", "auth-failed", "offline"):

@@ -8,7 +8,18 @@ from importlib import resources
 import yaml
 from aiohttp import web
 
-from bridge.api import attachments, events, folders, items, search, status_page, system, views
+from bridge.api import (
+    attachments,
+    calendar,
+    events,
+    folders,
+    items,
+    search,
+    search_folders,
+    status_page,
+    system,
+    views,
+)
 from bridge.api.problems import problem_middleware
 from bridge.api.security import (
     ALLOWED_HOSTS_KEY,
@@ -64,8 +75,10 @@ def create_app(
     app[OPENAPI_KEY] = load_openapi()
     for module in (folders, items, attachments, events, system, views, search, status_page):
         app.router.add_routes(module.routes)
+    app.router.add_routes(search_folders.routes)
+    app.router.add_routes(calendar.routes)
     app.router.add_get("/api/v1/openapi.json", openapi)
     views.setup(app)
-    dav_mount.setup(app, store, settings.max_request_bytes)
+    dav_mount.setup(app, store, settings.max_request_bytes, app[system.SYNC_KEY])
     app.on_shutdown.append(events.close_streams)
     return app

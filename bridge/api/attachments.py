@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bridge.api.cached import ensure_cached
 from bridge.api.folders import JSON_LIMIT
 from bridge.api.items import RAW_LIMIT, guarded_item
 from bridge.api.problems import Problem, bad_request, read_json
@@ -32,6 +33,7 @@ def _num(request: web.Request) -> int:
 @routes.get("/api/v1/items/{id}/attachments")
 async def list_attachments(request: web.Request) -> web.Response:
     store, iid = await guarded_item(request)
+    await ensure_cached(request, iid)
     rows = await store.queries.attachments(iid)
     return web.json_response({"attachments": [{"props": encode_props(store, r)} for r in rows]})
 
@@ -83,6 +85,7 @@ async def _body_chunks(request: web.Request) -> AsyncIterator[bytes]:
 @routes.get("/api/v1/items/{id}/attachments/{num}")
 async def get_attachment(request: web.Request) -> web.Response:
     store, iid = await guarded_item(request)
+    await ensure_cached(request, iid)
     aprops, _, _ = await store.queries.attachment(iid, _num(request))
     return web.json_response({"props": encode_props(store, aprops)})
 
@@ -90,6 +93,7 @@ async def get_attachment(request: web.Request) -> web.Response:
 @routes.get("/api/v1/items/{id}/attachments/{num}/data")
 async def download_attachment(request: web.Request) -> web.StreamResponse:
     store, iid = await guarded_item(request)
+    await ensure_cached(request, iid)
     aprops, blob_id, size = await store.queries.attachment(iid, _num(request))
     name = str(aprops.get(tags.ATTACH_LONG_FILENAME) or aprops.get(tags.ATTACH_FILENAME) or "")
     mime = str(aprops.get(tags.ATTACH_MIME_TAG) or "application/octet-stream")

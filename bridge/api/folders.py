@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.api import search_folders
 from bridge.api.problems import bad_request, read_json
 from bridge.api.propjson import decode_props, decode_tags, encode_props
 from bridge.api.security import guard_folder, visible_folders
@@ -79,6 +80,8 @@ async def create_folder(request: web.Request) -> web.Response:
         else store.folders.roles["ipm_subtree"]
     )
     await guard_folder(request, parent)
+    if "search" in body:
+        return await search_folders.create_search_folder(request, store, body, parent)
     tagged, named = decode_props(store, body.get("props", {}))
     if named:
         raise bad_request("folders take tagged properties only")
@@ -150,9 +153,14 @@ async def list_items(request: web.Request) -> web.Response:
     offset = int_param(request, "offset", 0, 0, 2**31)
     limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_PAGE)
     associated = request.query.get("associated") == "true"
-    items, total = await store.queries.list(
-        fid, sort=sort_param(store, request), offset=offset, limit=limit, associated=associated
-    )
+    if not associated and await search_folders.is_search_folder(request, store, fid):
+        items, total = await store.search_folders.list(
+            fid, sort=sort_param(store, request), offset=offset, limit=limit
+        )
+    else:
+        items, total = await store.queries.list(
+            fid, sort=sort_param(store, request), offset=offset, limit=limit, associated=associated
+        )
     return web.json_response(
         {
             "items": [item_json(store, i, columns) for i in items],
@@ -170,7 +178,10 @@ async def folder_changes(request: web.Request) -> web.Response:
     await store.folders.get(fid)
     columns = columns_param(store, request)
     limit = int_param(request, "limit", 1000, 1, 10000)
-    changes = await store.queries.changes(fid, request.query.get("since"), limit)
+    if await search_folders.is_search_folder(request, store, fid):
+        changes = await store.search_folders.changes(fid, request.query.get("since"), limit)
+    else:
+        changes = await store.queries.changes(fid, request.query.get("since"), limit)
     body: dict[str, Any] = {
         "created": [item_json(store, i, columns) for i in changes.created],
         "modified": [item_json(store, i, columns) for i in changes.modified],

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bridge.api.problems import Problem, bad_request, read_json
 from bridge.api.propjson import key_name
+from bridge.api.search_folders import is_search_folder
 from bridge.api.security import STORE_KEY, TOKEN_KEY, guard_folder, requires, visible_folders
 from bridge.api.shapes import int_param, path_id, store_of
 from bridge.model import tags
@@ -80,6 +81,11 @@ def _spec(store: Store, body: Any) -> S.ViewSpec:
     categories, expanded = sort.get("categories", 0), sort.get("expanded")
     if not isinstance(categories, int) or not (expanded is None or isinstance(expanded, int)):
         raise bad_request('"categories" and "expanded" must be integers')
+    conversation = sort.get("conversation", False)
+    if not isinstance(conversation, bool):
+        raise bad_request('"sort.conversation" must be true or false')
+    if conversation:
+        keys, categories = conversation_keys(keys, categories)
     try:
         restriction = None
         if body.get("restriction") is not None:
@@ -95,12 +101,30 @@ def _spec(store: Store, body: Any) -> S.ViewSpec:
         raise _restriction_problem(exc) from None
 
 
+def conversation_keys(keys: list[Any], categories: int) -> tuple[list[Any], int]:
+    """The conversation view: one more category level, PidTagConversationId, after the
+    client's own levels, its groups ordered by their newest PidTagMessageDeliveryTime
+    (CATEG_MAX); the leaves newest first unless the client orders them."""
+    at, levels = 0, 0
+    while at < len(keys) and levels < categories:
+        at += 1
+        while at < len(keys) and keys[at].get("order") in ("combine", "categ_max", "categ_min"):
+            at += 1
+        levels += 1
+    leaves = keys[at:] or [{"prop": "PidTagMessageDeliveryTime", "order": "desc"}]
+    level = [
+        {"prop": "PidTagConversationId", "order": "asc"},
+        {"prop": "PidTagMessageDeliveryTime", "order": "categ_max"},
+    ]
+    return [*keys[:at], *level, *leaves], categories + 1
+
+
 async def _create(request: web.Request, source: Any) -> web.Response:
     store = store_of(request)
     spec = _spec(store, await read_json(request, JSON_LIMIT))
     view = await request.app[VIEWS_KEY].create(request[TOKEN_KEY].id, source, spec)
     return web.json_response(
-        {"id": view.id, "total": len(view.rows)},
+        {"id": view.id, "total": view.total},
         status=201,
         headers={"Location": f"/api/v1/views/{view.id}"},
     )
@@ -113,7 +137,8 @@ async def contents_view(request: web.Request) -> web.Response:
     await guard_folder(request, fid)
     await store_of(request).folders.get(fid)
     associated = request.query.get("associated", "false").lower() == "true"
-    return await _create(request, request.app[VIEWS_KEY].contents(fid, associated))
+    search = not associated and await is_search_folder(request, store_of(request), fid)
+    return await _create(request, request.app[VIEWS_KEY].contents(fid, associated, search))
 
 
 @routes.post("/api/v1/folders/{id}/hierarchy/views")
@@ -169,6 +194,8 @@ async def _rows_json(store: Store, view: View, entries: list[Entry]) -> list[dic
         if isinstance(entry, Header):
             first = props.get(entry.first.id, {})
             allowed = set(view.spec.category_tags(entry.level))
+            if tags.CONVERSATION_ID in allowed:  # a conversation header shows its topic
+                allowed.add(tags.CONVERSATION_TOPIC)
             values.update({t: v for t, v in first.items() if t in allowed})
             row_type = "expanded_header" if entry.expanded else "collapsed_header"
             values[tags.ROW_TYPE] = 3 if entry.expanded else 4
@@ -204,9 +231,9 @@ async def query_rows(request: web.Request) -> web.Response:
     if count == 0:
         raise bad_request("count must not be 0 (MAPI_E_INVALID_PARAMETER)")
     advance = request.query.get("noadvance", "false").lower() != "true"
-    entries, _ = view.query(count, advance)
+    entries, _ = await view.query(count, advance)
     rows = await _rows_json(store_of(request), view, entries)
-    return web.json_response({"rows": rows, "position": view.pos, "total": len(view.rows)})
+    return web.json_response({"rows": rows, "position": view.pos, "total": view.total})
 
 
 def _bookmark(body: dict[str, Any], view: View) -> str:
@@ -236,7 +263,7 @@ async def seek(request: web.Request) -> web.Response:
     if not isinstance(rows, int) or isinstance(rows, bool):
         raise bad_request('"rows" must be an integer')
     moved = view.seek(_bookmark(body, view), rows)
-    return web.json_response({"moved": moved, "position": view.pos, "total": len(view.rows)})
+    return web.json_response({"moved": moved, "position": view.pos, "total": view.total})
 
 
 @routes.post("/api/v1/views/{view}/find")
@@ -253,7 +280,7 @@ async def find(request: web.Request) -> web.Response:
     found = await view.find(restriction, _bookmark(body, view), backward)
     if found is None:
         raise Problem(404, "not-found", "no row matches (MAPI_E_NOT_FOUND)")
-    return web.json_response({"position": found, "total": len(view.rows)})
+    return web.json_response({"position": found, "total": view.total})
 
 
 @routes.post("/api/v1/views/{view}/bookmarks")
@@ -261,7 +288,7 @@ async def find(request: web.Request) -> web.Response:
 async def create_bookmark(request: web.Request) -> web.Response:
     view = await _view(request)
     try:
-        bid = view.create_bookmark()
+        bid = await view.create_bookmark()
     except OverflowError as exc:
         raise Problem(409, "too-many-bookmarks", str(exc)) from None
     return web.json_response({"bookmark": bid, "position": view.pos}, status=201)
@@ -282,17 +309,17 @@ async def _toggle(request: web.Request, expanded: bool) -> web.Response:
     body = await _body(request)
     try:
         key = base64.b64decode(str(body.get("instance_key", "")), validate=True)
-        before = view.set_expanded(key, expanded)
+        before = await view.set_expanded(key, expanded)
     except (binascii.Error, KeyError):
         raise Problem(404, "not-found", "no header row with this instance_key") from None
     changed = await view.rebuild_after_toggle(before)
-    out: dict[str, Any] = {"count": changed, "total": len(view.rows)}
+    out: dict[str, Any] = {"count": changed, "total": view.total}
     if expanded:
-        at = view.index()[key] + 1
+        at = (await view.position(key) or 0) + 1
         view.pos = at
         rows_wanted = body.get("rows", 0)
         n = min(changed, rows_wanted if isinstance(rows_wanted, int) else 0)
-        entries, _ = view.query(n) if n > 0 else ([], at)
+        entries, _ = await view.query(n) if n > 0 else ([], at)
         out["rows"] = await _rows_json(store_of(request), view, entries)
     out["position"] = view.pos
     return web.json_response(out)

@@ -39,8 +39,8 @@ class Endpoint:
 class UpstreamConfig:
     preset: str
     server: str | None
-    imap: Endpoint
-    smtp: Endpoint
+    imap: Endpoint | None  # None (with smtp) when only caldav / carddav are configured
+    smtp: Endpoint | None
     caldav: Endpoint | None
     carddav: Endpoint | None
     sieve: Endpoint | None
@@ -53,25 +53,41 @@ class UpstreamConfig:
 
 @dataclass(frozen=True)
 class FolderSync:
-    mode: str
-    window_days: int | None
-    max_attachment_bytes: int | None
+    """One folder's sync settings; None: the default of the `sync` section."""
+
+    mode: str | None = "full"  # full | headers | off
+    window_days: int | None = None  # older messages: headers only
+    max_message_bytes: int | None = None  # larger messages: headers and text only
 
 
 @dataclass(frozen=True)
 class SyncConfig:
     interval: int
+    mode: str
     window_days: int | None
+    max_message_bytes: int | None
     conflict_policy: str
     folders: Mapping[str, FolderSync]
+    calendar_window_days: int | None = None  # CalDAV: events ended longer ago not pulled
 
-    def folder(self, path: str) -> FolderSync:
-        """Effective settings of one folder: its own entry, the sync defaults filling gaps."""
-        own = self.folders.get(path)
+    def folder(self, *paths: str) -> FolderSync:
+        """Effective settings of a folder known by any of `paths` (its mailbox name, its
+        path in the store): the first entry found, the sync defaults filling gaps."""
+        own = next((self.folders[p] for p in paths if p in self.folders), None)
         if own is None:
-            return FolderSync("full", self.window_days, None)
-        window = self.window_days if own.window_days is None else own.window_days
-        return FolderSync(own.mode, window, own.max_attachment_bytes)
+            own = next(
+                (
+                    entry
+                    for name, entry in self.folders.items()
+                    if any(name.lower() == p.lower() == "inbox" for p in paths)
+                ),
+                FolderSync(None),
+            )
+        return FolderSync(
+            own.mode or self.mode,
+            self.window_days if own.window_days is None else own.window_days,
+            self.max_message_bytes if own.max_message_bytes is None else own.max_message_bytes,
+        )
 
 
 @dataclass(frozen=True)

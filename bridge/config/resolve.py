@@ -101,9 +101,20 @@ def _upstream(up: Values | None, add: AddProblem) -> UpstreamConfig | None:
             "only used by preset 'kerio'; with preset 'generic' give upstream.imap.host, "
             "upstream.smtp.host and the other endpoints instead",
         )
-    found = {service: _endpoint(service, up, add) for service in SERVICES}
+    # Preset generic with neither imap nor smtp but caldav and/or carddav: calendars and
+    # contacts only, no mail.
+    dav_only = (
+        preset == "generic"
+        and up["imap"] is None
+        and up["smtp"] is None
+        and (up["caldav"] is not None or up["carddav"] is not None)
+    )
+    found = {service: _endpoint(service, up, add, dav_only) for service in SERVICES}
     imap, smtp = found["imap"], found["smtp"]
-    if imap is None or smtp is None:
+    if dav_only:
+        if found["caldav"] is None and found["carddav"] is None:
+            return None
+    elif imap is None or smtp is None:
         return None
     return UpstreamConfig(
         preset=preset,
@@ -127,14 +138,14 @@ def _empty_section(service: str) -> Values:
     return {s.name: s.default for s in spec.section.specs}
 
 
-def _endpoint(service: str, up: Values, add: AddProblem) -> Endpoint | None:
+def _endpoint(service: str, up: Values, add: AddProblem, dav_only: bool = False) -> Endpoint | None:
     """One service after preset expansion; None if unused or broken (then reported)."""
     key = f"upstream.{service}"
     own: Values | None = up[service]
     kerio = up["preset"] == "kerio"
     if own is None:
         if not kerio:
-            if service in REQUIRED_SERVICES:
+            if service in REQUIRED_SERVICES and not dav_only:
                 add(key, f"missing: preset 'generic' needs the {service} endpoint ({key}.host)")
             return None
         own = _empty_section(service)

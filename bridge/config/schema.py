@@ -69,6 +69,7 @@ SIEVE_PORT = 4190
 RENAMED = {
     "listen.address": "listen.host",
     "sync.window": "sync.window_days",
+    "sync.folders.*.max_attachment_bytes": "sync.folders.<folder>.max_message_bytes",
 }
 
 _SERVICE_DOCS = {
@@ -236,31 +237,47 @@ UPSTREAM = Section(
     ),
 )
 
+SYNC_MODES = ("full", "headers", "off")
+_MODE_DOC = (
+    "full: whole messages with their attachments; headers: the headers (and the body "
+    "structure) only, bodies fetched on demand; off: the folder is listed but not pulled."
+)
+_WINDOW_DOC = (
+    "Messages newer than this many days are pulled in full, older ones as headers only "
+    "(bodies on demand)"
+)
+_MAX_MESSAGE_DOC = (
+    "Messages larger than this many bytes are stored with their headers and text body "
+    "only; attachments and the raw source are fetched on demand"
+)
+
 FOLDER = Section(
-    "Sync settings for one folder, keyed by its path (e.g. INBOX, Archive/2023).",
+    "Sync settings for one folder, keyed by its path: the server's mailbox name (INBOX, "
+    "Archive/2023) or the folder's path in the store (Junk E-mail).",
     (
         Spec(
             "mode",
             "choice",
-            "full: messages with attachments; headers: headers only, bodies on demand; "
-            "off: do not sync this folder.",
-            "full",
-            choices=("full", "headers", "off"),
+            _MODE_DOC,
+            nullable=True,
+            choices=SYNC_MODES,
+            default_doc="sync.mode",
         ),
         Spec(
             "window_days",
             "int",
-            "Keep only items newer than this many days offline.",
+            _WINDOW_DOC + ".",
             nullable=True,
-            minimum=0,
+            minimum=1,
             default_doc="sync.window_days",
         ),
         Spec(
-            "max_attachment_bytes",
+            "max_message_bytes",
             "int",
-            "Attachments larger than this are fetched on demand only; null: no limit.",
+            _MAX_MESSAGE_DOC + ".",
             nullable=True,
-            minimum=0,
+            minimum=1,
+            default_doc="sync.max_message_bytes",
         ),
     ),
 )
@@ -270,11 +287,25 @@ SYNC = Section(
     (
         Spec("interval", "int", "Seconds between polls when push is unavailable.", 300, minimum=10),
         Spec(
+            "mode",
+            "choice",
+            "Default mode of every folder. " + _MODE_DOC,
+            "full",
+            choices=SYNC_MODES,
+        ),
+        Spec(
             "window_days",
             "int",
-            "Keep only items newer than this many days offline; null: everything.",
+            _WINDOW_DOC + "; null: every message in full.",
             nullable=True,
-            minimum=0,
+            minimum=1,
+        ),
+        Spec(
+            "max_message_bytes",
+            "int",
+            _MAX_MESSAGE_DOC + "; null: no limit.",
+            nullable=True,
+            minimum=1,
         ),
         Spec(
             "conflict_policy",
@@ -286,6 +317,14 @@ SYNC = Section(
             "change and the moment the upstream change was observed wins.",
             "keep-both",
             choices=("keep-both", "server-wins", "local-wins", "newer-wins"),
+        ),
+        Spec(
+            "calendar_window_days",
+            "int",
+            "CalDAV: events whose last occurrence ended more than this many days ago are not "
+            "pulled (open-ended recurring events always are); null: every event.",
+            nullable=True,
+            minimum=0,
         ),
         Spec("folders", "map", "Per-folder settings, keyed by folder path.", section=FOLDER),
     ),

@@ -19,6 +19,7 @@ from bridge.dav.provider import VISIBLE_KEY, StoreProvider
 from bridge.dav.reader import Reader
 from bridge.dav.wsgi import WsgiMount
 from bridge.store.store import Store
+from bridge.sync.service import SyncService
 
 PREFIX = "/dav"
 BLOCK_SIZE = 256 * 1024
@@ -69,9 +70,12 @@ async def dav_handler(request: web.Request) -> web.StreamResponse:
     return await mount.wsgi.handle(request, {VISIBLE_KEY: visible})
 
 
-def setup(app: web.Application, store: Store, max_buffered: int) -> None:
+def setup(
+    app: web.Application, store: Store, max_buffered: int, sync: SyncService | None = None
+) -> None:
     """Register `/dav` and `/dav/...` and tie the mount's threads to the app's lifetime."""
     mount = DavMount(store, max_buffered)
+    mount.provider.sync = sync
     app[DAV_KEY] = mount
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:

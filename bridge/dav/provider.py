@@ -26,6 +26,7 @@ from bridge.store import errors
 from bridge.store import render as R
 from bridge.store.folders import _FOLDER_COLUMNS, Folder
 from bridge.store.store import Store
+from bridge.sync.service import SyncService
 
 T = TypeVar("T")
 TREE_KEY = "kbridge.tree"
@@ -48,6 +49,8 @@ class StoreProvider(DAVProvider):  # type: ignore[misc]
         self.reader = reader
         self.max_buffered = max_buffered
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Fetches what is not cached (an item stored with its headers only) on a GET.
+        self.sync: SyncService | None = None
         # PROPFIND of a folder (Depth 0 or 1) is answered by `propfind`; off, wsgidav's
         # generic handler answers it (the tests compare the two).
         self.fast_propfind = True

@@ -103,6 +103,9 @@ def scrub_line(text: str) -> str:
 
 
 def to_crlf(text: str) -> str:
+    crlf = text.count("\r\n")
+    if crlf == text.count("\r") == text.count("\n"):
+        return text  # already CRLF throughout: the common case, without a regex pass
     return _EOL.sub("\r\n", text)
 
 

@@ -41,6 +41,7 @@ from bridge.formats.mime_parts import (
     param,
     payload_bytes,
 )
+from bridge.formats.mime_split import split
 from bridge.model import flags, tags
 from bridge.model.named import PS_PUBLIC_STRINGS, NamedProp
 
@@ -109,6 +110,9 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 
 def _parse_tree(raw: bytes) -> Message:
+    fast = split(raw, PARSE_POLICY)
+    if fast is not None:
+        return fast
     parser = BytesParser(policy=PARSE_POLICY)
     try:
         return parser.parsebytes(raw)

@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,8 @@ class StoreCore:
         self._lock = asyncio.Lock()
         # Called after every commit (cheap, synchronous: e.g. waking the search indexer).
         self.on_commit: list[Callable[[], None]] = []
+        # Called inside every write transaction just before it commits (search folders).
+        self.before_commit: list[Callable[[Tx], Awaitable[None]]] = []
 
     @classmethod
     async def open(cls, path: Path) -> StoreCore:
@@ -146,6 +148,7 @@ class StoreCore:
             await writer.close()
             raise
         await writer.execute("PRAGMA wal_autocheckpoint = 0")
+        await checkpointer.execute("PRAGMA cache_size = -1000")  # copies pages, reads none
         await writer.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * 16384}")
         core = cls(path, writer, reader, checkpointer)
         core.fresh = fresh
@@ -200,6 +203,8 @@ class StoreCore:
             await self.writer.execute("BEGIN IMMEDIATE")
             try:
                 yield tx
+                for before in self.before_commit:
+                    await before(tx)
                 await tx._commit()
             except BaseException:
                 await self.writer.rollback()

@@ -47,10 +47,12 @@ class DavStore:
         item_id: int,
         item: NewItem,
         attachment: tuple[dict[int, Any], int] | None = None,
+        *,
+        origin: str = LOCAL,
     ) -> None:
         """Replace an item's content (class, properties, recipients, attachments, source)
         keeping its id, name, creation time and dead properties."""
-        async with self.core.write(LOCAL) as tx:
+        async with self.core.write(origin) as tx:
             async with tx.conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)) as cur:
                 old = await cur.fetchone()
             if old is None:

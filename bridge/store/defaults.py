@@ -34,6 +34,8 @@ DEFAULT_FOLDERS: tuple[DefaultFolder, ...] = (
     DefaultFolder("conflicts", "Conflicts", "sync_issues", classes.IPF_NOTE),
     DefaultFolder("local_failures", "Local Failures", "sync_issues", classes.IPF_NOTE),
     DefaultFolder("server_failures", "Server Failures", "sync_issues", classes.IPF_NOTE),
+    # A search folder: its criteria are written by bridge/store/search_folders.py.
+    DefaultFolder("reminders", "Reminders", "root", classes.OUTLOOK_REMINDER, flags.FOLDER_SEARCH),
 )
 
 ROLES = tuple(f.role for f in DEFAULT_FOLDERS)

@@ -160,6 +160,8 @@ class Folders:
         check_name(name)
         async with self.core.write(origin) as tx:
             parent = await self._get_in(tx.conn, parent_id)
+            if parent["folder_type"] == flags.FOLDER_SEARCH:
+                raise Conflict("a search folder cannot have subfolders")
             if await self._name_taken(tx.conn, parent_id, name, None):
                 raise Conflict(f"a folder named '{name}' already exists there")
             if container_class is None:
@@ -229,7 +231,8 @@ class Folders:
             if parent_id is not None and parent_id != row["parent_id"]:
                 if role:
                     raise Forbidden(f"the default folder '{row['display_name']}' cannot be moved")
-                await self._get_in(tx.conn, parent_id)
+                if (await self._get_in(tx.conn, parent_id))["folder_type"] == flags.FOLDER_SEARCH:
+                    raise Conflict("a search folder cannot have subfolders")
                 if parent_id in await self.descendants(folder_id, tx.conn):
                     raise Conflict("a folder cannot be moved into itself or below itself")
                 new_parent = parent_id
@@ -288,7 +291,8 @@ class Folders:
             if row["role"]:
                 raise Forbidden(f"the default folder '{row['display_name']}' cannot be deleted")
             in_trash = folder_id in await self.descendants(deleted_items, tx.conn)
-            if hard or in_trash:
+            # A search folder holds only links: deleting it removes it (never its items).
+            if hard or in_trash or row["folder_type"] == flags.FOLDER_SEARCH:
                 await self._remove_tree(tx, folder_id, row["parent_id"])
                 return
             name = await self._unique_name(tx.conn, deleted_items, row["display_name"])

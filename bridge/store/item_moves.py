@@ -12,7 +12,7 @@ from bridge.store import props as P
 from bridge.store.core import LOCAL, Tx
 from bridge.store.errors import Conflict, InvalidValue
 from bridge.store.item_base import ItemsBase
-from bridge.store.item_rows import adjust_counts, upstream_of
+from bridge.store.item_rows import adjust_counts, refuse_search_folder, upstream_of
 
 
 class RelocationWrites(ItemsBase):
@@ -21,7 +21,7 @@ class RelocationWrites(ItemsBase):
     async def move(self, item_id: int, folder_id: int, *, origin: str = LOCAL) -> None:
         async with self.core.write(origin) as tx:
             row = await self.row_in(tx.conn, item_id)
-            await self.folders._get_in(tx.conn, folder_id)
+            refuse_search_folder(await self.folders._get_in(tx.conn, folder_id))
             if row["folder_id"] == folder_id:
                 return
             await self.move_in(tx, row, folder_id)
@@ -61,7 +61,7 @@ class RelocationWrites(ItemsBase):
     async def copy_in(self, tx: Tx, item_id: int, folder_id: int) -> int:
         """`copy` inside a transaction the caller holds."""
         row = await self.row_in(tx.conn, item_id)
-        await self.folders._get_in(tx.conn, folder_id)
+        refuse_search_folder(await self.folders._get_in(tx.conn, folder_id))
         new_id = tx.alloc("next_item")
         cn = tx.cn()
         source_blob = None
@@ -72,10 +72,10 @@ class RelocationWrites(ItemsBase):
             "INSERT INTO items (id, folder_id, message_class, subject, sender_name, "
             "sender_email, received, sent, size, flags, importance, sensitivity, has_attach, "
             "associated, start_time, end_time, due_time, created, modified, created_cn, cn, "
-            "props, source_blob, source_type, upstream) SELECT ?, ?, message_class, subject, "
-            "sender_name, sender_email, received, sent, size, flags, importance, sensitivity, "
-            "has_attach, associated, start_time, end_time, due_time, ?, ?, ?, ?, props, ?, "
-            "source_type, NULL FROM items WHERE id = ?",
+            "props, source_blob, source_type, upstream, conversation_id) SELECT ?, ?, "
+            "message_class, subject, sender_name, sender_email, received, sent, size, flags, "
+            "importance, sensitivity, has_attach, associated, start_time, end_time, due_time, "
+            "?, ?, ?, ?, props, ?, source_type, NULL, conversation_id FROM items WHERE id = ?",
             (new_id, folder_id, tx.now, tx.now, cn, cn, source_blob, item_id),
         )
         await tx.conn.execute(
@@ -187,6 +187,7 @@ class RelocationWrites(ItemsBase):
         normal, assoc = (0, 1) if row["associated"] else (1, 0)
         await adjust_counts(tx, row["folder_id"], -normal, -unread, -assoc)
         tx.emit("object_deleted", kind="item", id=item_id, folder_id=row["folder_id"])
-        await tx.journal(
-            "item_delete", "item", item_id, row["folder_id"], cn, {"upstream": upstream_of(row)}
-        )
+        # the Message-ID finds the upstream copy again if its mailbox is reset meanwhile
+        msgid = json.loads(row["props"] or "{}").get(P.key(tags.INTERNET_MESSAGE_ID))
+        payload = {"upstream": upstream_of(row), "message_id": msgid}
+        await tx.journal("item_delete", "item", item_id, row["folder_id"], cn, payload)

@@ -15,6 +15,7 @@ from bridge.model.codec import from_json
 from bridge.store import blobs
 from bridge.store import props as P
 from bridge.store.core import Tx
+from bridge.store.errors import Conflict
 
 SLICE = 200  # items prepared per slice of a bulk create
 
@@ -22,8 +23,8 @@ _INSERT_ITEM = (
     "INSERT INTO items (id, folder_id, message_class, subject, sender_name, sender_email, "
     "received, sent, importance, sensitivity, start_time, end_time, due_time, flags, size, "
     "has_attach, associated, created, modified, created_cn, cn, props, source_blob, "
-    "source_type, upstream) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "source_type, upstream, conversation_id) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_RECIPIENT = (
     "INSERT INTO recipients (item_id, row_id, type, display_name, email, props) "
@@ -114,6 +115,15 @@ def attachment_row(
         blob_id,
         P.dumps(P.encode(stored)),
     )
+
+
+def refuse_search_folder(folder: aiosqlite.Row) -> None:
+    """Items live in real folders; a search folder only links to them (MAPI_E_NO_SUPPORT)."""
+    if folder["folder_type"] == flags.FOLDER_SEARCH:
+        raise Conflict(
+            "a search folder only shows items of other folders; create, move or copy the "
+            "item into a real folder"
+        )
 
 
 def upstream_of(row: aiosqlite.Row) -> Any:

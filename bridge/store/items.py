@@ -11,6 +11,7 @@ from typing import Any
 
 from bridge.model import classes, flags, tags
 from bridge.model.named import NamedProp
+from bridge.store import conversation
 from bridge.store import props as P
 from bridge.store.core import LOCAL, Tx
 from bridge.store.errors import InvalidValue
@@ -24,6 +25,7 @@ from bridge.store.item_rows import (
     attachment_row,
     python_view,
     recipient_row,
+    refuse_search_folder,
 )
 
 __all__ = ["Items", "ItemsBase", "NewItem"]
@@ -44,7 +46,7 @@ class Items(AttachmentWrites, RelocationWrites):
         """`create_many` inside a transaction the caller holds."""
         for item in new_items:
             P.check_writable(item.props, P.COMPUTED_ITEM)
-        await self.folders._get_in(tx.conn, folder_id)
+        refuse_search_folder(await self.folders._get_in(tx.conn, folder_id))
         first_id = tx.alloc("next_item", len(new_items))
         queued: list[asyncio.Future[Any]] = []
         unread = assoc = 0
@@ -103,6 +105,7 @@ class Items(AttachmentWrites, RelocationWrites):
                 source_blob,
                 item.source_type,
                 upstream,
+                conversation.conversation_id(props),
             )
         )
         rows.categories.extend((iid, c) for c in self._categories(props))
@@ -154,6 +157,9 @@ class Items(AttachmentWrites, RelocationWrites):
             row = await self.row_in(tx.conn, item_id)
             set_props.update(await self.resolve_named(tx, named or {}))
             doc = json.loads(row["props"])
+            # read lives in the flags column; a copy kept in the document (from an import)
+            # would otherwise undo a later change of the read state
+            doc.pop(P.key(tags.READ), None)
             encoded = P.encode(set_props)
             changed = [t for t in set_props if doc.get(P.key(t)) != encoded[P.key(t)]]
             doc.update(encoded)
@@ -179,8 +185,16 @@ class Items(AttachmentWrites, RelocationWrites):
                 "UPDATE items SET message_class = ?, subject = ?, sender_name = ?, "
                 "sender_email = ?, received = ?, sent = ?, importance = ?, sensitivity = ?, "
                 "start_time = ?, end_time = ?, due_time = ?, flags = ?, props = ?, modified = ?, "
-                "cn = ? WHERE id = ?",
-                (message_class, *hot.values(), P.dumps(doc), tx.now, cn, item_id),
+                "cn = ?, conversation_id = ? WHERE id = ?",
+                (
+                    message_class,
+                    *hot.values(),
+                    P.dumps(doc),
+                    tx.now,
+                    cn,
+                    conversation.conversation_id(view),
+                    item_id,
+                ),
             )
             if self._keywords in changed:
                 await tx.conn.execute("DELETE FROM item_categories WHERE item_id = ?", (item_id,))

@@ -35,6 +35,7 @@ SORT_COLUMNS: dict[int, str] = {
     tags.CHANGE_NUMBER: "cn",
     tags.START_DATE: "start_time",
     tags.END_DATE: "end_time",
+    tags.CONVERSATION_ID: "conversation_id",
 }
 
 

@@ -10,6 +10,7 @@ import aiosqlite
 from bridge.model import flags, tags
 from bridge.model.codec import filetime_to_datetime, to_json
 from bridge.model.proptypes import PropType
+from bridge.store import conversation
 from bridge.store import props as P
 from bridge.store.folders import Folder
 from bridge.store.ids import IdCodec
@@ -33,6 +34,7 @@ INBOX_POINTERS = {
     tags.IPM_NOTE_ENTRYID: "notes",
     tags.IPM_TASK_ENTRYID: "tasks",
     tags.IPM_DRAFTS_ENTRYID: "drafts",
+    tags.REM_ONLINE_ENTRYID: "reminders",
 }
 # PR_ADDITIONAL_REN_ENTRYIDS order (MS-OXOSFLD 2.2.4).
 ADDITIONAL_REN = ("conflicts", "sync_issues", "local_failures", "server_failures", "junk")
@@ -133,4 +135,10 @@ def item_props(ids: IdCodec, row: aiosqlite.Row) -> P.JsonProps:
             tags.ACCESS_LEVEL: flags.ACCESS_LEVEL_MODIFY,
         }
     )
+    # (`in row` would test the values of an sqlite3.Row, not its column names)
+    cid = row["conversation_id"] if "conversation_id" in row.keys() else None  # noqa: SIM118
+    if cid is not None:
+        out[tags.CONVERSATION_ID] = b64(cid)
+    if tags.CONVERSATION_TOPIC not in out and isinstance(row["subject"], str):
+        out[tags.CONVERSATION_TOPIC] = conversation.normalized_subject(row["subject"])
     return out

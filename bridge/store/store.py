@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.store import blobs
+from bridge.store import blobs, conversation
 from bridge.store.core import SYSTEM, StoreCore
+from bridge.store.dav_refs import DavRefs
 from bridge.store.davstore import DavStore
 from bridge.store.events import EventBus
 from bridge.store.folders import Folders
@@ -19,6 +20,7 @@ from bridge.store.ids import IdCodec
 from bridge.store.items import Items
 from bridge.store.queries import Queries
 from bridge.store.search import SearchIndex
+from bridge.store.search_folders import SearchFolders
 from bridge.store.syncstate import SyncState
 from bridge.store.tokens import Tokens
 
@@ -31,9 +33,11 @@ class Store:
         self.folders = Folders(core)
         self.tokens = Tokens(core)
         self.sync = SyncState(core)
+        self.dav_refs = DavRefs(core)
         self.items: Items
         self.queries: Queries
         self.dav: DavStore
+        self.search_folders: SearchFolders
         self.search = SearchIndex(core)
 
     @classmethod
@@ -48,6 +52,9 @@ class Store:
             store.items = Items(core, store.folders)
             store.queries = Queries(core)
             store.dav = DavStore(core, store.folders, store.items)
+            await conversation.fill_missing(core)
+            store.search_folders = SearchFolders(core, store.folders, store.queries)
+            await store.search_folders.start()
             await store._remove_orphan_blobs()
             await store.search.start()
         except BaseException:

@@ -12,22 +12,28 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.config import FolderSync, SyncConfig
 from bridge.formats.mime import KEYWORDS
 from bridge.model import tags
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.props import now_filetime
-from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.store.syncstate import LocalItem
-from bridge.sync import plan
+from bridge.sync import crashpoint, plan
 from bridge.sync.hierarchy import Hierarchy
+from bridge.sync.mail_fetch import (
+    FULL_SETTINGS,
+    MailFetch,
+    content_of,
+    folder_settings,
+    settings_key,
+)
+from bridge.sync.mail_props import categories, flag_props
 from bridge.sync.push import Pusher
-from bridge.upstream.base import FetchedMessage, MailAdapter, MailboxState
+from bridge.upstream.base import MailAdapter, MailboxState
 
 log = logging.getLogger(__name__)
-
-CREATE_BATCH = 200
 
 
 @dataclass
@@ -39,45 +45,37 @@ class Report:
     pushed: int = 0
     failed: list[str] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)  # mailbox → pull path used
+    held: list[str] = field(default_factory=list)  # emptied mailboxes not mirrored
 
 
 def flags_of(item: LocalItem) -> plan.FlagSet:
     return plan.local_flags(item.read, item.flag_status, item.last_verb, item.categories)
 
 
-def flag_props(fs: plan.FlagSet, last_verb: int | None) -> tuple[dict[int, Any], list[int]]:
-    """Properties (set, delete) that give an item the flags `fs`."""
-    set_props: dict[int, Any] = {tags.READ: plan.SEEN in fs}
-    delete: list[int] = []
-    if plan.FLAGGED in fs:
-        set_props[tags.FLAG_STATUS] = plan.FLAG_STATUS_FLAGGED
-    else:
-        delete.append(tags.FLAG_STATUS)
-    if plan.ANSWERED in fs:
-        keep = last_verb in (plan.VERB_REPLY, plan.VERB_REPLY_ALL)
-        set_props[tags.LAST_VERB_EXECUTED] = last_verb if keep else plan.VERB_REPLY
-    elif plan.FORWARDED in fs:
-        set_props[tags.LAST_VERB_EXECUTED] = plan.VERB_FORWARD
-    elif last_verb in (plan.VERB_REPLY, plan.VERB_REPLY_ALL, plan.VERB_FORWARD):
-        delete.append(tags.LAST_VERB_EXECUTED)
-    return set_props, delete
-
-
-def categories(fs: plan.FlagSet) -> list[str]:
-    return sorted(f for f in fs if plan.is_category(f))
-
-
 class Engine:
-    def __init__(self, store: Store, adapter: MailAdapter, policy: str = "keep-both") -> None:
+    def __init__(
+        self,
+        store: Store,
+        adapter: MailAdapter,
+        policy: str = "keep-both",
+        sync_config: SyncConfig | None = None,
+    ) -> None:
         self.store = store
         self.adapter = adapter
         self.policy = policy
+        self.sync_config = sync_config  # per-folder settings (None: every folder in full)
+        self.settings: dict[int, FolderSync] = {}
+        self.confirm_empty: set[str] = set()  # emptied mailboxes the user lets be mirrored
 
     async def run(self, delimiter: str = "/") -> Report:
         report = Report()
         hierarchy = Hierarchy(self.store, self.adapter, delimiter)
         mailboxes = await hierarchy.sync()
+        self.settings = folder_settings(self.sync_config, hierarchy.folders, mailboxes)
         for fid, mailbox in mailboxes.items():
+            if self.settings[fid].mode == "off":
+                report.paths[mailbox] = "off"
+                continue
             await self.pull(fid, mailbox, report)
         await Pusher(self.store, self.adapter, hierarchy).run(report)
         return report
@@ -92,15 +90,23 @@ class Engine:
         observed_at = now_filetime()
         state = await self.adapter.select(mailbox, qresync=qresync)
         same = uidvalidity == state.uidvalidity
+        settings = self.settings.get(fid, FULL_SETTINGS)
         if (
             same
             and modseq
             and modseq == state.highestmodseq
             and ref.get("uidnext") == state.uidnext
+            and ref.get("settings", settings_key(FULL_SETTINGS)) == settings_key(settings)
         ):
             report.paths[mailbox] = "unchanged"
             return
         items = await self.store.sync.linked_items(mailbox)
+        here = sum(1 for i in items if (i.upstream or {}).get("uidvalidity") == state.uidvalidity)
+        if plan.looks_emptied(here, state.exists, same) and mailbox not in self.confirm_empty:
+            log.warning("%s is empty on the server: its %d messages are kept here", mailbox, here)
+            report.held.append(mailbox)
+            report.paths[mailbox] = "held"
+            return
         dirty = await self.store.sync.dirty_times()
         if uidvalidity and not same:
             items = await self._relink(mailbox, state, items)
@@ -135,7 +141,13 @@ class Engine:
         if any(k.uid < 0 for k in known) and listing.present is None:
             listing = plan.Listing(listing.changed, frozenset(await self.adapter.list_uids()))
         listing = dataclasses.replace(listing, observed_at=observed_at)
-        await self._apply(fid, mailbox, state, plan.plan_pull(known, listing, self.policy), report)
+        actions = plan.plan_pull(known, listing, self.policy)
+        actions = await self._adopt(fid, mailbox, state, listing, actions, dirty)
+        actions = await self._deleted_here(mailbox, state, listing, actions)
+        await self._apply(fid, mailbox, state, actions, report)
+        if any(content_of(i) for i in items):
+            fetcher = MailFetch(self.store, self.adapter, settings)
+            report.fetched += await fetcher.complete(state, items)
         await self.store.sync.set_folder_link(
             fid,
             {
@@ -143,8 +155,84 @@ class Engine:
                 "uidvalidity": state.uidvalidity,
                 "uidnext": state.uidnext,
                 "modseq": state.highestmodseq,
+                "settings": settings_key(settings),
             },
         )
+        crashpoint.step(f"{mailbox} pulled")
+
+    async def _adopt(
+        self,
+        fid: int,
+        mailbox: str,
+        state: MailboxState,
+        listing: plan.Listing,
+        actions: list[plan.PullAction],
+        dirty: dict[int, int],
+    ) -> list[plan.PullAction]:
+        """A new server message may be a local item's own upload whose confirmation was
+        lost (a dropped connection after APPEND): link it instead of fetching a copy."""
+        fetch = [a.uid for a in actions if isinstance(a, plan.Fetch)]
+        uploads = {
+            i.message_id: i.id
+            for i in await self.store.sync.unlinked_items(fid)
+            if i.id in dirty and i.message_id
+        }
+        if not fetch or not uploads:
+            return actions
+        adopted = plan.adopt(uploads, await self.adapter.message_ids(fetch))
+        links: dict[int, dict[str, Any] | None] = {
+            item_id: {
+                "mailbox": mailbox,
+                "uidvalidity": state.uidvalidity,
+                "uid": uid,
+                "flags": sorted(plan.relevant(listing.changed.get(uid, ()))),
+            }
+            for item_id, uid in adopted.items()
+        }
+        await self.store.sync.set_item_links(links)
+        crashpoint.step(f"{mailbox}: uploads found on the server linked")
+        taken = set(adopted.values())
+        return [a for a in actions if not (isinstance(a, plan.Fetch) and a.uid in taken)]
+
+    async def _deleted_here(
+        self,
+        mailbox: str,
+        state: MailboxState,
+        listing: plan.Listing,
+        actions: list[plan.PullAction],
+    ) -> list[plan.PullAction]:
+        """Messages deleted here but not yet expunged upstream are not fetched again,
+        unless the server changed them since (`plan.plan_deleted`). A deletion made before
+        a UIDVALIDITY change finds its message by Message-ID."""
+        fetch = sorted(a.uid for a in actions if isinstance(a, plan.Fetch))
+        pending = [
+            e
+            for e in (await self.store.sync.journal() if fetch else [])
+            if e.op == "item_delete" and (e.payload.get("upstream") or {}).get("mailbox") == mailbox
+        ]
+        if not pending:
+            return actions
+        by_msgid: dict[str, int] = {}
+        if any(e.payload["upstream"].get("uidvalidity") != state.uidvalidity for e in pending):
+            for uid, msgid in sorted((await self.adapter.message_ids(fetch)).items()):
+                by_msgid.setdefault(msgid, uid)
+        deleted, owner = [], {}
+        for e in pending:
+            ref = e.payload["upstream"]
+            at = (
+                int(ref["uid"])
+                if ref.get("uidvalidity") == state.uidvalidity and "uid" in ref
+                else by_msgid.get(str(e.payload.get("message_id") or ""))
+            )
+            if at is not None:
+                deleted.append(plan.Deleted((e.id,), at, frozenset(ref.get("flags") or ())))
+                owner[e.id] = e.object_id
+        skip, undone = plan.plan_deleted(deleted, listing, self.policy)
+        for d in undone:
+            log.info("%s: message %d deleted here, changed on the server: kept", mailbox, d.uid)
+            for entry_id in d.entry_ids:
+                await self.store.sync.forget_item(owner[entry_id])
+        return [a for a in actions if not (isinstance(a, plan.Fetch) and a.uid in skip)]
 
     async def _relink(
         self, mailbox: str, state: MailboxState, items: list[LocalItem]
@@ -207,51 +295,23 @@ class Engine:
             elif isinstance(action, plan.DeleteLocal):
                 await self._delete(action.item_id)
                 report.deleted += 1
+                crashpoint.step(f"{mailbox}: deletion applied")
             elif isinstance(action, plan.KeepConflict):
                 await self._conflict(action.item_id, mailbox)
                 report.conflicts += 1
+                crashpoint.step(f"{mailbox}: conflict kept aside")
             elif isinstance(action, plan.Unlink):
                 links[action.item_id] = None
         await self.store.sync.set_item_links(links)
-        batch: list[FetchedMessage] = []
-        async for msg in self.adapter.fetch(fetch):
-            batch.append(msg)
-            if len(batch) >= CREATE_BATCH:
-                report.fetched += await self._create(fid, mailbox, state, batch)
-                batch = []
-        if batch:
-            report.fetched += await self._create(fid, mailbox, state, batch)
+        crashpoint.step(f"{mailbox}: flag changes applied")
 
-    async def _create(
-        self, fid: int, mailbox: str, state: MailboxState, batch: list[FetchedMessage]
-    ) -> int:
-        new = []
-        for msg in batch:
-            raw = msg.raw
-            if raw is None or not raw.strip():
-                raw = (
-                    b"Subject: (message of %d bytes not downloaded: over the size limit)\r\n\r\n"
-                    % msg.size
-                )
-            item = item_from_rfc822(raw)
-            fs = plan.relevant(msg.flags)
-            set_props, _ = flag_props(fs, None)
-            item.props.update(set_props)
-            cats = categories(fs)
-            if cats:
-                item.named[KEYWORDS] = cats
-            else:
-                item.named.pop(KEYWORDS, None)
-            item.upstream = {
-                "mailbox": mailbox,
-                "uidvalidity": state.uidvalidity,
-                "uid": msg.uid,
-                "flags": sorted(fs),
-                "modseq": msg.modseq,
-            }
-            new.append(item)
-        await self.store.items.create_many(fid, new, origin=UPSTREAM)
-        return len(new)
+        def stored(count: int) -> None:
+            report.fetched += count
+
+        settings = self.settings.get(fid, FULL_SETTINGS)
+        await MailFetch(self.store, self.adapter, settings, stored).store_new(
+            fid, mailbox, state, fetch
+        )
 
     async def _delete(self, item_id: int) -> None:
         with contextlib.suppress(StoreError):  # deleted locally meanwhile

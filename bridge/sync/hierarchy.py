@@ -12,10 +12,13 @@ import contextlib
 import logging
 from typing import Any
 
+from bridge.model.flags import FOLDER_SEARCH
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.folders import Folder
 from bridge.store.store import Store
+from bridge.sync import crashpoint
+from bridge.sync.dav_scope import dav_entry_ids
 from bridge.upstream.base import MailAdapter, RemoteFolder, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ NOT_MAIL = frozenset(
         "conflicts",
         "local_failures",
         "server_failures",
+        "reminders",
     }
 )
 
@@ -56,12 +60,15 @@ class Hierarchy:
     async def _reload(self) -> None:
         self.folders = {f.id: f for f in await self.store.folders.all()}
         links = await self.store.sync.folder_links()
-        self.links = {fid: ref for fid, ref in links.items() if fid in self.folders}
+        self.links = {
+            fid: ref for fid, ref in links.items() if fid in self.folders and "mailbox" in ref
+        }
 
     def mailbox_of(self, fid: int) -> str | None:
         """The mailbox a local folder maps to (None: the folder is not synced)."""
         f = self.folders.get(fid)
-        if f is None or f.role in NOT_MAIL:
+        # Search folders are local only: never a mailbox, and so never created upstream.
+        if f is None or f.role in NOT_MAIL or f.folder_type == FOLDER_SEARCH:
             return None
         if f.role in DEFAULT_MAILBOX:
             return str(self.links.get(fid, {}).get("mailbox") or DEFAULT_MAILBOX[f.role])
@@ -93,6 +100,8 @@ class Hierarchy:
 
     async def _push(self) -> None:
         entries = [e for e in await self.store.sync.journal() if e.kind == "folder"]
+        dav = await dav_entry_ids(self.store, entries)  # carried out by the DAV engine
+        entries = [e for e in entries if e.id not in dav]
         for entry in entries:
             fid = entry.object_id
             if entry.op == "folder_delete":
@@ -111,7 +120,9 @@ class Hierarchy:
                 elif want is None and have is not None:
                     await self.adapter.delete_folder(str(have))
                     await self.store.sync.set_folder_link(fid, None)
+            crashpoint.step(f"folder change {entry.op} made on the server")
             await self.store.sync.remove_journal([entry.id])
+            crashpoint.step(f"folder journal entry {entry.id} confirmed")
             await self._reload()
 
     # -- upstream → local -------------------------------------------------------------
@@ -152,7 +163,9 @@ class Hierarchy:
                 (
                     c
                     for c in self.folders.values()
-                    if c.parent_id == parent and c.display_name.lower() == leaf.lower()
+                    if c.parent_id == parent
+                    and c.display_name.lower() == leaf.lower()
+                    and c.folder_type != FOLDER_SEARCH
                 ),
                 None,
             )

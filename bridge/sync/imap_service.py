@@ -13,12 +13,14 @@ import random
 import time
 from typing import Any
 
-from bridge.config import Config
+from bridge.config import Config, SyncConfig
 from bridge.store.store import Store
+from bridge.sync.dav_service import DavRunner, DavSyncService, dav_runner_for
 from bridge.sync.engine import Engine
+from bridge.sync.on_demand import NotAvailableOffline, OnDemand, is_partial
 from bridge.sync.outbox import Outbox
 from bridge.sync.service import SyncService
-from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
+from bridge.upstream.base import AuthFailed, ConnectFailed, MailAdapter, UpstreamError
 from bridge.upstream.imap import ImapAdapter, ImapSettings
 from bridge.upstream.smtp import SmtpSettings
 
@@ -40,8 +42,12 @@ class ImapSyncService(SyncService):
         password_command: str | None = None,
         smtp: SmtpSettings | None = None,
         smtp_password_command: str | None = None,
+        dav: DavRunner | None = None,
+        sync_config: SyncConfig | None = None,
     ) -> None:
         super().__init__(store)
+        self.sync_config = sync_config  # per-folder settings
+        self.dav = dav  # CalDAV / CardDAV, run after each mail run
         self.password_command = password_command
         self.smtp_password_command = smtp_password_command
         self.outbox = Outbox(store, smtp) if smtp is not None else None
@@ -57,6 +63,7 @@ class ImapSyncService(SyncService):
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._adapter: ImapAdapter | None = None
+        self.on_demand = OnDemand(store, self._connect_on_demand)
         self._failures = 0
 
     async def start(self) -> None:
@@ -70,6 +77,8 @@ class ImapSyncService(SyncService):
                 with contextlib.suppress(BaseException):
                     await task
         await self._disconnect()
+        if self.dav is not None:
+            await self.dav.close()
 
     async def status(self) -> dict[str, Any]:
         s = self.settings
@@ -82,6 +91,7 @@ class ImapSyncService(SyncService):
             "last_sync": self.last_sync,
             "last_run": self.last_report,
             "outbox": await self._outbox_status(),
+            "upstreams": self.dav.status() if self.dav is not None else {},
         }
 
     async def _outbox_status(self) -> dict[str, Any] | None:
@@ -98,11 +108,29 @@ class ImapSyncService(SyncService):
         self._wake.set()
         return await self.status()
 
+    async def ensure_content(self, item_id: int) -> bool:
+        if self.work_offline and await is_partial(self.store, item_id):
+            raise NotAvailableOffline(
+                "this message is not available offline (the bridge is working offline); "
+                'go online (POST /api/v1/sync/offline with {"offline": false}) to fetch it'
+            )
+        return await self.on_demand.ensure(item_id)
+
+    async def _connect_on_demand(self) -> MailAdapter:
+        if self.password_command and not self.settings.password:
+            password = await run_password_command(self.password_command)
+            self.settings = dataclasses.replace(self.settings, password=password)
+        adapter = ImapAdapter(self.settings)
+        await adapter.connect()
+        return adapter
+
     async def set_offline(self, offline: bool) -> None:
         self.work_offline = offline
         if offline:
             self.state, self.message = "offline", "working offline (switched by the user)"
             await self._disconnect()
+            if self.dav is not None:
+                await self.dav.close()
         else:
             self.state, self.message = "syncing", "going online"
             self._failures = 0
@@ -123,6 +151,11 @@ class ImapSyncService(SyncService):
                 await self._run_once()
                 self._failures = 0
                 self.state, self.message = "online", "in step with the server"
+                if self.last_report.get("held"):
+                    self.message += (
+                        f" except {', '.join(self.last_report['held'])}: empty on the server,"
+                        " its messages are kept here until confirmed"
+                    )
             except AuthFailed as exc:
                 self.state, self.message = "auth-failed", f"{exc}; fix the password and sync again"
                 delay = None
@@ -163,7 +196,7 @@ class ImapSyncService(SyncService):
             adapter = ImapAdapter(self.settings)
             await adapter.connect()
             self._adapter = adapter
-        report = await Engine(self.store, self._adapter, self.policy).run(
+        report = await Engine(self.store, self._adapter, self.policy, self.sync_config).run(
             self._adapter.delimiter or "/"
         )
         self.last_sync = time.time()
@@ -174,9 +207,12 @@ class ImapSyncService(SyncService):
             "pushed": report.pushed,
             "conflicts": report.conflicts,
             "failed": report.failed,
+            "held": report.held,
         }
         if self.outbox is not None:
             await self._drain(self.outbox)
+        if self.dav is not None:
+            await self.dav.run()  # failures stay on the DAV upstream's own status
 
     async def _drain(self, outbox: Outbox) -> None:
         """Send the submitted items; sent ones moved to Sent Items, and the run after
@@ -209,6 +245,9 @@ class ImapSyncService(SyncService):
                     return
         except UpstreamError as exc:
             log.info("IDLE ended: %s", exc)
+            await self._disconnect()
+        except Exception:  # whatever the server sent, the loop goes on
+            log.exception("IDLE failed")
             await self._disconnect()
 
     async def _watch_local(self) -> None:
@@ -245,7 +284,12 @@ def for_config(store: Store, config: Config) -> SyncService:
     """The sync service the config asks for: IMAP when an upstream is set, else none."""
     if config.upstream is None:
         return SyncService(store)
+    dav = dav_runner_for(store, config)
     ep = config.upstream.imap
+    if ep is None or config.upstream.smtp is None:  # calendars and contacts only
+        if dav is None:
+            return SyncService(store)
+        return DavSyncService(store, dav, interval=float(config.sync.interval))
     settings = ImapSettings(
         ep.host, ep.port, ep.tls, ep.username, ep.password or "", verify_tls=ep.verify_tls
     )
@@ -267,4 +311,6 @@ def for_config(store: Store, config: Config) -> SyncService:
         password_command=ep.password_command,
         smtp=smtp,
         smtp_password_command=sp.password_command,
+        dav=dav,
+        sync_config=config.sync,
     )

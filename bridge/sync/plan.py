@@ -214,6 +214,65 @@ def plan_pull(known: Iterable[Known], listing: Listing, policy: str) -> list[Pul
     return actions
 
 
+@dataclass(frozen=True)
+class Deleted:
+    """A local deletion not yet pushed: the message it removes is at `uid` of the mailbox
+    being pulled; `base` are its flags as last seen on the server."""
+
+    entry_ids: tuple[int, ...]
+    uid: int
+    base: FlagSet
+    changed_at: int | None = None  # FILETIME of the deletion
+
+
+def plan_deleted(
+    deleted: Iterable[Deleted], listing: Listing, policy: str
+) -> tuple[frozenset[int], list[Deleted]]:
+    """Messages deleted here that the server still reports: (UIDs not to fetch again, the
+    push expunges them; deletions to drop because the server changed the message since,
+    so it comes back).
+
+    Deleted here and changed on the server is a conflict: with keep-both and server-wins
+    the server's change wins (nothing is lost: the message is fetched again); local-wins
+    deletes it; newer-wins compares the deletion with the moment the change was seen."""
+    skip: set[int] = set()
+    undone: list[Deleted] = []
+    for d in deleted:
+        if d.uid not in listing.changed:
+            continue
+        changed = relevant(listing.changed[d.uid]) != d.base
+        server_wins = policy in ("keep-both", "server-wins") or (
+            policy == "newer-wins" and not local_is_newer(d.changed_at, listing.observed_at)
+        )
+        if changed and server_wins:
+            undone.append(d)
+        else:
+            skip.add(d.uid)
+    return frozenset(skip), undone
+
+
+EMPTIED_HOLD = 10
+
+
+def looks_emptied(linked: int, exists: int, same_uidvalidity: bool) -> bool:
+    """A mailbox that held many messages comes back empty under the same UIDVALIDITY: more
+    likely a broken server or a wrong account than the user deleting everything, so its
+    messages are not deleted here until the user confirms."""
+    return same_uidvalidity and exists == 0 and linked >= EMPTIED_HOLD
+
+
+def adopt(uploads: Mapping[str, int], server: Mapping[int, str]) -> dict[int, int]:
+    """Local items waiting to be uploaded (Message-ID → item id) that the server already
+    has among its new messages (UID → Message-ID): item id → UID, the lowest UID of a
+    Message-ID first, each UID given once."""
+    out: dict[int, int] = {}
+    for uid in sorted(server):
+        item_id = uploads.get(server[uid])
+        if item_id is not None and item_id not in out:
+            out[item_id] = uid
+    return out
+
+
 # -- push ---------------------------------------------------------------------------------
 
 

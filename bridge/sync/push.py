@@ -13,7 +13,8 @@ from bridge.model import tags
 from bridge.store import props as P
 from bridge.store.store import Store
 from bridge.store.syncstate import JournalEntry, LocalItem
-from bridge.sync import plan
+from bridge.sync import crashpoint, plan
+from bridge.sync.dav_scope import dav_entry_ids
 from bridge.sync.hierarchy import Hierarchy
 from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, UpstreamError
 
@@ -31,13 +32,16 @@ class Pusher:
         self.hierarchy = hierarchy
         self._uidvalidity: dict[str, int] = {}
         self._keywords_key = ""
+        self._message_id: str | None = None  # of the item being pushed, if it is deleted
 
     async def run(self, report: Any) -> None:
         keywords = self.store.core.named.lookup(P.KEYWORDS)
         self._keywords_key = P.key(keywords[0]) if keywords else ""
         groups: dict[int, list[JournalEntry]] = {}
-        for entry in await self.store.sync.journal():
-            if entry.kind == "item":
+        entries = await self.store.sync.journal()
+        dav = await dav_entry_ids(self.store, entries)  # carried out by the DAV engine
+        for entry in entries:
+            if entry.kind == "item" and entry.id not in dav:
                 groups.setdefault(entry.object_id, []).append(entry)
         for item_id, entries in groups.items():
             try:
@@ -50,6 +54,7 @@ class Pusher:
                 continue
             await self.store.sync.remove_journal([e.id for e in entries])
             report.pushed += 1
+            crashpoint.step(f"journal entries of item {item_id} confirmed")
 
     def _content_changed(self, entries: list[JournalEntry]) -> bool:
         for e in entries:
@@ -81,7 +86,15 @@ class Pusher:
             if linked is None:
                 target = None  # the folder is not on the server (yet)
         local = _flags(item) if item is not None else frozenset()
+        self._message_id = next(
+            (str(e.payload["message_id"]) for e in entries if e.payload.get("message_id")), None
+        )
         content = item is not None and ref is not None and self._content_changed(entries)
+        if content and ref_data and ref_data.get("content"):
+            # only part of the message is cached: re-uploading it would replace the whole
+            # message on the server by that part, so the local edit stays local
+            log.warning("item %s: edited, but not uploaded: its message is not cached", item_id)
+            content = False
         for action in plan.plan_push(ref, item is not None, target, local, content):
             await self._act(action, item, ref)
             if isinstance(action, plan.Move | plan.Append) and item is not None:
@@ -101,8 +114,18 @@ class Pusher:
         self, action: plan.PushAction, item: LocalItem | None, ref: plan.Ref | None
     ) -> None:
         if isinstance(action, plan.Expunge):
-            if await self._select(action.ref.mailbox) == action.ref.uidvalidity:
+            uidvalidity = await self._select(action.ref.mailbox)
+            if uidvalidity == action.ref.uidvalidity:
                 await self.adapter.expunge([action.ref.uid])
+                crashpoint.step("expunged on the server")
+            elif item is None and self._message_id:
+                # the mailbox was reset since: the message is found by its Message-ID
+                taken = await self._taken(action.ref.mailbox, uidvalidity)
+                found = await self.adapter.search_message_id(self._message_id)
+                found = [u for u in found if u not in taken]
+                if found:
+                    await self.adapter.expunge(found[:1])
+                    crashpoint.step("expunged on the server")
             if item is not None:
                 await self.store.sync.set_item_links({item.id: None})
         elif isinstance(action, plan.StoreFlags):
@@ -112,6 +135,7 @@ class Pusher:
             add = {f for f in action.add}
             remove = {f for f in action.remove}
             await self.adapter.store_flags(ref.uid, add, remove)
+            crashpoint.step("flags stored on the server")
             await self.store.sync.set_item_links(
                 {item.id: {**(item.upstream or {}), "flags": sorted(_flags(item))}}
             )
@@ -127,6 +151,7 @@ class Pusher:
             if new_uid is None:
                 await self._append(item, action.mailbox, action.ref.base)
                 return
+            crashpoint.step("moved on the server")
             target_uv = await self._target_uidvalidity(action.mailbox)
             await self.store.sync.set_item_links(
                 {
@@ -141,6 +166,14 @@ class Pusher:
         elif isinstance(action, plan.Append):
             assert item is not None
             await self._append(item, action.mailbox, action.flags, rebuild=ref is not None)
+
+    async def _taken(self, mailbox: str, uidvalidity: int) -> set[int]:
+        """UIDs of the mailbox some local item is linked to."""
+        return {
+            int(i.upstream["uid"])
+            for i in await self.store.sync.linked_items(mailbox)
+            if i.upstream and i.upstream.get("uidvalidity") == uidvalidity
+        }
 
     async def _target_uidvalidity(self, mailbox: str) -> int:
         for ref in self.hierarchy.links.values():
@@ -172,6 +205,7 @@ class Pusher:
         if uid is None:
             raw = await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
             uid = await self.adapter.append(mailbox, raw, flags)
+            crashpoint.step("appended on the server")
             if uid is None and item.message_id:
                 self._uidvalidity.pop(mailbox, None)
                 await self._select(mailbox)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.store.store import Store
+from bridge.sync.on_demand import NotAvailableOffline, is_partial
 
 
 class NoUpstream(Exception):
@@ -42,3 +43,14 @@ class SyncService:
     async def set_offline(self, offline: bool) -> None:
         """The user's "work offline" switch; without an upstream there is nothing to switch."""
         raise NoUpstream("no upstream is configured: the bridge always works offline")
+
+    async def ensure_content(self, item_id: int) -> bool:
+        """Make sure the whole message of an item is cached, fetching it from the upstream
+        if it was stored with its headers only; returns whether it was fetched. Raises
+        NotAvailableOffline when it is missing and cannot be fetched now."""
+        if await is_partial(self.store, item_id):
+            raise NotAvailableOffline(
+                "this message was stored with its headers only and no upstream is "
+                "configured to fetch the rest from"
+            )
+        return False

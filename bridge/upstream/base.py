@@ -11,6 +11,8 @@ import abc
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
 
 # Folder roles as the store names them, by IMAP SPECIAL-USE attribute (RFC 6154).
 SPECIAL_USE_ROLES = {
@@ -88,6 +90,9 @@ class FetchedMessage:
     modseq: int | None
     raw: bytes | None  # None when the message was larger than the adapter's limit
     size: int
+    # A headers-only fetch: the header block and the parsed BODYSTRUCTURE (raw is None).
+    header: bytes | None = None
+    structure: Any = None
 
 
 class MailAdapter(abc.ABC):
@@ -133,8 +138,22 @@ class MailAdapter(abc.ABC):
     async def list_uids(self) -> set[int]: ...
 
     @abc.abstractmethod
-    def fetch(self, uids: Iterable[int]) -> AsyncIterator[FetchedMessage]:
-        """Full messages, streamed in batches with several requests in flight."""
+    def fetch(
+        self, uids: Iterable[int], *, headers_only: bool = False
+    ) -> AsyncIterator[FetchedMessage]:
+        """Full messages, streamed in batches with several requests in flight; with
+        `headers_only` the header block and the body structure instead of the message."""
+
+    async def fetch_sections(self, wanted: dict[int, list[str]]) -> dict[int, dict[str, bytes]]:
+        """Body sections ("1", "1.2", ...) of messages of the selected mailbox, as sent
+        (transfer-encoded): UID → section → bytes. Messages gone are left out."""
+        raise NotImplementedError(f"{type(self).__name__}.fetch_sections")
+
+    async def search_uids(
+        self, uids: Iterable[int], *, before: date | None = None, larger: int | None = None
+    ) -> set[int]:
+        """The UIDs among `uids` that arrived before a day, or are larger than a size."""
+        raise NotImplementedError(f"{type(self).__name__}.search_uids")
 
     @abc.abstractmethod
     async def message_ids(self, uids: Iterable[int] | None = None) -> dict[int, str]:

@@ -17,6 +17,7 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from bridge.upstream.base import (
@@ -38,6 +39,7 @@ from bridge.upstream.imap_codec import (
     fetch_items,
     flag_set,
     modseq_of,
+    number,
     parse_seqset,
     seqset,
 )
@@ -46,6 +48,7 @@ from bridge.upstream.imap_proto import CommandFailed, Connection, Response, TooL
 FETCH_BATCH = 100
 IN_FLIGHT = 2
 _MSGID = re.compile(r"<[^<>\s]+>")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ class ImapAdapter(MailAdapter):
             elif resp.kind == "FETCH":
                 item = fetch_items(resp)
                 if "UID" in item:
-                    uid = int(item["UID"])
+                    uid = number(item["UID"])
                     changed[uid] = MessageFlags(
                         uid, flag_set(item.get("FLAGS")), modseq_of(item.get("MODSEQ"))
                     )
@@ -251,7 +254,7 @@ class ImapAdapter(MailAdapter):
                 if "UID" in item:
                     out.append(
                         MessageFlags(
-                            int(item["UID"]),
+                            number(item["UID"]),
                             flag_set(item.get("FLAGS")),
                             modseq_of(item.get("MODSEQ")),
                         )
@@ -268,12 +271,16 @@ class ImapAdapter(MailAdapter):
             if str(v).isdigit()
         }
 
-    async def fetch(self, uids: Iterable[int]) -> AsyncIterator[FetchedMessage]:
+    async def fetch(
+        self, uids: Iterable[int], *, headers_only: bool = False
+    ) -> AsyncIterator[FetchedMessage]:
         ordered = sorted(set(uids))
         if not ordered:
             return
-        attrs = "(UID FLAGS RFC822.SIZE BODY.PEEK[]" + (" MODSEQ)" if self.caps.condstore else ")")
-        queue: asyncio.Queue[FetchedMessage | BaseException | None] = asyncio.Queue(64)
+        what = "BODY.PEEK[HEADER] BODYSTRUCTURE" if headers_only else "BODY.PEEK[]"
+        attrs = f"(UID FLAGS RFC822.SIZE {what}" + (" MODSEQ)" if self.caps.condstore else ")")
+        queue: asyncio.Queue[FetchedMessage | BaseException | None] = asyncio.Queue(16)
+        too_large: dict[int, int] = {}  # UID → size of messages over the literal limit
 
         async def sink(resp: Response) -> None:
             if resp.kind != "FETCH":
@@ -282,15 +289,21 @@ class ImapAdapter(MailAdapter):
             if "UID" not in item:
                 return
             body = item.get("BODY[]")
+            if isinstance(body, TooLarge):
+                too_large[number(item["UID"])] = body.size  # its header block comes later
+                return
             raw = body if isinstance(body, bytes) else None
-            size = body.size if isinstance(body, TooLarge) else int(item.get("RFC822.SIZE") or 0)
+            size = number(item.get("RFC822.SIZE") or 0)
+            header = item.get("BODY[HEADER]")
             await queue.put(
                 FetchedMessage(
-                    int(item["UID"]),
+                    number(item["UID"]),
                     flag_set(item.get("FLAGS")),
                     modseq_of(item.get("MODSEQ")),
                     raw,
                     size or len(raw or b""),
+                    header=header if isinstance(header, bytes) else None,
+                    structure=item.get("BODYSTRUCTURE"),
                 )
             )
 
@@ -304,6 +317,11 @@ class ImapAdapter(MailAdapter):
                         await self.conn.wait(inflight.popleft())
                 while inflight:
                     await self.conn.wait(inflight.popleft())
+                if too_large:
+                    # Over the literal limit: the header block and the structure instead,
+                    # so the item is kept with every property its headers give.
+                    heads = attrs.replace("BODY.PEEK[]", "BODY.PEEK[HEADER] BODYSTRUCTURE")
+                    await self.conn.run(f"UID FETCH {seqset(too_large)} {heads}", sink=sink)
                 await queue.put(None)
             except BaseException as exc:
                 await queue.put(exc)
@@ -321,6 +339,53 @@ class ImapAdapter(MailAdapter):
                 task.cancel()
                 await self.conn.close()  # the stream is mid-response: start over
             await asyncio.gather(task, return_exceptions=True)
+
+    async def fetch_sections(self, wanted: dict[int, list[str]]) -> dict[int, dict[str, bytes]]:
+        out: dict[int, dict[str, bytes]] = {}
+
+        def sink(resp: Response) -> None:
+            if resp.kind != "FETCH":
+                return
+            item = fetch_items(resp)
+            if "UID" in item:
+                out[number(item["UID"])] = {
+                    key[5:-1]: value
+                    for key, value in item.items()
+                    if key.startswith("BODY[") and isinstance(value, bytes)
+                }
+
+        inflight: deque[Any] = deque()
+        for uid, sections in sorted(wanted.items()):
+            if not sections:
+                continue
+            peek = " ".join(f"BODY.PEEK[{s}]" for s in sections)
+            inflight.append(await self.conn.send(f"UID FETCH {uid} (UID {peek})", sink=sink))
+            if len(inflight) >= FETCH_BATCH:
+                await self.conn.wait(inflight.popleft())
+        while inflight:
+            await self.conn.wait(inflight.popleft())
+        return out
+
+    async def search_uids(
+        self, uids: Iterable[int], *, before: date | None = None, larger: int | None = None
+    ) -> set[int]:
+        which = seqset(uids)
+        if not which or (before is None and larger is None):
+            return set()
+        criteria = [f"UID {which}"]
+        if before is not None:
+            month = _MONTHS[before.month - 1]
+            criteria.append(f"BEFORE {before.day}-{month}-{before.year}")
+        if larger is not None:
+            criteria.append(f"LARGER {larger}")
+        cmd = await self.conn.run("UID SEARCH " + " ".join(criteria))
+        return {
+            int(v)
+            for r in cmd.untagged
+            if r.kind == "SEARCH"
+            for v in r.values[1:]
+            if str(v).isdigit()
+        }
 
     async def message_ids(self, uids: Iterable[int] | None = None) -> dict[int, str]:
         which = "1:*" if uids is None else seqset(uids)
@@ -340,7 +405,7 @@ class ImapAdapter(MailAdapter):
             )
             m = _MSGID.search(text)
             if m and "UID" in item:
-                out[int(item["UID"])] = m.group(0)
+                out[number(item["UID"])] = m.group(0)
         return out
 
     async def store_flags(self, uid: int, add: Iterable[str], remove: Iterable[str]) -> int | None:

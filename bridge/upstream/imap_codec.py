@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from bridge.upstream.base import UpstreamError
 from bridge.upstream.imap_proto import Response
 
 
@@ -63,11 +66,19 @@ def parse_seqset(text: str) -> set[int]:
     out: set[int] = set()
     for part in text.split(","):
         if ":" in part:
-            a, b = (int(x) for x in part.split(":"))
+            a, b = (number(x) for x in part.split(":", 1))
             out.update(range(min(a, b), max(a, b) + 1))
         elif part.isdigit():
             out.add(int(part))
     return out
+
+
+def number(value: Any) -> int:
+    """An IMAP number (UID, size); anything else is a broken response, reported as such."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit()):
+        raise UpstreamError(f"unreadable server response: {text[:40]!r} where a number belongs")
+    return int(text)
 
 
 def fetch_items(resp: Response) -> dict[str, Any]:
@@ -84,3 +95,50 @@ def modseq_of(value: Any) -> int | None:
     if isinstance(value, list) and value and str(value[0]).isdigit():
         return int(value[0])
     return None
+
+
+@dataclass(frozen=True)
+class TextPart:
+    """A body text part found in a BODYSTRUCTURE: its section number and MIME header."""
+
+    section: str
+    ctype: str  # text/plain or text/html
+    charset: str | None
+    encoding: str | None
+
+
+def text_parts(structure: Any) -> list[TextPart]:
+    """The first inline text/plain and text/html parts of a message (not descending into
+    attached messages): what a client shows as the body."""
+    found: dict[str, TextPart] = {}
+
+    def walk(node: Any, section: str) -> None:
+        if not isinstance(node, list) or not node or len(found) == 2:
+            return
+        if isinstance(node[0], list):  # multipart: the parts, then the subtype
+            for n, child in enumerate(itertools.takewhile(lambda c: isinstance(c, list), node)):
+                walk(child, f"{section}.{n + 1}" if section else str(n + 1))
+            return
+        if len(node) < 7 or str(node[0]).lower() != "text":
+            return
+        ctype = f"text/{str(node[1]).lower()}"
+        params = _params(node[2])
+        disposition = node[9] if len(node) > 9 and isinstance(node[9], list) else [None, None]
+        attached = str(disposition[0]).lower() == "attachment"
+        named = "name" in params or "filename" in _params(disposition[1:2] and disposition[1])
+        if ctype in ("text/plain", "text/html") and ctype not in found and not (attached or named):
+            encoding = str(node[5]).lower() if node[5] else None
+            found[ctype] = TextPart(section or "1", ctype, params.get("charset"), encoding)
+
+    walk(structure, "")
+    return [found[c] for c in ("text/plain", "text/html") if c in found]
+
+
+def _params(value: Any) -> dict[str, str]:
+    if not isinstance(value, list):
+        return {}
+    return {
+        str(value[i]).lower(): str(value[i + 1])
+        for i in range(0, len(value) - 1, 2)
+        if value[i] is not None and value[i + 1] is not None
+    }

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import re
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +21,16 @@ from typing import Any
 from bridge.upstream.base import ConnectFailed, UpstreamError
 
 MAX_LINE = 1 << 20  # one response line without its literals
+MAX_LITERAL = 1 << 32  # a larger literal announcement is taken for a broken server
+# An upload leaves the send buffer long before the server has it: the answer to a command
+# with literals is waited for that much longer, as if the link carried at least this rate.
+UPLOAD_MIN_RATE = 32 << 10
 CHUNK = 1 << 16
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _CODE = re.compile(r"^\[([^\]]*)\]\s*")
+_QUOTED = re.compile(rb'"((?:[^"\\]|\\.)*)"', re.S)
+_ESCAPED = re.compile(rb"\\(.)", re.S)
+_ATOM = re.compile(rb"[^ ()\r\n\[\]]+")
 
 Value = Any
 
@@ -81,6 +89,14 @@ def _tokens(text: bytes, stack: list[list[Value]]) -> None:
                 stack.pop()
             i += 1
         elif c == b'"':
+            quoted = _QUOTED.match(text, i)
+            if quoted is not None:  # the common case, without a loop per character
+                body = quoted.group(1)
+                if b"\\" in body:
+                    body = _ESCAPED.sub(rb"\1", body)
+                stack[-1].append(body.decode("utf-8", "replace"))
+                i = quoted.end()
+                continue
             j, buf = i + 1, bytearray()
             while j < n and text[j : j + 1] != b'"':
                 if text[j : j + 1] == b"\\" and j + 1 < n:
@@ -92,6 +108,13 @@ def _tokens(text: bytes, stack: list[list[Value]]) -> None:
         elif c == b"{" and _LITERAL.match(text, i):
             return  # the literal itself follows as the next segment
         else:
+            plain = _ATOM.match(text, i)
+            j = plain.end() if plain is not None else i
+            if j > i and text[j : j + 1] not in b"[]":  # no bracketed section: done
+                atom = text[i:j].decode("utf-8", "replace")
+                stack[-1].append(None if atom.upper() == "NIL" else atom)
+                i = j
+                continue
             j, depth = i, 0
             while j < n:
                 ch = text[j : j + 1]
@@ -141,6 +164,10 @@ class Connection:
         self._task: asyncio.Task[None] | None = None
         self._closed: BaseException | None = None
         self.literal_plus = False
+        # Timeouts count from the last sign of life: a slow link that keeps delivering is
+        # not a dead one, a stalled server is (after `timeout` seconds without a byte).
+        self._activity = time.monotonic()
+        self._in_sink = False  # the reader waits for the consumer, not for the server
 
     # -- connection -------------------------------------------------------------------
 
@@ -153,21 +180,31 @@ class Connection:
                 self.timeout,
             )
             self.writer = writer
-            greeting = await self._read_response()
-            if greeting.kind == "BYE":
-                raise ConnectFailed(f"the server refused the connection: {greeting.text}")
-            if tls == "starttls":
-                writer.write(b"S0 STARTTLS\r\n")
-                await writer.drain()
-                while (resp := await self._read_response()).tag != "S0":
-                    pass
-                if resp.kind != "OK":
-                    raise ConnectFailed(f"STARTTLS refused: {resp.text}")
-                await writer.start_tls(context or ssl.create_default_context())
+            await asyncio.wait_for(self._greeting(tls, context), self.timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
             await self.close()
-            raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
+            why = str(exc) or f"no answer within {self.timeout:g} s"
+            raise ConnectFailed(f"cannot connect to {host}:{port}: {why}") from exc
+        except BaseException:
+            await self.close()
+            raise
         self._task = asyncio.ensure_future(self._read_loop())
+
+    async def _greeting(self, tls: str, context: ssl.SSLContext | None) -> None:
+        assert self.writer is not None
+        greeting = await self._read_response()
+        if greeting.kind == "BYE":
+            raise ConnectFailed(f"the server refused the connection: {greeting.text}")
+        if greeting.kind not in ("OK", "PREAUTH"):
+            raise ConnectFailed(f"not an IMAP server: it greeted with {greeting.kind!r}")
+        if tls == "starttls":
+            self.writer.write(b"S0 STARTTLS\r\n")
+            await self.writer.drain()
+            while (resp := await self._read_response()).tag != "S0":
+                pass
+            if resp.kind != "OK":
+                raise ConnectFailed(f"STARTTLS refused: {resp.text}")
+            await self.writer.start_tls(context or ssl.create_default_context())
 
     async def close(self) -> None:
         if self._task is not None:
@@ -198,12 +235,22 @@ class Connection:
 
     async def _read_literal(self, size: int) -> bytes | TooLarge:
         assert self.reader is not None
-        if size <= self.max_literal:
-            return await self.reader.readexactly(size)
+        if size <= CHUNK:
+            data = await self.reader.readexactly(size)
+            self._activity = time.monotonic()
+            return data
+        if size > MAX_LITERAL:
+            raise ConnectFailed(f"the server announced a literal of {size} bytes")
+        keep = size <= self.max_literal
+        buf = bytearray()
         left = size
         while left:
-            left -= len(await self.reader.readexactly(min(CHUNK, left)))
-        return TooLarge(size)
+            chunk = await self.reader.readexactly(min(CHUNK, left))
+            self._activity = time.monotonic()
+            left -= len(chunk)
+            if keep:
+                buf += chunk
+        return bytes(buf) if keep else TooLarge(size)
 
     async def _read_response(self) -> Response:
         segments: list[bytes | TooLarge] = []
@@ -225,6 +272,8 @@ class Connection:
         segments[0] = rest
         values = parse(segments, literal)
         resp = Response(tag.decode("ascii", "replace"), values)
+        if resp.tag in ("*", "+") or resp.tag in self._pending:
+            self._activity = time.monotonic()  # lines of no command are no sign of life
         if resp.kind in ("OK", "NO", "BAD", "BYE", "PREAUTH") and not (
             values and isinstance(values[0], str) and values[0].isdigit()
         ):
@@ -264,7 +313,12 @@ class Connection:
             if cmd is not None and cmd.sink is not None:
                 result = cmd.sink(resp)
                 if asyncio.iscoroutine(result):
-                    await result
+                    self._in_sink = True
+                    try:
+                        await result
+                    finally:
+                        self._in_sink = False
+                        self._activity = time.monotonic()
             elif cmd is not None:
                 cmd.untagged.append(resp)
             if self.on_untagged is not None:
@@ -277,7 +331,7 @@ class Connection:
             cmd.done.set_result(resp)
 
     def _fail_all(self, exc: BaseException) -> None:
-        self._closed = self._closed or exc
+        self._closed = exc = self._closed or exc  # the first cause (a BYE's text) is kept
         waiting: list[asyncio.Future[Any]] = [cmd.done for cmd in self._pending.values()]
         if self._continuation is not None:
             waiting.append(self._continuation)
@@ -307,6 +361,7 @@ class Connection:
             cmd = Command(tag, name, asyncio.get_running_loop().create_future(), sink=sink)
             self._pending[tag] = cmd
             line = tag.encode()
+            uploaded = 0
             try:
                 for part in parts:
                     if isinstance(part, bytes):
@@ -314,20 +369,42 @@ class Connection:
                         self.writer.write(line + f" {{{len(part)}{plus}}}\r\n".encode())
                         if not plus:
                             self._continuation = asyncio.get_running_loop().create_future()
-                            await self.writer.drain()
+                            await self._drain()
                             await asyncio.wait_for(
                                 asyncio.shield(self._wait_continuation(cmd)), self.timeout
                             )
                         self.writer.write(part)
+                        uploaded += len(part)
                         line = b""
                     else:
                         line += b" " + part.encode()
                 self.writer.write(line + b"\r\n")
-                await self.writer.drain()
+                await self._drain()
+                self._activity = time.monotonic() + uploaded / UPLOAD_MIN_RATE
             except (OSError, TimeoutError) as exc:
                 self._fail_all(ConnectFailed(f"connection lost: {exc}"))
                 raise ConnectFailed(f"connection lost: {exc}") from exc
         return cmd
+
+    async def _drain(self) -> None:
+        """Flush the send buffer; fails after `timeout` seconds in which the server took
+        nothing (a slow link that keeps taking bytes is waited for)."""
+        assert self.writer is not None
+        transport = self.writer.transport
+        flushing = asyncio.ensure_future(self.writer.drain())
+        try:
+            left = transport.get_write_buffer_size()
+            while True:
+                done, _ = await asyncio.wait({flushing}, timeout=self.timeout)
+                if done:
+                    flushing.result()
+                    return
+                now = transport.get_write_buffer_size()
+                if now >= left:
+                    raise TimeoutError(f"the server took nothing for {self.timeout:g} s")
+                left = now
+        finally:
+            flushing.cancel()
 
     async def _wait_continuation(self, cmd: Command) -> None:
         assert self._continuation is not None
@@ -339,11 +416,18 @@ class Connection:
             raise CommandFailed(cmd.name, resp)
 
     async def wait(self, cmd: Command) -> Command:
-        try:
-            resp = await asyncio.wait_for(asyncio.shield(cmd.done), self.timeout)
-        except TimeoutError as exc:
-            self._fail_all(ConnectFailed(f"{cmd.name}: no answer within {self.timeout:g} s"))
-            raise ConnectFailed(f"{cmd.name}: the server did not answer in time") from exc
+        while True:
+            quiet = 0.0 if self._in_sink else time.monotonic() - self._activity
+            try:
+                resp = await asyncio.wait_for(
+                    asyncio.shield(cmd.done), max(self.timeout - quiet, 0.01)
+                )
+                break
+            except TimeoutError as exc:
+                if self._in_sink or time.monotonic() - self._activity < self.timeout:
+                    continue  # still receiving (a slow link), or the consumer is busy
+                self._fail_all(ConnectFailed(f"{cmd.name}: no answer within {self.timeout:g} s"))
+                raise ConnectFailed(f"{cmd.name}: the server did not answer in time") from exc
         if resp.kind != "OK":
             raise CommandFailed(cmd.name, resp)
         return cmd
@@ -377,9 +461,10 @@ class Connection:
             for waiter in waiters:
                 waiter.cancel()
             self.writer.write(b"DONE\r\n")
-            await self.writer.drain()
+            await self._drain()
+            self._activity = time.monotonic()
             await self.wait(cmd)
-        except OSError as exc:
+        except (OSError, TimeoutError) as exc:
             raise ConnectFailed(f"connection lost: {exc}") from exc
         finally:
             self.on_untagged = previous

@@ -7,8 +7,11 @@ import asyncio
 import base64
 import time
 
+import pytest
+
 from bridge.model import tags
 from bridge.store.store import Store
+from bridge.sync.engine import Engine
 from bridge.sync.imap_service import ImapSyncService
 from tests.integration.conftest import Account, sync
 from tests.servers import dovecot as dv
@@ -281,3 +284,76 @@ async def test_conflict_newer_wins(store: Store, account: Account) -> None:
     assert await _local_state(store, item_id) == {"Work"}
     assert (await store.queries.list(store.folders.roles["conflicts"]))[1] == 0
     assert await store.queries.journal_pending() == 0
+
+
+@pytest.mark.parametrize(("policy", "comes_back"), [("keep-both", True), ("local-wins", False)])
+async def test_deleted_here_changed_on_the_server(
+    store: Store, any_account: Account, policy: str, comes_back: bool
+) -> None:
+    """Deleted here while the server flagged it: keep-both lets the server's change win (the
+    message comes back, nothing is lost); local-wins expunges it. An unchanged message
+    deleted here is never fetched again before its expunge."""
+    m = any_account.client()
+    dv.append(m, "INBOX", dv.message("changed"))
+    dv.append(m, "INBOX", dv.message("unchanged"))
+    await sync(store, any_account, policy)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    for item in items:
+        await store.items.delete(item.id, hard=True)
+    m.select("INBOX")
+    m.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+    report = await sync(store, any_account, policy)
+    assert report.fetched == (1 if comes_back else 0)
+    expected = {"changed": {"\\Flagged"}} if comes_back else {}
+    assert server_flags(any_account, "INBOX") == expected
+    assert set(await subjects(store, "inbox")) == set(expected)
+    assert await store.queries.journal_pending() == 0
+
+
+async def test_deleted_here_before_a_uidvalidity_reset(store: Store, account: Account) -> None:
+    m = account.client()
+    m.create("Lists")
+    raws = [dv.message(f"l{i}") for i in range(3)]
+    for raw in raws:
+        dv.append(m, "Lists", raw)
+    await sync(store, account)
+    folder = next(f for f in await store.folders.all() if f.display_name == "Lists")
+    items, _ = await store.queries.list(folder.id)
+    gone = next(i for i in items if i.props[tags.SUBJECT] == "l0")
+    await store.items.delete(gone.id, hard=True)
+    m.delete("Lists")
+    await asyncio.sleep(1.1)  # UIDVALIDITY is a timestamp in Dovecot
+    m.create("Lists")
+    for raw in raws:
+        dv.append(m, "Lists", raw)
+    report = await sync(store, account)
+    assert report.fetched == 0, report
+    assert sorted(server_flags(account, "Lists")) == ["l1", "l2"]
+    assert (await store.queries.list(folder.id))[1] == 2
+    assert await store.queries.journal_pending() == 0
+
+
+async def test_an_emptied_mailbox_is_not_mirrored_until_confirmed(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("Archive")
+    for i in range(12):
+        dv.append(m, "Archive", dv.message(f"a{i}"))
+    await sync(store, account)
+    m.select("Archive")
+    m.uid("STORE", "1:*", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    report = await sync(store, account)
+    assert report.held == ["Archive"] and report.deleted == 0
+    folder = next(f for f in await store.folders.all() if f.display_name == "Archive")
+    assert (await store.queries.list(folder.id))[1] == 12
+    adapter = await account.adapter()
+    try:
+        engine = Engine(store, adapter)
+        engine.confirm_empty = {"Archive"}
+        report = await engine.run(adapter.delimiter or "/")
+    finally:
+        await adapter.close()
+    assert report.held == [] and report.deleted == 12
+    assert (await store.queries.list(folder.id))[1] == 0

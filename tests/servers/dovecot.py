@@ -92,9 +92,9 @@ protocol lmtp {{
 service anvil {{
   chroot =
 }}
-service imap-login {{
+{imap_services}service imap-login {{
   chroot =
-  inet_listener imap {{
+{imap_login_executable}  inet_listener imap {{
     address = 127.0.0.1
     port = {imap_port}
   }}
@@ -117,6 +117,26 @@ service stats {{
   }}
 }}
 """
+
+
+# cyrus-imapd and dovecot-imapd conflict as Debian packages (both provide imap-server).
+# Where Cyrus is installed, the Dovecot IMAP binaries are unpacked from the dovecot-imapd
+# package into this directory instead (`dpkg-deb -x dovecot-imapd_*.deb DIR`).
+IMAP_LIBEXEC = (Path("/usr/lib/dovecot"), Path("/opt/dovecot-imapd/usr/lib/dovecot"))
+
+IMAP_SERVICES = (
+    "imap",
+    "imap-hibernate",
+    "imap-urlauth",
+    "imap-urlauth-login",
+    "imap-urlauth-worker",
+)
+
+
+def _imap_libexec() -> Path | None:
+    extra = os.environ.get("KBRIDGE_DOVECOT_IMAP_DIR")
+    candidates = (Path(extra), *IMAP_LIBEXEC) if extra else IMAP_LIBEXEC
+    return next((d for d in candidates if (d / "imap").exists()), None)
 
 
 class DovecotError(RuntimeError):
@@ -194,6 +214,13 @@ def start(capability: str | None = FULL) -> Dovecot:
             "dovecot is not installed: run scripts/test (it installs dovecot-imapd and "
             "dovecot-lmtpd) or apt-get install dovecot-imapd dovecot-lmtpd"
         )
+    libexec = _imap_libexec()
+    if libexec is None:
+        raise DovecotError(
+            "the Dovecot IMAP server is not installed: apt-get install dovecot-imapd, or, "
+            "where it conflicts with cyrus-imapd, unpack it: apt-get download dovecot-imapd && "
+            "dpkg-deb -x dovecot-imapd_*.deb /opt/dovecot-imapd"
+        )
     root = Path(tempfile.mkdtemp(prefix="kbridge-dovecot-"))
     root.chmod(0o755)
     if os.geteuid() == 0:
@@ -223,6 +250,11 @@ def start(capability: str | None = FULL) -> Dovecot:
             mail_user=mail_user,
             mail_group=mail_group,
             capability=cap_line,
+            imap_services="".join(
+                f"service {name} {{\n  executable = {libexec / name}\n}}\n"
+                for name in IMAP_SERVICES
+            ),
+            imap_login_executable=f"  executable = {libexec / 'imap-login'}\n",
         )
     )
     proc = subprocess.Popen(

@@ -497,15 +497,56 @@ def test_folder_settings(tmp_path: Path) -> None:
       window_days: 30
       folders:
         INBOX:
-        Archive: {mode: headers, window_days: 365, max_attachment_bytes: 0}
+        Archive: {mode: headers, window_days: 365, max_message_bytes: 1}
         Junk: {mode: off}
     """
     sync = load_config(write(tmp_path, text)).sync
     assert sync.folder("INBOX").mode == "full"
     assert sync.folder("INBOX").window_days == 30
-    assert sync.folder("Archive") == model.FolderSync("headers", 365, 0)
+    assert sync.folder("Archive") == model.FolderSync("headers", 365, 1)
     assert sync.folder("Junk").mode == "off"
     assert sync.folder("Elsewhere") == model.FolderSync("full", 30, None)
+
+
+def test_folder_settings_fall_back_to_the_sync_defaults(tmp_path: Path) -> None:
+    text = """
+    sync:
+      mode: headers
+      window_days: 7
+      max_message_bytes: 1000000
+      folders:
+        inbox: {mode: full}
+        Junk E-mail: {mode: off}
+        Archive/2023: {window_days: 365}
+    """
+    sync = load_config(write(tmp_path, text)).sync
+    assert sync.folder("INBOX") == model.FolderSync("full", 7, 1000000)
+    # a folder is found by its mailbox name or by its path in the store
+    assert sync.folder("Junk", "Junk E-mail").mode == "off"
+    assert sync.folder("Archive/2023") == model.FolderSync("headers", 365, 1000000)
+    assert sync.folder("Other") == model.FolderSync("headers", 7, 1000000)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("sync: {mode: partial}", "sync.mode", "must be one of full, headers, off"),
+        ("sync: {folders: {A: {mode: all}}}", "sync.folders.A.mode", "one of full, headers, off"),
+        ("sync: {window_days: 0}", "sync.window_days", "an integer >= 1 (got 0)"),
+        ("sync: {folders: {A: {window_days: -3}}}", "sync.folders.A.window_days", ">= 1"),
+        ("sync: {max_message_bytes: big}", "sync.max_message_bytes", "an integer >= 1"),
+        ("sync: {folders: {A: {max_message_bytes: 0}}}", "sync.folders.A.max_message_bytes",
+         ">= 1 (got 0)"),
+        ("sync: {folders: {A: {max_attachment_bytes: 5}}}",
+         "sync.folders.A.max_attachment_bytes", "renamed: use 'sync.folders.<folder>"),
+        ("sync: {folders: {A: {mode: headers, windows: 3}}}", "sync.folders.A.windows",
+         "did you mean 'window_days'?"),
+    ],
+)  # fmt: skip
+def test_folder_settings_are_checked(tmp_path: Path, text: str, key: str, expected: str) -> None:
+    found = by_key(problems(tmp_path, text))
+    assert key in found, found
+    assert expected in found[key]
 
 
 def test_overrides(tmp_path: Path) -> None:
@@ -559,3 +600,48 @@ def test_credentials_in_a_url_are_not_echoed(tmp_path: Path) -> None:
 def test_bad_item_in_a_list_is_named(tmp_path: Path) -> None:
     [problem] = problems(tmp_path, "security: {allowed_hosts: [ok.example, 'not a host']}")
     assert problem.message == "must be a list of host names; 'not a host' is not a host name"
+
+
+# -- calendars and contacts only -------------------------------------------------------------
+
+
+def test_caldav_and_carddav_without_mail(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+            upstream:
+              username: jane
+              password: secret
+              caldav: {url: "http://127.0.0.1:5232/"}
+              carddav: {url: "http://127.0.0.1:5232/"}
+            sync:
+              calendar_window_days: 90
+            """,
+        )
+    )
+    assert config.upstream is not None
+    assert config.upstream.imap is None and config.upstream.smtp is None
+    assert config.upstream.caldav is not None and config.upstream.caldav.url
+    assert config.upstream.carddav is not None and config.upstream.carddav.password == "secret"
+    assert config.sync.calendar_window_days == 90
+
+
+def test_mail_needs_both_imap_and_smtp_even_with_dav(tmp_path: Path) -> None:
+    found = by_key(
+        problems(
+            tmp_path,
+            """
+            upstream:
+              username: jane
+              imap: {host: 127.0.0.1, tls: none}
+              caldav: {url: "http://127.0.0.1:5232/"}
+            """,
+        )
+    )
+    assert "upstream.smtp" in found
+
+
+def test_dav_only_needs_a_url(tmp_path: Path) -> None:
+    found = by_key(problems(tmp_path, "upstream:\n  username: jane\n  caldav: {}\n"))
+    assert "upstream.caldav.url" in found

@@ -177,3 +177,40 @@ def test_deleted_upstream_changed_locally(policy: str, changed_at: int, observed
         "newer-wins": plan.Unlink(7) if changed_at > observed_at else plan.DeleteLocal(7),
     }[policy]
     assert action == expected
+
+
+# -- uploads found again, deletions made here, emptied mailboxes ----------------------------
+
+
+def test_adopt_links_each_upload_to_one_new_uid() -> None:
+    uploads = {"<a@x>": 1, "<b@x>": 2}
+    server = {12: "<a@x>", 10: "<a@x>", 11: "<other@x>"}
+    assert plan.adopt(uploads, server) == {1: 10}
+
+
+def test_deleted_here_unchanged_on_the_server_is_not_fetched_again() -> None:
+    gone = plan.Deleted((7,), uid=3, base=frozenset({plan.SEEN}))
+    listing = plan.Listing({3: frozenset({plan.SEEN, "\\Recent"}), 4: frozenset()})
+    for policy in plan.POLICIES:
+        assert plan.plan_deleted([gone], listing, policy) == (frozenset({3}), [])
+
+
+def test_deleted_here_changed_on_the_server_per_policy() -> None:
+    gone = plan.Deleted((7,), uid=3, base=frozenset(), changed_at=100)
+    changed = plan.Listing({3: frozenset({plan.FLAGGED})}, observed_at=200)
+    assert plan.plan_deleted([gone], changed, "keep-both") == (frozenset(), [gone])
+    assert plan.plan_deleted([gone], changed, "server-wins") == (frozenset(), [gone])
+    assert plan.plan_deleted([gone], changed, "local-wins") == (frozenset({3}), [])
+    assert plan.plan_deleted([gone], changed, "newer-wins") == (frozenset(), [gone])
+    later = plan.Listing({3: frozenset({plan.FLAGGED})}, observed_at=50)
+    assert plan.plan_deleted([gone], later, "newer-wins") == (frozenset({3}), [])
+    # not reported by the server (expunged there too, or unchanged on a QRESYNC pull)
+    assert plan.plan_deleted([gone], plan.Listing({}), "keep-both") == (frozenset(), [])
+
+
+def test_looks_emptied() -> None:
+    many = plan.EMPTIED_HOLD
+    assert plan.looks_emptied(many, 0, True)
+    assert not plan.looks_emptied(many, 1, True)  # not empty
+    assert not plan.looks_emptied(many, 0, False)  # a new mailbox, relinked by Message-ID
+    assert not plan.looks_emptied(many - 1, 0, True)  # few messages: deleting them is ordinary

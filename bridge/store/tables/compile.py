@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,8 +47,8 @@ from bridge.model.restrictions import (
     Size,
     Sub,
 )
+from bridge.store import conversation, render
 from bridge.store import props as P
-from bridge.store import render
 from bridge.store.ids import IdCodec
 from bridge.store.search_query import content_prefilter
 
@@ -62,6 +63,13 @@ HOT = {
     tags.CLIENT_SUBMIT_TIME: "i.sent",
     tags.IMPORTANCE: "i.importance",
     tags.SENSITIVITY: "i.sensitivity",
+    tags.SENDER_NAME: "i.sender_name_prop",  # kept by triggers (schema 0008)
+    tags.CONVERSATION_ID: "i.conversation_id",
+    # the stored topic, else the normalized subject (bridge/store/conversation.py)
+    tags.CONVERSATION_TOPIC: (
+        f"coalesce(json_extract(i.props, '$.\"{P.key(tags.CONVERSATION_TOPIC)}\"'), "
+        "kb_topic(i.subject))"
+    ),
 }
 # Properties whose exact text (case-folded) is a column of the full-text index.
 FTS_COLUMNS = {tags.SUBJECT: "subject", tags.BODY: "body"}
@@ -128,9 +136,12 @@ class _Ctx:
 class Compiler:
     """Compiles for one store (its id codec and named-property map)."""
 
-    def __init__(self, ids: IdCodec, keywords_tag: int | None) -> None:
+    def __init__(self, ids: IdCodec, keywords_tag: int | None, *, fts: bool = True) -> None:
         self.computed = _computed(ids)
         self.keywords_tag = keywords_tag
+        # False: no full-text prefilter (for queries over a few given items, where reading
+        # the index would cost more than testing the rows)
+        self.fts = fts
 
     # -- expressions ------------------------------------------------------------------
 
@@ -199,7 +210,7 @@ class Compiler:
             cond = self._leaf(r, tag, value, True, params)
             plan.note(f"EXISTS over {source.split()[0]}")
             return f"EXISTS (SELECT 1 FROM {source} AND {cond})"
-        pre = self._prefilter(r, tag, plan, ctx, params)
+        pre = self._prefilter(r, tag, plan, ctx, params) if self.fts else None
         sql, present = self.scalar(tag, plan, ctx)
         cond = self._leaf(r, tag, sql, present, params)
         return f"({pre} AND {cond})" if pre else cond
@@ -220,8 +231,8 @@ class Compiler:
         plan.note(f"full-text prefilter on {column}")
         params.append(f"{{{column}}} : ({match})")
         return (
-            "(i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?) "
-            "OR i.cn > (SELECT cn FROM search_state))"
+            "i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ? "
+            "UNION ALL SELECT id FROM items WHERE cn > (SELECT cn FROM search_state))"
         )
 
     def _exist(self, tag: int, plan: Plan, ctx: _Ctx) -> str:
@@ -278,7 +289,7 @@ class Compiler:
     def _content(r: Content, sql: str, base: int, params: list[Any]) -> str:
         needle: str | bytes = r.value
         if isinstance(needle, str) and (r.ignore_case or r.loose):
-            sql, needle = f"kb_fold({sql})", needle.casefold()
+            sql, needle = _fold(sql), needle.casefold()
         if r.match == "full":
             params.append(needle)
             return f"{sql} = ?"
@@ -287,6 +298,18 @@ class Compiler:
             return f"substr({sql}, 1, length(?)) = ?"
         params.append(needle)
         return f"instr({sql}, ?) > 0"
+
+
+_COLUMN = re.compile(r"^i\.[a-z_]+$")
+
+
+def _fold(sql: str) -> str:
+    """Case-folded text. ASCII text of a column is folded by SQLite's lower() (ASCII-only,
+    which equals str.casefold on ASCII), anything else by kb_fold in Python."""
+    if not _COLUMN.match(sql):
+        return f"kb_fold({sql})"
+    ascii_only = f"length(CAST({sql} AS BLOB)) = length({sql})"
+    return f"(CASE WHEN {ascii_only} THEN lower({sql}) ELSE kb_fold({sql}) END)"
 
 
 # -- SQL functions ----------------------------------------------------------------------
@@ -327,6 +350,7 @@ async def install_functions(conn: aiosqlite.Connection, ids: IdCodec) -> None:
     await conn.create_function("kb_fold", 1, _kb_fold, deterministic=True)
     await conn.create_function("kb_eid", 2, eid, deterministic=True)
     await conn.create_function("kb_sk", 2, sk, deterministic=True)
+    await conn.create_function("kb_topic", 1, conversation.sql_topic, deterministic=True)
 
 
 def log_plan(what: str, sql: str, params: Sequence[Any], plan: Plan) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 import aiosqlite
 
 from bridge.model import flags
+from bridge.model.evaluate import sort_value
 from bridge.model.proptypes import base_type, prop_type
-from bridge.model.restrictions import STRING_TYPES, Comparable, Restriction
+from bridge.model.restrictions import STRING_TYPES, Comparable, Count, Restriction
 from bridge.store import props as P
 from bridge.store import render
 from bridge.store.ids import IdCodec
@@ -29,8 +30,16 @@ class Leaf:
     values: tuple[Comparable | None, ...]
 
 
+def folder_filter(search: bool) -> str:
+    """The condition (one parameter: the folder id) that selects a folder's items; a search
+    folder's are the items it links to (bridge/store/search_folders.py)."""
+    if search:
+        return "i.id IN (SELECT item_id FROM search_members WHERE folder_id = ?)"
+    return "i.folder_id = ?"
+
+
 def leaves_sql(
-    compiler: Compiler, folder_id: int, associated: bool, spec: ViewSpec
+    compiler: Compiler, folder_id: int, associated: bool, spec: ViewSpec, search: bool = False
 ) -> tuple[str, list[Any], Plan]:
     plan = Plan()
     where, params = compiler.where(spec.restriction, plan)
@@ -55,7 +64,8 @@ def leaves_sql(
     order += [f"i.id {'DESC' if last_desc else 'ASC'}", "2"]
     sql = (
         f"SELECT i.id, {inst}, i.flags{''.join(', ' + s for s in selected)} FROM items i{join} "
-        f"WHERE i.folder_id = ? AND i.associated = ? AND {where} ORDER BY {', '.join(order)}"
+        f"WHERE {folder_filter(search)} AND i.associated = ? AND {where} "
+        f"ORDER BY {', '.join(order)}"
     )
     return sql, [folder_id, int(associated), *params], plan
 
@@ -71,8 +81,9 @@ async def leaves(
     associated: bool,
     spec: ViewSpec,
     limit: int | None = None,
+    search: bool = False,
 ) -> list[Leaf]:
-    sql, params, plan = leaves_sql(compiler, folder_id, associated, spec)
+    sql, params, plan = leaves_sql(compiler, folder_id, associated, spec, search)
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
@@ -88,11 +99,12 @@ async def matching_ids(
     folder_id: int,
     associated: bool,
     restriction: Restriction,
+    search: bool = False,
 ) -> set[int]:
     """Ids of the folder's items that pass a restriction (FindRow)."""
     plan = Plan()
     where, params = compiler.where(restriction, plan)
-    sql = f"SELECT i.id FROM items i WHERE i.folder_id = ? AND i.associated = ? AND {where}"
+    sql = f"SELECT i.id FROM items i WHERE {folder_filter(search)} AND i.associated = ? AND {where}"
     log_plan(f"find in folder {folder_id}", sql, params, plan)
     async with conn.execute(sql, [folder_id, int(associated), *params]) as cur:
         return {r[0] for r in await cur.fetchall()}
@@ -111,3 +123,204 @@ async def item_props(
             for row in await cur.fetchall():
                 out[row["id"]] = render.item_props(ids, row)
     return out
+
+
+# -- large views: rows read from SQL on demand ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A category group: the values of the sort keys up to its level (as SQL returns them),
+    its number of leaves, and how many rows show below its header when it is expanded and
+    everything under it is in its default state (levels after `ViewSpec.expanded`
+    collapsed)."""
+
+    values: tuple[Comparable | None, ...]
+    count: int
+    below: int
+
+
+def pageable(spec: ViewSpec) -> bool:
+    """Whether a view's rows can be read from SQL on demand: not with an MVI column, groups
+    ordered by an aggregate (CATEG_MAX / CATEG_MIN) or a `count` restriction."""
+    return spec.mvi is None and not spec.aggregates and not isinstance(spec.restriction, Count)
+
+
+class ContentsQuery:
+    """The SQL of one contents view over one folder: counts, pages of leaves, category
+    groups and positions, each an indexed query with LIMIT where the sort allows it.
+
+    A `path` is the values of the first len(path) sort keys: the rows of one category."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        compiler: Compiler,
+        folder_id: int,
+        associated: bool,
+        spec: ViewSpec,
+        search: bool = False,
+    ) -> None:
+        assert spec.mvi is None and not spec.aggregates
+        self.conn = conn
+        self.folder_id = folder_id
+        self.associated = associated
+        self.spec = spec
+        plan = Plan()
+        where, params = compiler.where(spec.restriction, plan)
+        # Folder counts answer for a whole real folder; anything else is counted.
+        self.counted = spec.restriction is not None or search
+        self.base = f"FROM items i WHERE {folder_filter(search)} AND i.associated = ? AND {where}"
+        self.params: list[Any] = [folder_id, int(associated), *params]
+        self.values = [compiler.scalar(t, plan)[0] for t, _ in spec.keys]
+        self.sorts = [compiler.sort_expr(t, plan) for t, _ in spec.keys]
+        self.desc = [d for _, d in spec.keys]
+        self.last_desc = bool(spec.keys) and spec.keys[-1][1]
+        log_plan(f"paged contents of folder {folder_id}", self.base, self.params, plan)
+
+    def _order(self, upto: int | None = None) -> str:
+        n = len(self.sorts) if upto is None else upto
+        terms = [
+            f"{s} {'DESC' if d else 'ASC'}"
+            for s, d in zip(self.sorts[:n], self.desc[:n], strict=True)
+        ]
+        if upto is None:
+            terms.append(f"i.id {'DESC' if self.last_desc else 'ASC'}")
+        return ", ".join(terms)
+
+    def _path(self, path: Sequence[Comparable | None], params: list[Any]) -> str:
+        conds = []
+        for k, value in enumerate(path):
+            sort = self.sorts[k]
+            if value is None:
+                conds.append(f"{self.values[k]} IS NULL")
+            else:
+                conds.append(f"{sort} = ?")
+                params.append(value)
+        return "".join(f" AND {c}" for c in conds)
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        async with self.conn.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    async def count(self, path: Sequence[Comparable | None] = ()) -> int:
+        """Leaves of the view (of one category with `path`)."""
+        if not self.counted and not path:
+            column = "assoc_count" if self.associated else "content_count"
+            sql = f"SELECT {column} FROM folders WHERE id = ?"
+            return int(await self._one(sql, [self.folder_id]) or 0)
+        params = list(self.params)
+        cond = self._path(path, params)
+        return int(await self._one(f"SELECT count(*) {self.base}{cond}", params))
+
+    async def unread(self, path: Sequence[Comparable | None]) -> int:
+        params = list(self.params)
+        cond = self._path(path, params)
+        sql = f"SELECT count(*) {self.base}{cond} AND i.flags & {flags.MSGFLAG_READ} = 0"
+        return int(await self._one(sql, params))
+
+    async def page(
+        self, offset: int, limit: int, path: Sequence[Comparable | None] = ()
+    ) -> list[Leaf]:
+        """`limit` leaves (of the category `path`) from `offset`, in sort order."""
+        params = list(self.params)
+        cond = self._path(path, params)
+        selected = "".join(", " + v for v in self.values)
+        sql = (
+            f"SELECT i.id, i.flags{selected} {self.base}{cond} ORDER BY {self._order()} "
+            "LIMIT ? OFFSET ?"
+        )
+        async with self.conn.execute(sql, [*params, limit, offset]) as cur:
+            rows = await cur.fetchall()
+        return [Leaf(r[0], 0, not r[1] & flags.MSGFLAG_READ, tuple(r[2:])) for r in rows]
+
+    async def groups(self, level: int, path: Sequence[Comparable | None] = ()) -> list[Group]:
+        """The groups of category `level` inside the category `path` (of level - 1), in
+        order, with their counts and default sizes (one GROUP BY per level shown below)."""
+        spec = self.spec
+        end = [lv.keys[-1] + 1 for lv in spec.levels]
+        n = end[level]
+        params = list(self.params)
+        cond = self._path(path, params)
+        shown = [
+            m for m in range(level + 1, len(spec.levels)) if m == level + 1 or m <= spec.expanded
+        ]
+        leaves = level == len(spec.levels) - 1 or spec.expanded >= len(spec.levels)
+        selected = ", ".join(self.values[:n])
+        sql = (
+            f"SELECT {selected}, count(*) {self.base}{cond} GROUP BY {', '.join(self.sorts[:n])} "
+            f"ORDER BY {self._order(n)}"
+        )
+        outer_group = ", ".join(f"g{k}{self._collate(k)}" for k in range(n))
+        async with self.conn.execute(sql, params) as cur:
+            base = [(tuple(r[:n]), int(r[n])) for r in await cur.fetchall()]
+        below = {self._gkey(v, n): (c if leaves else 0) for v, c in base}
+        for m in shown:
+            inner_n = end[m]
+            inner_sel = ", ".join(f"{self.values[k]} AS g{k}" for k in range(inner_n))
+            sql = (
+                f"SELECT {', '.join(f'g{k}' for k in range(n))}, count(*) FROM (SELECT "
+                f"{inner_sel} {self.base}{cond} GROUP BY {', '.join(self.sorts[:inner_n])}) "
+                f"GROUP BY {outer_group}"
+            )
+            async with self.conn.execute(sql, params) as cur:
+                for r in await cur.fetchall():
+                    key = self._gkey(tuple(r[:n]), n)
+                    below[key] = below.get(key, 0) + int(r[n])
+        return [Group(v, c, below[self._gkey(v, n)]) for v, c in base]
+
+    def _collate(self, k: int) -> str:
+        return " COLLATE NOCASE" if self.sorts[k].endswith(" COLLATE NOCASE") else ""
+
+    def _gkey(self, values: Sequence[Comparable | None], n: int) -> tuple[Any, ...]:
+        keys = self.spec.keys
+        return tuple(sort_value(keys[k][0], values[k]) for k in range(n))
+
+    async def values_of(self, item_id: int) -> tuple[Comparable | None, ...] | None:
+        """The sort key values of an item, None when it is not in the view."""
+        params = [*self.params, item_id]
+        selected = ", ".join(["i.id", *self.values])
+        async with self.conn.execute(f"SELECT {selected} {self.base} AND i.id = ?", params) as cur:
+            row = await cur.fetchone()
+        return None if row is None else tuple(row[1:])
+
+    async def rank(
+        self,
+        values: Sequence[Comparable | None],
+        item_id: int,
+        path: Sequence[Comparable | None] = (),
+    ) -> int:
+        """How many leaves (of the category `path`) sort before the item with `values`."""
+        params = list(self.params)
+        cond = self._path(path, params)
+        terms: list[str] = []
+        equal: list[str] = []
+        eq_params: list[Any] = []
+        before_params: list[Any] = []
+        for k, value in enumerate(values):
+            expr, sort = self.values[k], self.sorts[k]
+            lt: str | None
+            if self.desc[k]:
+                lt = f"{expr} IS NOT NULL" if value is None else f"{sort} > ?"
+            else:
+                lt = None if value is None else f"({expr} IS NULL OR {sort} < ?)"
+            if lt is not None:
+                terms.append("(" + " AND ".join([*equal, lt]) + ")")
+                before_params += [*eq_params, *([] if value is None else [value])]
+            if value is None:
+                equal.append(f"{expr} IS NULL")
+            else:
+                equal.append(f"{sort} = ?")
+                eq_params.append(value)
+        terms.append("(" + " AND ".join([*equal, f"i.id {'>' if self.last_desc else '<'} ?"]) + ")")
+        before_params += [*eq_params, item_id]
+        lead = ""
+        if values and values[0] is not None:
+            # A range on the first key, so that the count reads the index from one end.
+            lead = f" AND {self.sorts[0]} {'>=' if self.desc[0] else '<='} ?"
+            if not self.desc[0]:
+                lead = f" AND ({self.values[0]} IS NULL OR {self.sorts[0]} <= ?)"
+            before_params.insert(0, values[0])
+        sql = f"SELECT count(*) {self.base}{cond}{lead} AND ({' OR '.join(terms)})"
+        return int(await self._one(sql, [*params, *before_params]))

@@ -36,17 +36,35 @@ IDLE_SECONDS = 30 * 60
 
 
 class ContentsSource:
-    def __init__(self, mgr: ViewManager, folder_id: int, associated: bool) -> None:
+    def __init__(
+        self, mgr: ViewManager, folder_id: int, associated: bool, search: bool = False
+    ) -> None:
         self.mgr = mgr
         self.folder_id: int | None = folder_id
         self.item_id: int | None = None
         self.associated = associated
+        self.search = search  # a search folder: its linked items
 
     async def leaves(self, spec: ViewSpec) -> list[Leaf]:
         assert self.folder_id is not None
         limit = evaluate.limit_of(spec.restriction)
         return await contents.leaves(
-            self.mgr.conn, self.mgr.compiler, self.folder_id, self.associated, spec, limit
+            self.mgr.conn,
+            self.mgr.compiler,
+            self.folder_id,
+            self.associated,
+            spec,
+            limit,
+            self.search,
+        )
+
+    def paged(self, spec: ViewSpec) -> contents.ContentsQuery | None:
+        """The SQL that reads this view on demand, when its sort order allows it."""
+        assert self.folder_id is not None
+        if not contents.pageable(spec):
+            return None
+        return contents.ContentsQuery(
+            self.mgr.conn, self.mgr.compiler, self.folder_id, self.associated, spec, self.search
         )
 
     async def props(self, ids: list[int]) -> dict[int, dict[int, Any]]:
@@ -55,7 +73,12 @@ class ContentsSource:
     async def find(self, restriction: Restriction) -> set[int]:
         assert self.folder_id is not None
         return await contents.matching_ids(
-            self.mgr.conn, self.mgr.compiler, self.folder_id, self.associated, restriction
+            self.mgr.conn,
+            self.mgr.compiler,
+            self.folder_id,
+            self.associated,
+            restriction,
+            self.search,
         )
 
 
@@ -115,6 +138,7 @@ class ViewManager:
         self._sub: Subscription = store.bus.subscribe()
         self._seen = store.bus.last_seq
         self._lock = asyncio.Lock()
+        self._applied = asyncio.Condition(self._lock)
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -135,8 +159,8 @@ class ViewManager:
 
     # -- sources ----------------------------------------------------------------------
 
-    def contents(self, folder_id: int, associated: bool) -> ContentsSource:
-        return ContentsSource(self, folder_id, associated)
+    def contents(self, folder_id: int, associated: bool, search: bool = False) -> ContentsSource:
+        return ContentsSource(self, folder_id, associated, search)
 
     def hierarchy(self, folder_id: int, recursive: bool, visible: set[int] | None) -> ListSource:
         store = self.store
@@ -210,21 +234,18 @@ class ViewManager:
     async def catch_up(self) -> None:
         """Apply every event published so far (a read right after a write sees it)."""
         target = self.store.bus.last_seq
-        async with self._lock:
-            batch: list[Event] = []
-            while self._seen < target:
-                event = await self._sub.get()
-                self._seen = max(self._seen, event.seq)
-                batch.append(event)
-            if batch:
-                await self._apply(batch)
+        # Only the watcher reads the subscription (two readers of one queue could leave
+        # this one waiting for an event the other took); wait until it has applied them.
+        async with self._applied:
+            await self._applied.wait_for(lambda: self._seen >= target)
 
     async def _watch(self) -> None:
         while True:
             event = await self._sub.get()
-            async with self._lock:
+            async with self._applied:
                 self._seen = max(self._seen, event.seq)
                 await self._apply([event])
+                self._applied.notify_all()
 
     async def _apply(self, events: list[Event]) -> None:
         affected: dict[str, set[int]] = {}

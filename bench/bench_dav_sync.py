@@ -1,0 +1,342 @@
+"""CalDAV/CardDAV sync benchmark: the bridge's DAV engine against vdirsyncer, both syncing the
+same Radicale account (one calendar of N events, a share of them recurring with an
+exception, and one address book of M contacts).
+
+    .venv/bin/python bench/bench_dav_sync.py [--events 10000] [--contacts 5000] [--json FILE]
+
+Radicale is seeded by writing the resources straight into its storage folder, then warmed
+up (its item cache built) before anything is timed. Measured, for each client: the initial
+sync into an empty local copy and a second sync with nothing changed. Figures are printed
+next to their goals (bridge ≥ 2× faster initial sync, ≥ 20× faster no-change resync) and
+written as JSON (default bench/out/bench_dav_sync.json); nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bridge.store.store import Store
+from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
+from bridge.upstream import dav_href
+from bridge.upstream.dav import HttpDavAdapter
+from bridge.upstream.dav_base import ADDRESSBOOK, CALENDAR, DavSettings
+from tests.servers import cyrus, radicale
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_JSON = HERE / "out" / "bench_dav_sync.json"
+GOAL_INITIAL = 2.0  # bridge at least this many times faster
+GOAL_RESYNC = 20.0
+RECURRING_EVERY = 10  # one event in ten is a weekly series with one moved occurrence
+VDIRSYNCER = Path(sys.executable).with_name("vdirsyncer")
+
+WORDS = (
+    "Budget review", "Standup", "Design sync", "Customer call", "Lunch", "Dentist",
+    "Planning", "Retrospective", "Interview", "Workshop", "Release", "1:1",
+)  # fmt: skip
+NAMES = ("Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hans", "Ines", "Jan")
+LAST = ("Meyer", "Novak", "Olsen", "Petit", "Quinn", "Rossi", "Schulz", "Tanaka", "Ueda")
+
+
+def event(i: int) -> bytes:
+    day = i % 365
+    month, mday = 1 + day // 31 % 12, 1 + day % 28
+    start = f"2027{month:02d}{mday:02d}T{8 + i % 9:02d}0000Z"
+    summary = f"{WORDS[i % len(WORDS)]} #{i}"
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//kbridge bench//EN",
+        "BEGIN:VEVENT",
+        f"UID:bench-event-{i}@example.com",
+        "DTSTAMP:20260101T000000Z",
+        f"DTSTART:{start}",
+        "DURATION:PT1H",
+        f"SUMMARY:{summary}",
+        f"LOCATION:Room {i % 40}",
+        f"DESCRIPTION:Agenda item {i}: notes for the meeting, line one.",
+    ]
+    recurring = i % RECURRING_EVERY == 0
+    if recurring:
+        lines.append("RRULE:FREQ=WEEKLY;COUNT=20")
+    lines.append("END:VEVENT")
+    if recurring:
+        moved = f"2027{month:02d}{mday:02d}T{8 + i % 9:02d}0000Z"
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:bench-event-{i}@example.com",
+            "DTSTAMP:20260101T000000Z",
+            f"RECURRENCE-ID:{moved[:6]}{min(28, mday + 7):02d}{moved[8:]}",
+            f"DTSTART:{moved[:6]}{min(28, mday + 8):02d}{moved[8:]}",
+            "DURATION:PT1H",
+            f"SUMMARY:{summary} (moved)",
+            "END:VEVENT",
+        ]
+    lines.append("END:VCALENDAR")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def contact(i: int) -> bytes:
+    first, last = NAMES[i % len(NAMES)], LAST[i // len(NAMES) % len(LAST)]
+    return (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\n"
+        f"UID:bench-contact-{i}@example.com\r\nFN:{first} {last} {i}\r\n"
+        f"N:{last} {i};{first};;;\r\nEMAIL;TYPE=work:{first.lower()}.{i}@example.com\r\n"
+        f"TEL;TYPE=cell:+49 170 {i:07d}\r\nORG:Example {i % 50}\r\nEND:VCARD\r\n"
+    ).encode()
+
+
+async def seed(
+    server: radicale.Radicale, settings: DavSettings, events: int, contacts: int
+) -> None:
+    """Make the two collections through the server, fill them straight on disk, and warm
+    Radicale's caches (listing, sync-collection, a full multiget) before timing."""
+    adapter = HttpDavAdapter(settings)
+    await adapter.connect()
+    try:
+        cal = await adapter.create_collection(CALENDAR, "Calendar")
+        book = await adapter.create_collection(ADDRESSBOOK, "Contacts")
+        root = server.root / "collections" / "collection-root" / settings.username
+        for coll, count, make, ext in (
+            (cal, events, event, "ics"),
+            (book, contacts, contact, "vcf"),
+        ):
+            folder = root / dav_href.last_segment(coll.href)
+            for i in range(count):
+                (folder / f"r{i}.{ext}").write_bytes(make(i))
+        for coll in (cal, book):
+            members = await adapter.listing(coll)
+            await adapter.changes(coll, None)
+            async for _ in adapter.fetch(coll, [m.href for m in members]):
+                pass
+    finally:
+        await adapter.close()
+
+
+async def seed_by_put(settings: DavSettings, events: int, contacts: int) -> None:
+    """For a server whose storage is not plain files (Cyrus): PUT every resource."""
+    adapter = HttpDavAdapter(settings)
+    await adapter.connect()
+    try:
+        cal = await adapter.create_collection(CALENDAR, "Calendar")
+        book = await adapter.create_collection(ADDRESSBOOK, "Contacts")
+        jobs = [(cal, f"r{i}.ics", event(i)) for i in range(events)]
+        jobs += [(book, f"r{i}.vcf", contact(i)) for i in range(contacts)]
+        gate = asyncio.Semaphore(8)
+
+        async def put(job: tuple[Any, str, bytes]) -> None:
+            async with gate:
+                await adapter.put(job[0], job[1], job[2], create=True)
+
+        await asyncio.gather(*(put(j) for j in jobs))
+    finally:
+        await adapter.close()
+
+
+async def bridge_sync(settings: DavSettings, work: Path) -> dict[str, Any]:
+    store = await Store.open(work / "bridge" / "store.sqlite")
+    try:
+        runner = DavRunner(
+            store,
+            [DavEndpoint("caldav", settings), DavEndpoint("carddav", settings)],
+            DavOptions(),
+            adapter_factory=HttpDavAdapter,
+        )
+        try:
+            t = time.perf_counter()
+            await runner.run(strict=True)
+            initial = time.perf_counter() - t
+            status = runner.status()
+            t = time.perf_counter()
+            await runner.run(strict=True)
+            resync = time.perf_counter() - t
+            again = runner.status()
+        finally:
+            await runner.close()
+        async with store.core.reader.execute("SELECT count(*) FROM items") as cur:
+            row = await cur.fetchone()
+        items = int(row[0]) if row else 0
+    finally:
+        await store.close()
+    fetched = sum(int((s["last_run"] or {}).get("fetched", 0)) for s in status.values())
+    refetched = sum(int((s["last_run"] or {}).get("fetched", 0)) for s in again.values())
+    return {
+        "initial_s": initial,
+        "resync_s": resync,
+        "items": items,
+        "fetched": fetched,
+        "resync_fetched": refetched,
+    }
+
+
+VDIR_CONFIG = """\
+[general]
+status_path = "{work}/status/"
+
+[pair cal]
+a = "cal_remote"
+b = "cal_local"
+collections = ["from a"]
+
+[storage cal_remote]
+type = "caldav"
+url = "{url}"
+username = "{user}"
+password = "{password}"
+
+[storage cal_local]
+type = "filesystem"
+path = "{work}/cal/"
+fileext = ".ics"
+
+[pair card]
+a = "card_remote"
+b = "card_local"
+collections = ["from a"]
+
+[storage card_remote]
+type = "carddav"
+url = "{url}"
+username = "{user}"
+password = "{password}"
+
+[storage card_local]
+type = "filesystem"
+path = "{work}/card/"
+fileext = ".vcf"
+"""
+
+
+def vdirsyncer_sync(settings: DavSettings, work: Path) -> dict[str, Any]:
+    base = work / "vdirsyncer"
+    base.mkdir()
+    config = base / "config"
+    config.write_text(
+        VDIR_CONFIG.format(
+            work=base.as_posix(),
+            url=settings.url,
+            user=settings.username,
+            password=settings.password,
+        )
+    )
+    env = {**os.environ, "VDIRSYNCER_CONFIG": str(config)}
+
+    def run(*args: str, stdin: str = "") -> float:
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [str(VDIRSYNCER), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=3600,
+            check=False,
+        )
+        took = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise RuntimeError(f"vdirsyncer {' '.join(args)}: {proc.stderr[-2000:]}")
+        return took
+
+    discover = run("discover", stdin="y\n" * 20)
+    initial = run("sync")
+    resync = run("sync")
+    items = sum(1 for p in base.rglob("*") if p.suffix in (".ics", ".vcf"))
+    return {"discover_s": discover, "initial_s": initial, "resync_s": resync, "items": items}
+
+
+def report(fig: dict[str, Any]) -> str:
+    b, v = fig["bridge"], fig["vdirsyncer"]
+    n = fig["events"] + fig["contacts"]
+    init_ratio = v["initial_s"] / b["initial_s"] if b["initial_s"] else float("inf")
+    re_ratio = v["resync_s"] / b["resync_s"] if b["resync_s"] else float("inf")
+    fig["ratio_initial"], fig["ratio_resync"] = init_ratio, re_ratio
+    mark = {True: "ok", False: "MISSED"}
+    rows = [
+        f"DAV sync: {fig['events']} events ({fig['events'] // RECURRING_EVERY} recurring), "
+        f"{fig['contacts']} contacts; "
+        + (f"Radicale {fig['radicale']}" if fig["server"] == "radicale" else "Cyrus")
+        + ", "
+        f"vdirsyncer {fig['vdirsyncer_version']}",
+        "",
+        f"{'':24}{'bridge':>12}{'vdirsyncer':>12}{'ratio':>9}  goal",
+        f"{'initial sync (s)':24}{b['initial_s']:12.2f}{v['initial_s']:12.2f}{init_ratio:8.1f}x"
+        f"  ≥ {GOAL_INITIAL:.0f}x {mark[init_ratio >= GOAL_INITIAL]}",
+        f"{'initial items/s':24}{n / b['initial_s']:12.0f}{n / v['initial_s']:12.0f}",
+        f"{'no-change resync (s)':24}{b['resync_s']:12.3f}{v['resync_s']:12.3f}{re_ratio:8.1f}x"
+        f"  ≥ {GOAL_RESYNC:.0f}x {mark[re_ratio >= GOAL_RESYNC]}",
+        f"{'items in the copy':24}{b['items']:12d}{v['items']:12d}",
+        f"(vdirsyncer discover, not timed above: {v['discover_s']:.2f} s; bridge resync "
+        f"fetched {b['resync_fetched']} items)",
+    ]
+    return "\n".join(rows)
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+        return (out.stdout or out.stderr).strip().splitlines()[-1].split()[-1]
+    except (OSError, IndexError):
+        return "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=10000)
+    ap.add_argument("--contacts", type=int, default=5000)
+    ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    ap.add_argument(
+        "--server",
+        choices=("radicale", "cyrus"),
+        default="radicale",
+        help="cyrus needs root and Debian's cyrus-caldav; it is seeded by PUT",
+    )
+    args = ap.parse_args(argv)
+    server: Any = radicale.start() if args.server == "radicale" else cyrus.start()
+    try:
+        user, password = server.add_user()
+        settings = DavSettings(server.url, user, password, timeout=600)
+        with tempfile.TemporaryDirectory(prefix="kbridge-bench-dav-") as tmp:
+            work = Path(tmp)
+            t = time.perf_counter()
+            if args.server == "radicale":
+                asyncio.run(seed(server, settings, args.events, args.contacts))
+            else:
+                asyncio.run(seed_by_put(settings, args.events, args.contacts))
+            seeded = time.perf_counter() - t
+            bridge = asyncio.run(bridge_sync(settings, work))
+            vdir = vdirsyncer_sync(settings, work)
+    finally:
+        server.stop()
+    fig: dict[str, Any] = {
+        "events": args.events,
+        "contacts": args.contacts,
+        "seed_and_warm_s": seeded,
+        "bridge": bridge,
+        "vdirsyncer": vdir,
+        "server": args.server,
+        "radicale": _version([sys.executable, "-m", "radicale", "--version"]),
+        "vdirsyncer_version": _version([str(VDIRSYNCER), "--version"]),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    print(report(fig))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(fig, indent=2) + "\n")
+    print(f"written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""One sync run against a CalDAV or CardDAV upstream: collections ↔ folders, then each
+collection pulled (sync-collection with the stored token; an expired token or a server
+without it → full ETag listing, skipped when the CTag is unchanged; only what changed is
+fetched), then the journal of local changes pushed, oldest first. Decisions come from
+`dav_plan`; this module carries them out and records the outcome.
+
+Changes from the server are written with origin UPSTREAM, so they are not journaled back.
+A resource that cannot be read is reported in the run's report and set aside (it is
+fetched again only when its ETag changes); the rest of the collection continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from bridge.config.model import FolderSync
+from bridge.model import tags
+from bridge.store.core import UPSTREAM
+from bridge.store.dav_refs import DavItem, is_dav_ref
+from bridge.store.errors import StoreError
+from bridge.store.item_base import NewItem
+from bridge.store.props import now_filetime
+from bridge.store.store import Store
+from bridge.store.syncstate import JournalEntry
+from bridge.sync import crashpoint, dav_content, dav_plan
+from bridge.sync.dav_hierarchy import DavHierarchy
+from bridge.sync.dav_push import DavPusher
+from bridge.sync.dav_report import DavReport
+from bridge.sync.dav_scope import dav_entry_ids, kind_of
+from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
+from bridge.upstream.dav_base import CALENDAR, Collection, DavAdapter, Fetched, SyncTokenInvalid
+
+log = logging.getLogger(__name__)
+
+CREATE_BATCH = 200
+WINDOW_REASON = "outside the calendar window"
+
+
+class DavEngine:
+    def __init__(
+        self,
+        store: Store,
+        adapter: DavAdapter,
+        service: str,
+        kinds: frozenset[str],
+        *,
+        policy: str = "keep-both",
+        calendar_window_days: int | None = None,
+        folders: Mapping[str, FolderSync] | None = None,
+    ) -> None:
+        self.store = store
+        self.adapter = adapter
+        self.service = service
+        self.kinds = kinds
+        self.policy = policy
+        self.calendar_window_days = calendar_window_days
+        self.folder_settings = dict(folders or {})
+
+    def enabled(self, path: str) -> bool:
+        own = self.folder_settings.get(path)
+        return own is None or own.mode != "off"
+
+    def window_days(self, path: str) -> int | None:
+        return self.calendar_window_days
+
+    async def run(self, listed: list[Collection] | None = None) -> DavReport:
+        """One run; `listed`: the server's collections when the caller already has them
+        (one listing serves a CalDAV and a CardDAV engine on the same account)."""
+        report = DavReport()
+        hierarchy = DavHierarchy(self.store, self.adapter, self.service, self.kinds, self.enabled)
+        await hierarchy.reload()
+        entries = await self.store.sync.journal()
+        mine = await self._my_entries(entries, hierarchy)
+        synced = await hierarchy.sync([e for e in mine if e.kind == "folder"], report, listed)
+        items = [e for e in mine if e.kind == "item"]
+        ignore = await self._owed_deletes(items)
+        for fid, (collection, ref) in synced.items():
+            try:
+                await self.pull(fid, collection, ref, ignore, report, hierarchy.path(fid))
+            except (ConnectFailed, AuthFailed):
+                raise
+            except UpstreamError as exc:
+                log.warning("DAV %s: pull of %s failed: %s", self.service, collection.href, exc)
+                report.failed.append(f"{collection.href}: {exc}")
+        # A conflict settled by the pull has dropped its entries: push only what is left.
+        alive = {e.id for e in await self.store.sync.journal()}
+        items = [e for e in items if e.id in alive]
+        pusher = DavPusher(self.store, self.adapter, self.service, self.kinds, self.policy)
+        await pusher.run(items, synced, hierarchy, report)
+        return report
+
+    async def _my_entries(
+        self, entries: list[JournalEntry], hierarchy: DavHierarchy
+    ) -> list[JournalEntry]:
+        """The pending entries this engine carries out (DAV ones of its service)."""
+        dav = await dav_entry_ids(self.store, entries)
+        places = await self.store.dav_refs.places(
+            e.object_id for e in entries if e.kind == "item" and e.id in dav
+        )
+        mine: list[JournalEntry] = []
+        for e in entries:
+            if e.id not in dav:
+                continue
+            if e.kind == "folder":
+                if e.op == "folder_delete":
+                    refs = e.payload.get("upstream") or []
+                    ok = any(is_dav_ref(r) and r.get("dav") == self.service for r in refs)
+                else:
+                    ok = hierarchy.owns_folder(e.object_id)
+            elif e.object_id in places:
+                folder_id, ref = places[e.object_id]
+                if is_dav_ref(ref):
+                    ok = (ref or {}).get("dav") == self.service
+                else:
+                    f = hierarchy.folders.get(folder_id)
+                    ok = f is not None and kind_of(f) in self.kinds
+            else:
+                ref = e.payload.get("upstream")
+                if is_dav_ref(ref):
+                    ok = ref.get("dav") == self.service
+                else:
+                    f = hierarchy.folders.get(e.folder_id or 0)
+                    ok = f is not None and kind_of(f) in self.kinds
+            if ok:
+                mine.append(e)
+        return mine
+
+    async def _owed_deletes(self, entries: list[JournalEntry]) -> set[str]:
+        """Resources the push is about to delete (items deleted here, the old place of a
+        move), which a pull must neither fetch again nor count as new."""
+        hrefs: set[str] = set()
+        ids = {e.object_id for e in entries}
+        places = await self.store.dav_refs.places(ids)
+        for e in entries:
+            ref = e.payload.get("upstream")
+            if e.object_id not in places and is_dav_ref(ref):
+                hrefs.add(str(ref["href"]))
+        for _fid, ref in places.values():
+            moved = (ref or {}).get("moved_from")
+            if moved:
+                hrefs.add(str(moved))
+        return hrefs
+
+    # -- pull -------------------------------------------------------------------------
+
+    async def pull(
+        self,
+        fid: int,
+        collection: Collection,
+        ref: dict[str, Any],
+        ignore: set[str],
+        report: DavReport,
+        path: str = "",
+    ) -> None:
+        token = ref.get("token")
+        window = self.window_days(path) if collection.kind == CALENDAR else None
+        if ref.get("window") != window:
+            # A new calendar window: what it set aside is listed and looked at again.
+            await self.store.dav_refs.unskip(collection.href, WINDOW_REASON)
+            token = None
+        elif ref.get("ctag") and collection.ctag == ref.get("ctag"):
+            report.paths[collection.href] = "unchanged"
+            return
+        observed_at = now_filetime()
+        removed: list[str] | None = None
+        # Without a token (first pull), the listing is what sync-collection would send,
+        # and cheaper to produce; the collection's current token serves the next pull.
+        new_token = collection.sync_token
+        delta = None
+        report.paths[collection.href] = "initial"
+        try:
+            if token is not None:
+                delta = await self.adapter.changes(collection, token)
+        except SyncTokenInvalid:
+            report.paths[collection.href] = "listing (sync token expired)"
+        except (ConnectFailed, AuthFailed):
+            raise
+        except UpstreamError as exc:
+            log.info("%s: no sync-collection (%s); listing", collection.href, exc)
+            report.paths[collection.href] = "listing"
+        if delta is not None:
+            members = [dav_plan.Member(r.href, r.etag) for r in delta.changed]
+            removed = list(delta.removed)
+            new_token = delta.token
+            report.paths[collection.href] = "sync-collection"
+        else:
+            members = [
+                dav_plan.Member(r.href, r.etag) for r in await self.adapter.listing(collection)
+            ]
+        members = [m for m in members if m.href not in ignore]
+        if removed is not None:
+            removed = [h for h in removed if h not in ignore]
+        linked = await self.store.dav_refs.linked_to(collection.href)
+        dirty = await self.store.sync.dirty_times()
+        known = [
+            dav_plan.KnownItem(
+                item_id=i.id,
+                href=str(i.href),
+                etag=i.etag,
+                dirty=i.id in dirty,
+                changed_at=dirty.get(i.id),
+                pending=bool((i.upstream or {}).get("pending")),
+            )
+            for i in linked
+            if i.href is not None and i.href not in ignore
+        ]
+        skipped = {
+            h: etag for h, (etag, _) in (await self.store.dav_refs.skipped(collection.href)).items()
+        }
+        actions = dav_plan.plan_pull(known, members, removed, skipped, self.policy, observed_at)
+        by_id = {i.id: i for i in linked}
+        await self._apply(fid, collection, actions, by_id, report, path)
+        await self.store.sync.set_folder_link(
+            fid, {**ref, "token": new_token, "ctag": collection.ctag, "window": window}
+        )
+        crashpoint.step(f"{collection.href} pulled")
+
+    async def _apply(
+        self,
+        fid: int,
+        collection: Collection,
+        actions: list[dav_plan.PullAction],
+        linked: dict[int, DavItem],
+        report: DavReport,
+        path: str,
+    ) -> None:
+        fetch: dict[str, dav_plan.Fetch] = {}
+        unskip: list[str] = []
+        links: dict[int, dict[str, Any] | None] = {}
+        for action in actions:
+            if isinstance(action, dav_plan.Fetch):
+                fetch[action.href] = action
+            elif isinstance(action, dav_plan.SetEtag):
+                item = linked[action.item_id]
+                up = {k: v for k, v in (item.upstream or {}).items() if k != "pending"}
+                links[action.item_id] = {**up, "etag": action.etag}
+                if action.conflict:
+                    report.conflicts += 1
+                    self._publish_conflict(
+                        action.item_id, None, item.folder_id, collection.href, "local wins"
+                    )
+            elif isinstance(action, dav_plan.DeleteLocal):
+                with contextlib.suppress(StoreError):
+                    await self.store.items.delete(action.item_id, hard=True, origin=UPSTREAM)
+                crashpoint.step("server deletion applied")
+                report.deleted += 1
+            elif isinstance(action, dav_plan.KeepConflict):
+                await self._set_aside(action.item_id, collection.href)
+                report.conflicts += 1
+            elif isinstance(action, dav_plan.Unlink):
+                links[action.item_id] = None
+                report.conflicts += 1
+            elif isinstance(action, dav_plan.Unskip):
+                unskip.append(action.href)
+        await self.store.sync.set_item_links(links)
+        await self.store.dav_refs.set_skipped(collection.href, {}, unskip)
+        if fetch:
+            await self._fetch(fid, collection, fetch, linked, report, path)
+
+    async def _fetch(
+        self,
+        fid: int,
+        collection: Collection,
+        wanted: dict[str, dav_plan.Fetch],
+        linked: dict[int, DavItem],
+        report: DavReport,
+        path: str,
+    ) -> None:
+        window = self.window_days(path) if collection.kind == CALENDAR else None
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=window) if window is not None else None
+        pending_by_uid = {
+            i.uid: i
+            for i in linked.values()
+            if i.uid is not None and (i.upstream or {}).get("pending")
+        }
+        skipped: dict[str, tuple[str | None, str]] = {}
+        # A batch is written while the next one is fetched and parsed.
+        writing: asyncio.Task[None] | None = None
+
+        async def write(items: list[NewItem]) -> None:
+            nonlocal writing
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(self._create(fid, items, report))
+
+        try:
+            await self._fetch_into(
+                fid, collection, wanted, pending_by_uid, cutoff, skipped, report, write
+            )
+        finally:
+            if writing is not None:
+                await writing
+        await self.store.dav_refs.set_skipped(collection.href, skipped)
+
+    async def _fetch_into(
+        self,
+        fid: int,
+        collection: Collection,
+        wanted: dict[str, dav_plan.Fetch],
+        pending_by_uid: dict[str, DavItem],
+        cutoff: dt.datetime | None,
+        skipped: dict[str, tuple[str | None, str]],
+        report: DavReport,
+        write: Callable[[list[NewItem]], Awaitable[None]],
+    ) -> None:
+        batch: list[NewItem] = []
+        unlinked: dict[str, int] | None = None
+        async for got in self.adapter.fetch(collection, list(wanted)):
+            action = wanted.get(got.href)
+            if action is None:
+                continue
+            if cutoff is not None and action.item_id is None and got.data is not None:
+                end = dav_content.series_end(got.data)
+                if end is not None and end < cutoff:
+                    skipped[got.href] = (got.etag, WINDOW_REASON)
+                    report.outside_window += 1
+                    continue
+            try:
+                new = self._parse(collection, got)
+            except dav_content.BadResource as exc:
+                report.malformed.append(f"{got.href}: {exc}")
+                skipped[got.href] = (got.etag, f"malformed: {exc}"[:500])
+                continue
+            if new is None:
+                continue
+            assert got.data is not None
+            uid = dav_content.uid_of(got.data)
+            new.upstream = {
+                "dav": self.service,
+                "href": got.href,
+                "etag": got.etag,
+                "dav_uid": uid,
+                "collection": collection.href,
+            }
+            if action.item_id is not None:
+                await self._replace(action, new, collection, report)
+                continue
+            mine = pending_by_uid.pop(uid, None) if uid else None
+            if mine is not None:
+                up = {k: v for k, v in (mine.upstream or {}).items() if k != "pending"}
+                await self.store.sync.set_item_links(
+                    {mine.id: {**up, "href": got.href, "etag": got.etag}}
+                )
+                continue
+            if uid:
+                # Made here with this UID and not uploaded yet: the same item, linked (its
+                # pending changes then go up over this version).
+                if unlinked is None:
+                    unlinked = await self.store.dav_refs.unlinked_uids(fid, dav_content.uid_of)
+                local_id = unlinked.pop(uid, None)
+                if local_id is not None:
+                    await self.store.sync.set_item_links({local_id: new.upstream})
+                    continue
+            batch.append(new)
+            if len(batch) >= CREATE_BATCH:
+                await write(batch)
+                batch = []
+        if batch:
+            await write(batch)
+
+    def _parse(self, collection: Collection, got: Fetched) -> NewItem | None:
+        if got.data is None:
+            log.info("%s: no data from the server (%s)", got.href, got.error or "absent")
+            return None
+        try:
+            return dav_content.item_from_resource(collection.kind, got.data)
+        except dav_content.BadResource:
+            raise
+        except Exception as exc:  # a hostile resource must not stop the run
+            raise dav_content.BadResource(f"unreadable: {exc!r}"[:300]) from None
+
+    async def _create(self, fid: int, batch: list[NewItem], report: DavReport) -> None:
+        try:
+            await self.store.items.create_many(fid, batch, origin=UPSTREAM)
+            report.fetched += len(batch)
+            crashpoint.step(f"{len(batch)} new items stored")
+            return
+        except StoreError:
+            pass
+        for new in batch:  # one refused item must not cost the others
+            try:
+                await self.store.items.create(fid, new, origin=UPSTREAM)
+                report.fetched += 1
+            except StoreError as exc:
+                href = (new.upstream or {}).get("href")
+                report.malformed.append(f"{href}: not stored: {exc}")
+
+    async def _replace(
+        self, action: dav_plan.Fetch, new: NewItem, collection: Collection, report: DavReport
+    ) -> None:
+        assert action.item_id is not None
+        item_id = action.item_id
+        if action.conflict == "keep-both":
+            await self._keep_copy(item_id, collection.href)
+        try:
+            await self.store.dav.replace(item_id, new, origin=UPSTREAM)
+        except StoreError as exc:
+            report.malformed.append(f"{action.href}: not stored: {exc}")
+            return
+        await self.store.sync.set_item_links({item_id: new.upstream})
+        crashpoint.step(f"{action.href}: server change applied")
+        if action.conflict is not None:
+            await self.store.sync.forget_item(item_id)
+            report.conflicts += 1
+            if action.conflict != "keep-both":
+                folder = await self.store.queries.folder_of(item_id)
+                self._publish_conflict(
+                    item_id, None, folder, collection.href, "changed here and on the server"
+                )
+        else:
+            report.updated += 1
+
+    async def _keep_copy(self, winner_id: int, collection: str) -> None:
+        """Keep both: the local version is copied into Sync Issues/Conflicts, unlinked
+        (it is not uploaded) and pointing at the winner through PidTagConflictEntryId."""
+        conflicts = self.store.folders.roles["conflicts"]
+        copy_id = await self.store.items.copy(winner_id, conflicts, origin=UPSTREAM)
+        await self.store.sync.set_item_links({copy_id: None})
+        await self.store.items.update(
+            copy_id,
+            {tags.CONFLICT_ENTRYID: self.store.ids.entry_id("item", winner_id)},
+            origin=UPSTREAM,
+        )
+        self._publish_conflict(
+            copy_id, winner_id, conflicts, collection, "changed here and on the server"
+        )
+
+    async def _set_aside(self, item_id: int, collection: str) -> None:
+        """Deleted on the server, changed here: the local version goes to Conflicts."""
+        conflicts = self.store.folders.roles["conflicts"]
+        await self.store.sync.set_item_links({item_id: None})
+        with contextlib.suppress(StoreError):
+            await self.store.items.move(item_id, conflicts, origin=UPSTREAM)
+        await self.store.sync.forget_item(item_id)
+        self._publish_conflict(
+            item_id, None, conflicts, collection, "deleted on the server, changed here"
+        )
+
+    def _publish_conflict(
+        self, item_id: int, winner_id: int | None, folder_id: int, collection: str, reason: str
+    ) -> None:
+        event: dict[str, Any] = {
+            "id": item_id,
+            "folder_id": folder_id,
+            "collection": collection,
+            "reason": reason,
+        }
+        if winner_id is not None:
+            event["winner_id"] = self.store.ids.api_id("item", winner_id)
+        self.store.bus.publish([("sync_conflict", event)])

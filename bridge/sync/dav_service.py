@@ -1,0 +1,291 @@
+"""Running the DAV sync: `DavRunner` keeps one adapter per configured CalDAV / CardDAV
+endpoint and runs their engines one after the other, recording a state per upstream;
+`DavSyncService` is the background service when no mail upstream is configured (the same
+states, backoff, "work offline" switch and wake-ups as the IMAP service, polling every
+`sync.interval`). With a mail upstream, the IMAP service runs the runner after each of its
+runs, and a DAV server that is down does not take the mail sync down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.config.model import Config, FolderSync
+from bridge.store.store import Store
+from bridge.sync.dav_engine import DavEngine
+from bridge.sync.dav_scope import CALDAV_KINDS, CARDDAV_KINDS
+from bridge.sync.service import SyncService
+from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
+from bridge.upstream.dav_base import Collection, DavAdapter, DavSettings
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 300.0
+DEBOUNCE = 0.3
+
+
+@dataclass
+class DavEndpoint:
+    service: str  # "caldav" or "carddav"
+    settings: DavSettings
+    password_command: str | None = None
+    state: str = "offline"
+    message: str = "not connected yet"
+    last_sync: float | None = None
+    last_run: dict[str, Any] | None = None
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return CALDAV_KINDS if self.service == "caldav" else CARDDAV_KINDS
+
+
+@dataclass(frozen=True)
+class DavOptions:
+    policy: str = "keep-both"
+    calendar_window_days: int | None = None
+    folders: Mapping[str, FolderSync] = dataclasses.field(default_factory=dict)
+
+
+def _default_adapter(settings: DavSettings) -> DavAdapter:
+    from bridge.upstream.dav import HttpDavAdapter
+
+    return HttpDavAdapter(settings)
+
+
+class DavRunner:
+    def __init__(
+        self,
+        store: Store,
+        endpoints: list[DavEndpoint],
+        options: DavOptions,
+        adapter_factory: Callable[[DavSettings], DavAdapter] = _default_adapter,
+    ) -> None:
+        self.store = store
+        self.endpoints = endpoints
+        self.options = options
+        self.adapter_factory = adapter_factory
+        self._adapters: dict[tuple[str, str], DavAdapter] = {}
+
+    async def run(self, *, strict: bool = False) -> None:
+        """One run of every endpoint. Each failure is recorded on its endpoint; with
+        `strict` the first one is raised after all endpoints had their turn. Endpoints on
+        the same account (same URL and login) share one connection and one listing."""
+        first: UpstreamError | None = None
+        listed: dict[tuple[str, str], list[Collection]] = {}
+        for ep in self.endpoints:
+            try:
+                await self._run_one(ep, listed)
+                ep.state, ep.message = "online", "in step with the server"
+            except AuthFailed as exc:
+                ep.state, ep.message = "auth-failed", f"{exc}; fix the password and sync again"
+                first = first or exc
+            except ConnectFailed as exc:
+                ep.state, ep.message = "offline", f"{exc}; retrying"
+                first = first or exc
+            except UpstreamError as exc:
+                ep.state, ep.message = "error", str(exc)
+                first = first or exc
+            except Exception as exc:
+                log.exception("DAV sync run failed")
+                ep.state, ep.message = "error", f"internal error: {exc!r}"
+                first = first or UpstreamError(ep.message)
+            if ep.state != "online":
+                await self._close(_key(ep))
+        if strict and first is not None:
+            raise first
+
+    async def _run_one(
+        self, ep: DavEndpoint, listed: dict[tuple[str, str], list[Collection]]
+    ) -> None:
+        key = _key(ep)
+        adapter = self._adapters.get(key)
+        if adapter is None:
+            if ep.password_command and not ep.settings.password:
+                from bridge.sync.imap_service import run_password_command
+
+                password = await run_password_command(ep.password_command)
+                ep.settings = dataclasses.replace(ep.settings, password=password)
+            adapter = self.adapter_factory(ep.settings)
+            await adapter.connect()
+            self._adapters[key] = adapter
+        ep.state = "syncing"
+        engine = DavEngine(
+            self.store,
+            adapter,
+            ep.service,
+            ep.kinds,
+            policy=self.options.policy,
+            calendar_window_days=self.options.calendar_window_days,
+            folders=self.options.folders,
+        )
+        shared = listed.get(key)
+        if shared is None and sum(_key(other) == key for other in self.endpoints) > 1:
+            shared = listed[key] = await adapter.collections()
+        report = await engine.run(shared)
+        ep.last_sync = time.time()
+        ep.last_run = report.as_dict()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            ep.service: {
+                "state": ep.state,
+                "upstream": ep.settings.url,
+                "message": ep.message,
+                "last_sync": ep.last_sync,
+                "last_run": ep.last_run,
+            }
+            for ep in self.endpoints
+        }
+
+    async def _close(self, key: tuple[str, str]) -> None:
+        adapter = self._adapters.pop(key, None)
+        if adapter is not None:
+            with contextlib.suppress(Exception):
+                await adapter.close()
+
+    async def close(self) -> None:
+        for key in list(self._adapters):
+            await self._close(key)
+
+
+def _key(ep: DavEndpoint) -> tuple[str, str]:
+    """Endpoints with the same key share a connection: same server URL, same login."""
+    return (ep.settings.url.rstrip("/"), ep.settings.username)
+
+
+class DavSyncService(SyncService):
+    """The sync service when only CalDAV / CardDAV upstreams are configured."""
+
+    def __init__(self, store: Store, runner: DavRunner, *, interval: float = 300.0) -> None:
+        super().__init__(store)
+        self.runner = runner
+        self.interval = interval
+        self.state = "offline"
+        self.message = "not connected yet"
+        self.work_offline = False
+        self.last_sync: float | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._failures = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+        self._watch = asyncio.ensure_future(self._watch_local())
+
+    async def stop(self) -> None:
+        for task in (self._watch, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        await self.runner.close()
+
+    async def status(self) -> dict[str, Any]:
+        upstreams = self.runner.status()
+        return {
+            "state": self.state,
+            "upstream": " ".join(str(u["upstream"]) for u in upstreams.values()),
+            "journal_pending": await self.store.queries.journal_pending(),
+            "message": self.message,
+            "work_offline": self.work_offline,
+            "last_sync": self.last_sync,
+            "upstreams": upstreams,
+        }
+
+    async def run_now(self) -> dict[str, Any]:
+        if not self.work_offline:
+            self.state, self.message = "syncing", "sync requested"
+        self._wake.set()
+        return await self.status()
+
+    async def set_offline(self, offline: bool) -> None:
+        self.work_offline = offline
+        if offline:
+            self.state, self.message = "offline", "working offline (switched by the user)"
+            await self.runner.close()
+        else:
+            self.state, self.message = "syncing", "going online"
+            self._failures = 0
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            if self.work_offline:
+                self.state, self.message = "offline", "working offline (switched by the user)"
+                await self._sleep(None)
+                continue
+            delay: float | None = self.interval
+            self._wake.clear()
+            self.state = "syncing"
+            try:
+                await self.runner.run(strict=True)
+                self._failures = 0
+                self.last_sync = time.time()
+                self.state, self.message = "online", "in step with the server"
+            except AuthFailed as exc:
+                self.state, self.message = "auth-failed", f"{exc}; fix the password and sync again"
+                delay = None
+            except ConnectFailed as exc:
+                self.state, self.message = "offline", f"{exc}; retrying"
+                delay = self._backoff()
+            except UpstreamError as exc:
+                self.state, self.message = "error", str(exc)
+                delay = self._backoff()
+            await self._sleep(delay)
+
+    def _backoff(self) -> float:
+        self._failures += 1
+        base = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
+        return float(base * random.uniform(0.5, 1.0))
+
+    async def _sleep(self, delay: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+        self._wake.clear()
+
+    async def _watch_local(self) -> None:
+        """Wake the loop shortly after a local change lands in the journal."""
+        sub = self.store.bus.subscribe()
+        try:
+            while True:
+                await sub.get()
+                await asyncio.sleep(DEBOUNCE)
+                # During a run too: the loop then runs again at once for the new change.
+                if (
+                    self.state in ("online", "syncing")
+                    and await self.store.queries.journal_pending()
+                ):
+                    self._wake.set()
+        finally:
+            sub.close()
+
+
+def dav_runner_for(store: Store, config: Config) -> DavRunner | None:
+    """A runner for the CalDAV / CardDAV endpoints the config names (None: none)."""
+    if config.upstream is None:
+        return None
+    endpoints = []
+    for service in ("caldav", "carddav"):
+        ep = getattr(config.upstream, service)
+        if ep is None or not ep.url:
+            continue
+        settings = DavSettings(ep.url, ep.username, ep.password or "", verify_tls=ep.verify_tls)
+        endpoints.append(DavEndpoint(service, settings, ep.password_command))
+    if not endpoints:
+        return None
+    options = DavOptions(
+        policy=config.sync.conflict_policy,
+        calendar_window_days=config.sync.calendar_window_days,
+        folders=dict(config.sync.folders),
+    )
+    return DavRunner(store, endpoints, options)

@@ -1,0 +1,30 @@
+"""IMAP flags as item properties: what the engine sets on an item to give it a flag set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.model import tags
+from bridge.sync import plan
+
+
+def flag_props(fs: plan.FlagSet, last_verb: int | None) -> tuple[dict[int, Any], list[int]]:
+    """Properties (set, delete) that give an item the flags `fs`."""
+    set_props: dict[int, Any] = {tags.READ: plan.SEEN in fs}
+    delete: list[int] = []
+    if plan.FLAGGED in fs:
+        set_props[tags.FLAG_STATUS] = plan.FLAG_STATUS_FLAGGED
+    else:
+        delete.append(tags.FLAG_STATUS)
+    if plan.ANSWERED in fs:
+        keep = last_verb in (plan.VERB_REPLY, plan.VERB_REPLY_ALL)
+        set_props[tags.LAST_VERB_EXECUTED] = last_verb if keep else plan.VERB_REPLY
+    elif plan.FORWARDED in fs:
+        set_props[tags.LAST_VERB_EXECUTED] = plan.VERB_FORWARD
+    elif last_verb in (plan.VERB_REPLY, plan.VERB_REPLY_ALL, plan.VERB_FORWARD):
+        delete.append(tags.LAST_VERB_EXECUTED)
+    return set_props, delete
+
+
+def categories(fs: plan.FlagSet) -> list[str]:
+    return sorted(f for f in fs if plan.is_category(f))

@@ -1,0 +1,274 @@
+"""Per-folder sync settings against a real Dovecot: a headers-only folder whose messages are
+fetched on demand (and refused with 503 offline), a folder that is not pulled, the window
+of days pulled in full, the message size limit, and a folder switched to full."""
+
+from __future__ import annotations
+
+import base64
+import imaplib
+import re
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from pytest_aiohttp import AiohttpClient
+
+from bridge.api.app import create_app
+from bridge.config import FolderSync, SyncConfig
+from bridge.model import tags
+from bridge.store.store import Store
+from bridge.sync.engine import Engine, Report
+from bridge.sync.imap_service import ImapSyncService
+from tests.integration.conftest import Account
+from tests.servers import dovecot as dv
+
+PDF = bytes(range(256)) * 80  # 20 KB of binary data
+
+
+def settings(folders: Mapping[str, FolderSync], **defaults: Any) -> SyncConfig:
+    return SyncConfig(
+        interval=300,
+        mode=defaults.get("mode", "full"),
+        window_days=defaults.get("window_days"),
+        max_message_bytes=defaults.get("max_message_bytes"),
+        conflict_policy="keep-both",
+        folders=MappingProxyType(dict(folders)),
+    )
+
+
+def with_attachment(subject: str) -> bytes:
+    data = base64.encodebytes(PDF).replace(b"\n", b"\r\n")
+    return (
+        (
+            f"From: Alice <alice@example.org>\r\nTo: Bob <bob@example.org>\r\n"
+            f"Subject: {subject}\r\nMessage-ID: <{subject}.{time.monotonic_ns()}@test>\r\n"
+            "Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+            '--b1\r\nContent-Type: multipart/alternative; boundary="b2"\r\n\r\n'
+            "--b2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nthe plan, in words\r\n"
+            "--b2\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>the plan</p>\r\n--b2--\r\n"
+            '--b1\r\nContent-Type: application/pdf; name="plan.pdf"\r\n'
+            'Content-Disposition: attachment; filename="plan.pdf"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        + data
+        + b"--b1--\r\n"
+    )
+
+
+async def sync(store: Store, account: Account, config: SyncConfig) -> Report:
+    adapter = await account.adapter()
+    try:
+        return await Engine(store, adapter, "keep-both", config).run(adapter.delimiter or "/")
+    finally:
+        await adapter.close()
+
+
+async def folder_items(store: Store, name: str) -> dict[str, int]:
+    folder = next(f for f in await store.folders.all() if f.display_name == name)
+    items, _ = await store.queries.list(folder.id, limit=500)
+    return {str(i.props.get(tags.SUBJECT)): i.id for i in items}
+
+
+async def content(store: Store, item_id: int) -> str | None:
+    item = await store.sync.item(item_id)
+    assert item is not None and item.upstream is not None
+    value = item.upstream.get("content")
+    return None if value is None else str(value)
+
+
+def service(store: Store, account: Account, config: SyncConfig) -> ImapSyncService:
+    return ImapSyncService(store, account.settings(), sync_config=config)
+
+
+async def test_headers_only_folder_and_fetch_on_demand(
+    store: Store, account: Account, aiohttp_client: AiohttpClient
+) -> None:
+    m = account.client()
+    m.create("Archive")
+    raw = with_attachment("plan")
+    dv.append(m, "Archive", raw, "\\Seen")
+    dv.append(m, "INBOX", dv.message("inbox mail"))
+    config = settings({"Archive": FolderSync("headers")})
+    report = await sync(store, account, config)
+    assert report.fetched == 2
+
+    plan_id = (await folder_items(store, "Archive"))["plan"]
+    view = await store.queries.get(plan_id)
+    assert view.props[tags.SENDER_NAME] == "Alice"
+    assert view.props[tags.READ] is True
+    assert tags.BODY not in view.props
+    assert await store.queries.attachments(plan_id) == []
+    assert (await store.queries.source(plan_id))[0] is None
+    assert await content(store, plan_id) == "headers"
+    inbox_id = (await folder_items(store, "Inbox"))["inbox mail"]
+    assert await content(store, inbox_id) is None
+
+    sync_service = service(store, account, config)
+    _, secret = await store.tokens.create("admin", "admin")
+    client = await aiohttp_client(create_app(store, sync=sync_service))
+    auth = {"Authorization": f"Bearer {secret}"}
+    api_id = store.ids.api_id("item", plan_id)
+
+    # offline (the user's switch): a clear problem, nothing fetched
+    await sync_service.set_offline(True)
+    resp = await client.get(f"/api/v1/items/{api_id}/source", headers=auth)
+    assert resp.status == 503
+    problem = await resp.json()
+    assert problem["type"] == "urn:kbridge:problem:not-available-offline"
+    assert "offline" in problem["detail"]
+    assert resp.headers["Retry-After"].isdigit()
+    resp = await client.get(f"/api/v1/items/{api_id}?columns=PidTagBody", headers=auth)
+    assert resp.status == 503
+    # the cached properties are served offline
+    resp = await client.get(f"/api/v1/items/{api_id}?columns=PidTagSubject", headers=auth)
+    assert resp.status == 200
+    assert (await resp.json())["props"]["PidTagSubject"] == "plan"
+    assert await content(store, plan_id) == "headers"
+
+    # online: fetched through the sync service, stored, answered byte for byte
+    await sync_service.set_offline(False)
+    resp = await client.get(f"/api/v1/items/{api_id}/source", headers=auth)
+    assert resp.status == 200
+    assert await resp.read() == raw
+    assert await content(store, plan_id) is None
+    view = await store.queries.get(plan_id)
+    assert "the plan, in words" in str(view.props[tags.BODY])
+    assert view.props[tags.READ] is True  # the local flags are kept
+    atts = await store.queries.attachments(plan_id)
+    assert [a[tags.ATTACH_LONG_FILENAME] for a in atts] == ["plan.pdf"]
+    resp = await client.get(f"/api/v1/items/{api_id}/attachments/0/data", headers=auth)
+    assert await resp.read() == PDF
+    # the next run keeps the whole message and fetches nothing again
+    again = await sync(store, account, config)
+    assert again.fetched == 0
+    assert (await store.queries.source(plan_id))[0] is not None
+
+
+async def test_webdav_get_fetches_on_demand(
+    store: Store, account: Account, aiohttp_client: AiohttpClient
+) -> None:
+    m = account.client()
+    raw = with_attachment("over dav")
+    dv.append(m, "INBOX", raw)
+    config = settings({"INBOX": FolderSync("headers")})
+    await sync(store, account, config)
+    item_id = (await folder_items(store, "Inbox"))["over dav"]
+    sync_service = service(store, account, config)
+    _, secret = await store.tokens.create("admin", "admin")
+    client = await aiohttp_client(create_app(store, sync=sync_service))
+    auth = {"Authorization": f"Bearer {secret}"}
+    resp = await client.request("PROPFIND", "/dav/Inbox/", headers={**auth, "Depth": "1"})
+    listing = await resp.text()
+    href = next(h for h in re.findall(r"<[^>]*href>([^<]+)<", listing) if h.endswith(".eml"))
+    await sync_service.set_offline(True)
+    resp = await client.get(href, headers=auth)
+    assert resp.status == 503
+    assert await content(store, item_id) == "headers"
+    await sync_service.set_offline(False)
+    resp = await client.get(href, headers=auth)
+    assert resp.status == 200
+    assert await resp.read() == raw
+    assert await content(store, item_id) is None
+
+
+async def test_unreachable_server_is_a_clear_error(
+    store: Store, account: Account, aiohttp_client: AiohttpClient
+) -> None:
+    m = account.client()
+    dv.append(m, "INBOX", with_attachment("far away"))
+    config = settings({}, mode="headers")
+    await sync(store, account, config)
+    item_id = (await folder_items(store, "Inbox"))["far away"]
+    gone = account.settings().__class__(
+        "127.0.0.1", 1, "none", account.user, account.password, timeout=5
+    )
+    sync_service = ImapSyncService(store, gone, sync_config=config)
+    _, secret = await store.tokens.create("admin", "admin")
+    client = await aiohttp_client(create_app(store, sync=sync_service))
+    api_id = store.ids.api_id("item", item_id)
+    resp = await client.get(
+        f"/api/v1/items/{api_id}/attachments", headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert resp.status == 503
+    problem = await resp.json()
+    assert problem["type"] == "urn:kbridge:problem:not-available-offline"
+    assert "cannot be reached" in problem["detail"]
+    assert await content(store, item_id) == "headers"
+
+
+async def test_folder_off_is_listed_but_not_pulled(store: Store, account: Account) -> None:
+    m = account.client()
+    m.create("Lists")
+    dv.append(m, "Lists", dv.message("newsletter"))
+    dv.append(m, "INBOX", dv.message("hello"))
+    report = await sync(store, account, settings({"Lists": FolderSync("off")}))
+    assert report.fetched == 1
+    assert report.paths["Lists"] == "off"
+    assert await folder_items(store, "Lists") == {}
+    # switched on later: pulled by the next run
+    report = await sync(store, account, settings({}))
+    assert report.fetched == 1
+    assert list(await folder_items(store, "Lists")) == ["newsletter"]
+
+
+def append_dated(m: imaplib.IMAP4, mailbox: str, raw: bytes, days_ago: float) -> None:
+    when = imaplib.Time2Internaldate(time.time() - days_ago * 86400)
+    typ, data = m.append(mailbox, None, when, raw)
+    assert typ == "OK", data
+
+
+async def test_window_days(store: Store, account: Account) -> None:
+    m = account.client()
+    append_dated(m, "INBOX", with_attachment("recent"), 2)
+    append_dated(m, "INBOX", with_attachment("last year"), 400)
+    report = await sync(store, account, settings({"INBOX": FolderSync(None, 30)}))
+    assert report.fetched == 2
+    ids = await folder_items(store, "Inbox")
+    assert await content(store, ids["recent"]) is None
+    assert len(await store.queries.attachments(ids["recent"])) == 1
+    assert await content(store, ids["last year"]) == "headers"
+    assert (await store.queries.source(ids["last year"]))[0] is None
+
+
+async def test_size_limit_keeps_headers_and_text(store: Store, account: Account) -> None:
+    m = account.client()
+    dv.append(m, "INBOX", with_attachment("large"))
+    dv.append(m, "INBOX", dv.message("small"))
+    report = await sync(store, account, settings({}, max_message_bytes=10_000))
+    assert report.fetched == 2
+    ids = await folder_items(store, "Inbox")
+    assert await content(store, ids["small"]) is None
+    assert await content(store, ids["large"]) == "text"
+    view = await store.queries.get(ids["large"])
+    assert str(view.props[tags.BODY]).strip() == "the plan, in words"
+    html = view.props[tags.HTML]
+    assert b"<p>the plan</p>" in (html if isinstance(html, bytes) else base64.b64decode(html))
+    assert view.props[tags.SENDER_NAME] == "Alice"
+    assert await store.queries.attachments(ids["large"]) == []
+    assert (await store.queries.source(ids["large"]))[0] is None
+
+
+async def test_headers_to_full_fetches_the_bodies(store: Store, account: Account) -> None:
+    m = account.client()
+    m.create("Archive")
+    raws = [with_attachment(f"a{i}") for i in range(3)]
+    for raw in raws:
+        dv.append(m, "Archive", raw)
+    await sync(store, account, settings({"Archive": FolderSync("headers")}))
+    ids = await folder_items(store, "Archive")
+    assert [await content(store, ids[f"a{i}"]) for i in range(3)] == ["headers"] * 3
+    # nothing changed on the server: the same settings find nothing to do
+    same = await sync(store, account, settings({"Archive": FolderSync("headers")}))
+    assert same.paths["Archive"] == "unchanged"
+    report = await sync(store, account, settings({"Archive": FolderSync("full")}))
+    assert report.fetched == 3
+    assert await folder_items(store, "Archive") == ids  # completed in place, same ids
+    for i, raw in enumerate(raws):
+        item_id = ids[f"a{i}"]
+        assert await content(store, item_id) is None
+        blob, _, _ = await store.queries.source(item_id)
+        assert blob is not None
+        assert b"".join([c async for c in store.queries.read_blob(blob)]) == raw
+        assert len(await store.queries.attachments(item_id)) == 1

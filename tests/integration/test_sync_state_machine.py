@@ -1,0 +1,305 @@
+"""The mail sync as a state machine (Hypothesis): random local edits through the store,
+server-side edits by a second IMAP client, dropped connections (a proxy resets the link
+after a random number of bytes) and a UIDVALIDITY reset, interleaved with sync runs.
+
+After a final sync without faults: the cache mirrors the server with no message twice;
+every change made on one side only since the last complete sync holds; and a message
+changed on both sides is never lost: it is on the server, or its local version is in
+Sync Issues/Conflicts (the keep-both policy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+
+from bridge.model import tags
+from bridge.store.rfc822 import item_from_rfc822
+from bridge.store.store import Store
+from bridge.sync.engine import Engine
+from bridge.upstream.base import UpstreamError
+from bridge.upstream.imap import ImapAdapter, ImapSettings
+from tests.integration.conftest import Account
+from tests.integration.convergence import assert_converged
+from tests.servers import dovecot as dv
+from tests.servers.faultproxy import DOWN, FaultProxy
+
+MAILBOXES = ("INBOX", "Work")
+FLAGS = ("\\Seen", "\\Flagged")
+SEEDS = 4
+
+
+@dataclass(frozen=True)
+class Event:
+    step: int
+    side: str  # "local" | "server"
+    kind: str  # "create" | "flag" | "move" | "delete"
+    msgid: str
+    flag: str = ""
+    value: Any = None
+
+
+class SyncMachine(RuleBasedStateMachine):
+    server: ClassVar[dv.Dovecot]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.account = Account(self.server, *self.server.add_user())
+        self.client = self.account.client()
+        self.proxy = FaultProxy(self.server.host, self.server.imap_port).start()
+        self.tmp = Path(tempfile.mkdtemp(prefix="kbridge-sm-"))
+        self.store = self.run(Store.open(self.tmp / "store.sqlite"))
+        self.step = 0
+        self.clean = [0]  # steps of the sync runs that completed
+        self.events: list[Event] = []
+        self.msgids: list[str] = []
+        self.resets = 0
+        self.client.create("Work")
+        for i in range(SEEDS):
+            self._server_new(MAILBOXES[i % 2])
+        assert self._sync()
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _log(self, side: str, kind: str, msgid: str, flag: str = "", value: Any = None) -> None:
+        self.step += 1
+        self.events.append(Event(self.step, side, kind, msgid, flag, value))
+
+    def _sync(self) -> bool:
+        settings = ImapSettings(
+            self.proxy.host,
+            self.proxy.port,
+            "none",
+            self.account.user,
+            self.account.password,
+            timeout=2.0,
+        )
+
+        async def go() -> None:
+            adapter = ImapAdapter(settings)
+            await adapter.connect()
+            try:
+                await Engine(self.store, adapter).run(adapter.delimiter or "/")
+            finally:
+                await adapter.close()
+
+        self.step += 1
+        try:
+            self.run(asyncio.wait_for(go(), 30))
+        except UpstreamError:
+            return False
+        finally:
+            self.proxy.clear()
+        self.clean.append(self.step)
+        return True
+
+    def _server_new(self, mailbox: str) -> None:
+        msgid = f"<sm{len(self.msgids)}.{time.monotonic_ns()}@test>"
+        dv.append(self.client, mailbox, dv.message(f"s{len(self.msgids)}", msgid=msgid))
+        self.msgids.append(msgid)
+        self._log("server", "create", msgid, value=mailbox)
+
+    def _server_find(self, msgid: str) -> tuple[str, str] | None:
+        for mailbox in MAILBOXES:
+            self.client.select(mailbox)
+            _, data = self.client.uid("SEARCH", "HEADER", "Message-ID", msgid)
+            uids = data[0].split() if data and data[0] else []
+            if uids:
+                return mailbox, uids[0].decode()
+        return None
+
+    async def _local_find(self, msgid: str) -> int | None:
+        for fid in await self.store.sync.folder_links():
+            found = await self.store.sync.items_by_message_id(fid, msgid)
+            if found:
+                return found[0].id
+        return None
+
+    async def _folder(self, mailbox: str) -> int:
+        links = await self.store.sync.folder_links()
+        return next(fid for fid, ref in links.items() if ref["mailbox"] == mailbox)
+
+    # -- local edits ----------------------------------------------------------------------
+
+    @rule(i=st.integers(0, 30), flag=st.sampled_from(FLAGS), value=st.booleans())
+    def local_flag(self, i: int, flag: str, value: bool) -> None:
+        msgid = self.msgids[i % len(self.msgids)]
+        item = self.run(self._local_find(msgid))
+        if item is None:
+            return
+        if flag == "\\Seen":
+            changed = self.run(self.store.items.update(item, {tags.READ: value}))
+        elif value:
+            changed = self.run(self.store.items.update(item, {tags.FLAG_STATUS: 2}))
+        else:
+            changed = self.run(self.store.items.update(item, {}, [tags.FLAG_STATUS]))
+        if changed:  # setting what is already there is no change, nothing is journaled
+            self._log("local", "flag", msgid, flag, value)
+
+    @rule(i=st.integers(0, 30), mailbox=st.sampled_from(MAILBOXES))
+    def local_move(self, i: int, mailbox: str) -> None:
+        msgid = self.msgids[i % len(self.msgids)]
+        item = self.run(self._local_find(msgid))
+        target = self.run(self._folder(mailbox))
+        now = self.run(self.store.sync.item(item)) if item is not None else None
+        if now is None or now.folder_id == target:
+            return
+        self.run(self.store.items.move(now.id, target))
+        self._log("local", "move", msgid, value=mailbox)
+
+    @rule(i=st.integers(0, 30))
+    def local_delete(self, i: int) -> None:
+        msgid = self.msgids[i % len(self.msgids)]
+        item = self.run(self._local_find(msgid))
+        if item is None:
+            return
+        self.run(self.store.items.delete(item, hard=True))
+        self._log("local", "delete", msgid)
+
+    @rule()
+    def local_draft(self) -> None:
+        msgid = f"<draft{len(self.msgids)}.{time.monotonic_ns()}@local>"
+        raw = dv.message(f"d{len(self.msgids)}", msgid=msgid)
+        drafts = self.store.folders.roles["drafts"]
+        self.run(self.store.items.create(drafts, item_from_rfc822(raw)))
+        self.msgids.append(msgid)
+        self._log("local", "create", msgid, value="Drafts")
+
+    # -- server edits ---------------------------------------------------------------------
+
+    @rule(i=st.integers(0, 30), flag=st.sampled_from(FLAGS), value=st.booleans())
+    def server_flag(self, i: int, flag: str, value: bool) -> None:
+        msgid = self.msgids[i % len(self.msgids)]
+        found = self._server_find(msgid)
+        if found is None:
+            return
+        self.client.select(found[0])
+        self.client.uid("STORE", found[1], "+FLAGS" if value else "-FLAGS", f"({flag})")
+        self._log("server", "flag", msgid, flag, value)
+
+    @rule(i=st.integers(0, 30))
+    def server_delete(self, i: int) -> None:
+        msgid = self.msgids[i % len(self.msgids)]
+        found = self._server_find(msgid)
+        if found is None:
+            return
+        self.client.select(found[0])
+        self.client.uid("STORE", found[1], "+FLAGS", "(\\Deleted)")
+        self.client.expunge()
+        self._log("server", "delete", msgid)
+
+    @rule(mailbox=st.sampled_from(MAILBOXES))
+    def server_new(self, mailbox: str) -> None:
+        self._server_new(mailbox)
+
+    @precondition(lambda self: self.resets == 0)
+    @rule()
+    def uidvalidity_reset(self) -> None:
+        """Work is recreated with the same messages and flags: a new UIDVALIDITY."""
+        self.resets += 1
+        self.client.select("Work")
+        _, data = self.client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
+        kept = [
+            (part[1], re.search(rb"FLAGS \(([^)]*)\)", part[0]))
+            for part in data
+            if isinstance(part, tuple)
+        ]
+        self.client.close()
+        self.client.delete("Work")
+        time.sleep(1.1)  # Dovecot's UIDVALIDITY is a timestamp
+        self.client.create("Work")
+        for raw, flags in kept:
+            names = (flags.group(1).decode() if flags else "").replace("\\Recent", "").strip()
+            dv.append(self.client, "Work", raw, names)
+
+    # -- the link and the runs -------------------------------------------------------------
+
+    @rule(after=st.integers(100, 20_000))
+    def drop_link_during_next_sync(self, after: int) -> None:
+        self.proxy.reset_after(after, DOWN)
+        self._sync()
+
+    @rule()
+    def sync(self) -> None:
+        self._sync()
+
+    # -- the end --------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        try:
+            assert self._sync(), "the final sync failed"
+            self.run(self._check())
+        finally:
+            self.run(self.store.close())
+            self.loop.close()
+            self.proxy.stop()
+            self.server.close_clients()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _contested(self, msgid: str) -> bool:
+        """Changed on both sides with no complete sync in between."""
+        mine = [e for e in self.events if e.msgid == msgid and e.kind != "create"]
+        for a in (e for e in mine if e.side == "local"):
+            for b in (e for e in mine if e.side == "server"):
+                lo, hi = sorted((a.step, b.step))
+                if not any(lo < c < hi for c in self.clean):
+                    return True
+        return False
+
+    async def _check(self) -> None:
+        gone = {e.msgid for e in self.events if e.kind == "delete"}
+        contested = {m for m in self.msgids if self._contested(m)}
+        alive = [m for m in self.msgids if m not in gone and m not in contested]
+        server = await assert_converged(self.store, self.account.client(), alive)
+        conflicts, _ = await self.store.queries.list(self.store.folders.roles["conflicts"])
+        kept_aside = set()
+        for view in conflicts:
+            item = await self.store.sync.item(view.id)
+            assert item is not None
+            kept_aside.add(item.message_id)
+        where = {mid: name for name, box in server.items() for mid in box}
+        for msgid in self.msgids:
+            mine = [e for e in self.events if e.msgid == msgid]
+            if msgid in contested:
+                last_local = [e for e in mine if e.side == "local"][-1:]
+                if last_local and last_local[0].kind != "delete":
+                    assert msgid in where or msgid in kept_aside, (msgid, mine)
+                continue
+            if msgid in gone:
+                assert msgid not in where, (msgid, mine)
+                continue
+            place = [e.value for e in mine if e.kind in ("create", "move")][-1]
+            assert where.get(msgid) == place, (msgid, mine)
+            flags = server[place][msgid][0]
+            for flag in FLAGS:
+                last = [e.value for e in mine if e.kind == "flag" and e.flag == flag]
+                assert (flag in flags) == (last[-1] if last else False), (msgid, flag, mine)
+
+
+def test_sync_state_machine(dovecot: dv.Dovecot) -> None:
+    SyncMachine.server = dovecot
+    run_state_machine_as_test(
+        SyncMachine,
+        settings=settings(
+            max_examples=12,
+            stateful_step_count=12,
+            deadline=None,
+            database=None,
+            phases=(Phase.explicit, Phase.generate),  # no shrinking: bounded even on failure
+            suppress_health_check=list(HealthCheck),
+        ),
+    )

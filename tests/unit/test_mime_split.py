@@ -1,0 +1,67 @@
+"""The fast MIME splitter builds the same tree as the stdlib parser, or declines."""
+
+from __future__ import annotations
+
+from email.message import Message
+from email.parser import BytesParser
+from typing import Any
+
+import pytest
+
+from bridge.formats.mime_parts import PARSE_POLICY
+from bridge.formats.mime_split import split
+
+HEAD = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: s\r\n"
+NESTED = (
+    HEAD + b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="outer"\r\n\r\n'
+    b"preamble text\r\n--outer\r\n"
+    b'Content-Type: multipart/alternative; boundary="inner"\r\n\r\n'
+    b"--inner\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello \xc3\xa9\r\n"
+    b"--inner  \r\nContent-Type: text/html\r\n\r\n<p>hello</p>\r\n--inner--\r\n"
+    b"--outer\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--outer--\r\nepilogue\r\n"
+)  # fmt: skip
+
+
+def dump(msg: Message) -> list[Any]:
+    out: list[Any] = [msg.items(), msg.preamble, msg.epilogue, len(msg.defects)]
+    payload = msg.get_payload()
+    if isinstance(payload, list):
+        out += [dump(part) for part in payload]
+    else:
+        out.append(payload)
+    return out
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        HEAD + b"\r\nplain body\r\n",
+        HEAD + b"Content-Type: text/plain\r\n\r\nno final newline",
+        HEAD + b"Subject-Folded: a\r\n b\r\n\r\nbody\r\n",
+        NESTED,
+        NESTED.replace(b"\r\n", b"\n"),
+        b"\r\nno headers at all\r\n",
+        HEAD + b'Content-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\n\r\nempty\r\n--x--',
+    ],
+)
+def test_same_tree_as_the_stdlib(raw: bytes) -> None:
+    fast = split(raw, PARSE_POLICY)
+    assert fast is not None
+    assert dump(fast) == dump(BytesParser(policy=PARSE_POLICY).parsebytes(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        NESTED.replace(b"--outer--", b"--outer-x"),  # no closing boundary
+        NESTED.replace(b"hello \xc3\xa9\r\n", b"hello\rthere\r\n"),  # a bare CR
+        HEAD + b"not a header line\r\n\r\nbody",
+        HEAD + b"Content-Type: message/rfc822\r\n\r\n" + HEAD + b"\r\ninner\r\n",
+        HEAD + b"Content-Type: multipart/mixed\r\n\r\nno boundary parameter\r\n",
+        HEAD + b'Content-Type: multipart/mixed; boundary="x"\r\n\r\n--x--\r\n--x\r\n',
+        HEAD,  # no end of the header block
+    ],
+)
+def test_declines_what_the_stdlib_must_decide(raw: bytes) -> None:
+    assert split(raw, PARSE_POLICY) is None
