@@ -27,7 +27,7 @@ from bridge.model.proptypes import PropType
 from bridge.model.restrictions import Restriction, RestrictionError, parse
 from bridge.store import props as P
 from bridge.store import render
-from bridge.store.core import LOCAL, StoreCore, Tx
+from bridge.store.core import LOCAL, SYSTEM, StoreCore, Tx
 from bridge.store.errors import Conflict, Forbidden, InvalidValue, NotFound
 from bridge.store.folders import Folders, check_name
 from bridge.store.queries import MAX_PAGE, Changes, ItemView, Queries
@@ -111,7 +111,7 @@ class SearchFolders:
                     (self.folders.roles["ipm_subtree"],),
                     True,
                 )
-                async with self.core.write("system") as tx:
+                async with self.core.write(SYSTEM) as tx:
                     await self._store_criteria(tx, reminders, criteria, self._parse(criteria))
 
     # -- criteria ---------------------------------------------------------------------

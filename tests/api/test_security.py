@@ -212,6 +212,8 @@ async def test_read_token_can_read(api: Api, make_token: MakeToken) -> None:
         url = await fill_path(api, path)
         if path == "/api/v1/search":
             url += "?q=target"  # the query is required
+        if path.endswith("/occurrences"):
+            url += "?start=2026-01-01T00:00:00Z&end=2026-02-01T00:00:00Z"  # the range is required
         resp = await reader.request(method, url)
         assert resp.status == 200, f"{method} {url}: {resp.status}"
 
