@@ -46,6 +46,13 @@ _ITEMS_IN_WINDOW = (
     f"SELECT id, subject, sender_name, sender_email, json_extract(props, '{BODY_PATH}') "
     "FROM items WHERE folder_id IN (SELECT id FROM folders) AND cn > ? AND cn <= ?"
 )
+# Above this many matches a search walks the items newest first instead of sorting them all.
+MANY_MATCHES = 2000
+_FTS_COUNT = "SELECT count(*) FROM search_fts WHERE search_fts MATCH ?"
+_FTS_ASSOCIATED = (
+    "SELECT count(*) FROM items i WHERE i.associated = 1 "
+    "AND i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)"
+)
 _FTS_DELETE = (
     "INSERT INTO search_fts (search_fts, rowid, subject, body, sender, recipients, "
     "attachments) SELECT 'delete', id, subject, body, sender, recipients, attachments "
@@ -236,10 +243,25 @@ class SearchIndex:
         conds = ["i.associated = 0"]
         params: list[Any] = []
         source = "items i"
+        matches = 0
+        reader = self.core.reader
         if query.match is not None:
-            source = "search_fts JOIN items i ON i.id = search_fts.rowid"
-            conds.append("search_fts MATCH ?")
+            try:
+                async with reader.execute(_FTS_COUNT, (query.match,)) as cur:
+                    matches = int((await cur.fetchone() or [0])[0])
+            except sqlite3.OperationalError as exc:
+                if "fts5" in str(exc).lower():
+                    raise QueryError(f"the search query cannot be run: {exc}") from None
+                raise
+            if matches > MANY_MATCHES:
+                # Newest first along the (associated, received) index, until a page is full.
+                conds.append("i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)")
+            else:
+                # The matches first (CROSS JOIN keeps this order), then sorted.
+                source = "search_fts CROSS JOIN items i ON i.id = search_fts.rowid"
+                conds.append("search_fts MATCH ?")
             params.append(query.match)
+        only_text = len(conds) == 2
         if folder_id is not None:
             conds.append("i.folder_id = ?")
             params.append(folder_id)
@@ -255,7 +277,6 @@ class SearchIndex:
             conds.append("i.received >= ?")
             params.append(query.after)
         where = " AND ".join(conds)
-        reader = self.core.reader
         try:
             async with reader.execute(
                 f"SELECT i.* FROM {source} WHERE {where} "
@@ -263,10 +284,15 @@ class SearchIndex:
                 (*params, limit, offset),
             ) as cur:
                 rows = await cur.fetchall()
-            async with reader.execute(
-                f"SELECT count(*) FROM {source} WHERE {where}", params
-            ) as cur:
-                total = int((await cur.fetchone() or [0])[0])
+            if only_text:
+                # Every indexed item but the associated ones: count those instead.
+                async with reader.execute(_FTS_ASSOCIATED, (query.match,)) as cur:
+                    total = matches - int((await cur.fetchone() or [0])[0])
+            else:
+                async with reader.execute(
+                    f"SELECT count(*) FROM {source} WHERE {where}", params
+                ) as cur:
+                    total = int((await cur.fetchone() or [0])[0])
         except sqlite3.OperationalError as exc:
             if query.match is not None and "fts5" in str(exc).lower():
                 raise QueryError(f"the search query cannot be run: {exc}") from None

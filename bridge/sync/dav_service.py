@@ -194,7 +194,7 @@ class DavSyncService(SyncService):
         upstreams = self.runner.status()
         return {
             "state": self.state,
-            "upstream": " ".join(str(u["upstream"]) for u in upstreams.values()),
+            "upstream": " ".join(dict.fromkeys(str(u["upstream"]) for u in upstreams.values())),
             "journal_pending": await self.store.queries.journal_pending(),
             "message": self.message,
             "work_offline": self.work_offline,

@@ -131,7 +131,8 @@ class Pusher:
         elif isinstance(action, plan.StoreFlags):
             assert item is not None and ref is not None
             if await self._select(ref.mailbox) != ref.uidvalidity:
-                return  # the next pull relinks it; the entry is retried then
+                # kept in the journal: the next pull relinks the message, then it goes up
+                raise UpstreamError(f"{ref.mailbox} was reset; the change waits for a pull")
             add = {f for f in action.add}
             remove = {f for f in action.remove}
             await self.adapter.store_flags(ref.uid, add, remove)
@@ -176,7 +177,10 @@ class Pusher:
         }
 
     async def _target_uidvalidity(self, mailbox: str) -> int:
-        for ref in self.hierarchy.links.values():
+        if mailbox in self._uidvalidity:
+            return self._uidvalidity[mailbox]
+        # as this run's pull left it (the hierarchy's copy predates the pulls)
+        for ref in (await self.store.sync.folder_links()).values():
             if ref.get("mailbox") == mailbox and ref.get("uidvalidity"):
                 return int(ref["uidvalidity"])
         state = await self.adapter.select(mailbox)

@@ -95,7 +95,7 @@ async def assert_converged(
     there exactly once; no Message-ID is anywhere twice. Returns the server's snapshot."""
     server = server_snapshot(client)
     cache = await cache_snapshot(store)
-    assert normalized(cache) == normalized(server)
+    assert normalized(cache) == normalized(server), (normalized(cache), normalized(server))
     seen = counts(server)
     dupes = {mid: n for mid, n in seen.items() if n > 1}
     assert not dupes, f"duplicated on the server: {dupes}"

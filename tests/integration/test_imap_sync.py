@@ -357,3 +357,24 @@ async def test_an_emptied_mailbox_is_not_mirrored_until_confirmed(
         await adapter.close()
     assert report.held == [] and report.deleted == 12
     assert (await store.queries.list(folder.id))[1] == 0
+
+
+async def test_move_into_a_mailbox_reset_in_the_same_run(store: Store, account: Account) -> None:
+    """The move's new link takes the UIDVALIDITY this run's pull saw, not the one the
+    hierarchy loaded before it; a flag change made later still reaches the server."""
+    m = account.client()
+    m.create("Work")
+    dv.append(m, "INBOX", dv.message("mover"))
+    await sync(store, account)
+    m.delete("Work")
+    await asyncio.sleep(1.1)  # UIDVALIDITY is a timestamp in Dovecot
+    m.create("Work")
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    work = next(f for f in await store.folders.all() if f.display_name == "Work")
+    await store.items.move(items[0].id, work.id)
+    assert not (await sync(store, account)).failed
+    await store.items.update(items[0].id, {tags.FLAG_STATUS: 2})
+    report = await sync(store, account)
+    assert not report.failed and report.fetched == 0
+    assert server_flags(account, "Work") == {"mover": {"\\Flagged"}}
+    assert (await store.queries.list(work.id))[1] == 1

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TEMPLATES = Path(__file__).with_name("cyrus")
-BIN_DIRS = ("/usr/lib/cyrus/bin", "/usr/sbin")
+# cyrus-imapd and dovecot-imapd conflict as Debian packages (both provide imap-server):
+# scripts/test installs Dovecot's and unpacks Cyrus's imapd into /opt/cyrus-imapd.
+BIN_DIRS = ("/usr/lib/cyrus/bin", "/usr/sbin", "/opt/cyrus-imapd/usr/lib/cyrus/bin")
 
 
 class CyrusError(RuntimeError):
@@ -136,10 +138,16 @@ def _propfind(url: str, user: str, password: str) -> int:
 def start() -> Cyrus:
     """Start a Cyrus; raises CyrusError with the reason when it cannot."""
     master = _which("cyrmaster") or _which("master")
-    if master is None or _which("httpd") is None or shutil.which("saslpasswd2") is None:
+    imapd = _which("imapd")
+    if (
+        master is None
+        or imapd is None
+        or _which("httpd") is None
+        or shutil.which("saslpasswd2") is None
+    ):
         raise CyrusError(
             "Cyrus is not installed: run scripts/test (it installs cyrus-common, "
-            "cyrus-caldav and sasl2-bin) or apt-get install them"
+            "cyrus-caldav and sasl2-bin, and unpacks cyrus-imapd into /opt/cyrus-imapd)"
         )
     if os.geteuid() != 0:
         raise CyrusError("the test Cyrus must be started as root (it switches to user cyrus)")
@@ -152,6 +160,7 @@ def start() -> Cyrus:
         "@ROOT@": str(root),
         "@HTTP_PORT@": str(http_port),
         "@IMAP_PORT@": str(imap_port),
+        "@IMAPD@": imapd,
     }
     for name in ("imapd.conf", "cyrus.conf"):
         text = (TEMPLATES / f"{name}.in").read_text()

@@ -590,10 +590,15 @@ async def test_dav_look_ups_use_their_indexes(s: Setup) -> None:
             "SELECT id FROM items WHERE folder_id = ? AND json_extract(upstream, '$.dav_uid') = ?",
             (cal, "uid-a"),
         ),
+        (
+            "SELECT id FROM items WHERE upstream IS NOT NULL AND "
+            "json_extract(upstream, '$.collection') = ?",
+            (s.coll(CALENDAR),),
+        ),
     ):
         async with reader.execute("EXPLAIN QUERY PLAN " + sql, args) as cur:
             plan = " ".join(str(r[3]) for r in await cur.fetchall())
-        assert "items_dav_" in plan, plan
+        assert "USING INDEX items_dav_" in plan, plan
 
 
 async def test_move_cut_short_between_put_and_delete(s: Setup) -> None:

@@ -289,7 +289,10 @@ class Compiler:
     def _content(r: Content, sql: str, base: int, params: list[Any]) -> str:
         needle: str | bytes = r.value
         if isinstance(needle, str) and (r.ignore_case or r.loose):
-            sql, needle = _fold(sql), needle.casefold()
+            folded = needle.casefold()
+            if folded.isascii() and _COLUMN.match(sql):
+                return _folded_ascii(r.match, sql, folded, params)
+            sql, needle = _fold(sql), folded
         if r.match == "full":
             params.append(needle)
             return f"{sql} = ?"
@@ -301,6 +304,23 @@ class Compiler:
 
 
 _COLUMN = re.compile(r"^i\.[a-z_]+$")
+_LIKE_SPECIAL = re.compile(r"([\\%_])")
+
+
+def _folded_ascii(match: str, sql: str, needle: str, params: list[Any]) -> str:
+    """CONTENT with case folding for a needle that folds to ASCII, in C for ASCII text:
+    LIKE compares ASCII case-insensitively, which is case folding on ASCII, and where it
+    matches any text, the folded text matches too. Text with other characters that LIKE
+    does not match is folded by kb_fold (some fold to ASCII: long s, sharp s, the Kelvin sign)."""
+    pattern = _LIKE_SPECIAL.sub(r"\\\1", needle)
+    pattern = {"full": pattern, "prefix": pattern + "%"}.get(match, f"%{pattern}%")
+    exact = {"full": "kb_fold({0}) = ?", "prefix": "substr(kb_fold({0}), 1, length(?)) = ?"}
+    params += [pattern, needle]
+    if match == "prefix":
+        params.append(needle)
+    test = exact.get(match, "instr(kb_fold({0}), ?) > 0").format(sql)
+    other = f"length(CAST({sql} AS BLOB)) <> length({sql})"
+    return f"({sql} LIKE ? ESCAPE '\\' OR ({other} AND {test}))"
 
 
 def _fold(sql: str) -> str:

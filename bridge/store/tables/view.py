@@ -98,7 +98,14 @@ class View:
     # -- building ---------------------------------------------------------------------
 
     async def refresh(self, modified: set[int] | None = None) -> list[dict[str, Any]]:
-        """Re-read the rows; returns the table notifications of the change."""
+        """Re-read the rows; returns the table notifications of the change. A paged view
+        only notes the change (one `table_changed` until it is read again) and is re-read
+        when it is next used."""
+        if modified is not None and self.paged is not None:
+            if self.dirty:
+                return []
+            self.dirty = True
+            return [{"event": "table_changed"}]
         was_paged = self.paged is not None
         old = self.rows
         if self.paged is not None and self._cursor_key and self._cursor_key[0] == self.pos:
@@ -110,7 +117,7 @@ class View:
         leaves = await query.count() if query is not None else 0
         if query is not None and leaves > PAGED_ABOVE:
             self.paged = Paged(self, query)
-            await self.paged.load()
+            await self.paged.load(leaves)
             self.rows = []
         else:
             self.paged = None
@@ -378,11 +385,10 @@ class Paged:
         self.top: list[Node] = []
         self._generation = 0
 
-    async def load(self) -> None:
-        if not self.depth:
-            self.leaves = await self.query.count()
-            return
-        self.top = await self._nodes(0, (), ())
+    async def load(self, leaves: int) -> None:
+        self.leaves = leaves
+        if self.depth:
+            self.top = await self._nodes(0, (), ())
 
     async def toggled(self) -> None:
         self._generation += 1
