@@ -6,6 +6,7 @@ every login unless `htpasswd_cache` is on)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import shutil
 import signal
@@ -113,13 +114,13 @@ def _answers(url: str, user: str, password: str) -> bool:
 
 def start() -> Radicale:
     """Start a Radicale; raises RadicaleError with the reason when it cannot."""
-    try:
-        import radicale  # noqa: F401
-    except ImportError as e:
+    # Look it up without importing it: importing radicale registers its XML namespace
+    # prefixes in ElementTree for the whole process, which changes how others write XML.
+    if importlib.util.find_spec("radicale") is None:
         raise RadicaleError(
             "radicale is not installed in the test environment: run scripts/test "
             "(it installs the project's test extras)"
-        ) from e
+        )
     root = Path(tempfile.mkdtemp(prefix="kbridge-radicale-"))
     (root / "collections").mkdir()
     (root / "users").write_text("probe:probe\n")
