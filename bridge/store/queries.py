@@ -180,18 +180,39 @@ class Queries:
 
     async def changes(self, folder_id: int, since: str | None, limit: int = 1000) -> Changes:
         """Items created, modified and deleted in a folder after `since`."""
-        base = self.parse_state(since)
-        top = self.core.counters["next_cn"] - 1
-        async with self.core.reader.execute(
+        return await self.feed(
             "SELECT * FROM items WHERE folder_id = ? AND cn > ? AND cn <= ? ORDER BY cn LIMIT ?",
-            (folder_id, base, top, limit + 1),
-        ) as cur:
+            "tombstones",
+            folder_id,
+            self.parse_state(since),
+            limit,
+            mark="cn",
+            born="created_cn",
+        )
+
+    async def feed(
+        self,
+        rows_sql: str,
+        tombstones: str,
+        folder_id: int,
+        base: int,
+        limit: int,
+        *,
+        mark: str,
+        born: str,
+    ) -> Changes:
+        """One page of a change feed after change number `base`. `rows_sql` takes (folder,
+        base, top, limit + 1) and yields item rows ordered by the column `mark`; a row whose
+        `born` is above `base` is new to the reader. Deletions come from `tombstones`."""
+        top = self.core.counters["next_cn"] - 1
+        async with self.core.reader.execute(rows_sql, (folder_id, base, top, limit + 1)) as cur:
             rows = list(await cur.fetchall())
         more = len(rows) > limit
         rows = rows[:limit]
-        upto = rows[-1]["cn"] if more else top
+        upto = rows[-1][mark] if more else top
         async with self.core.reader.execute(
-            "SELECT item_id FROM tombstones WHERE folder_id = ? AND cn > ? AND cn <= ? ORDER BY cn",
+            f"SELECT item_id FROM {tombstones} WHERE folder_id = ? AND cn > ? AND cn <= ? "
+            "ORDER BY cn",
             (folder_id, base, upto),
         ) as cur:
             deleted = [r[0] for r in await cur.fetchall()]
@@ -200,7 +221,7 @@ class Queries:
         modified: list[ItemView] = []
         for r in rows:
             view = ItemView(r["id"], r["folder_id"], render.item_props(ids, r))
-            (created if r["created_cn"] > base else modified).append(view)
+            (created if r[born] > base else modified).append(view)
         return Changes(created, modified, deleted, self.state_for(upto), more)
 
     async def journal_pending(self) -> int:

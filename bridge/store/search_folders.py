@@ -456,31 +456,17 @@ class SearchFolders:
     async def changes(self, folder_id: int, since: str | None, limit: int = 1000) -> Changes:
         """The change feed of a search folder: links added (created), linked items changed
         (modified) and links gone (deleted) after `since`."""
-        base = self.queries.parse_state(since)
-        top = self.core.counters["next_cn"] - 1
-        async with self.core.reader.execute(
+        return await self.queries.feed(
             "SELECT i.*, m.cn AS joined, max(m.cn, i.cn) AS eff FROM search_members m "
             "JOIN items i ON i.id = m.item_id WHERE m.folder_id = ? AND max(m.cn, i.cn) > ? "
             "AND max(m.cn, i.cn) <= ? ORDER BY eff LIMIT ?",
-            (folder_id, base, top, limit + 1),
-        ) as cur:
-            rows = list(await cur.fetchall())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        upto = rows[-1]["eff"] if more else top
-        async with self.core.reader.execute(
-            "SELECT item_id FROM search_tombstones WHERE folder_id = ? AND cn > ? AND cn <= ? "
-            "ORDER BY cn",
-            (folder_id, base, upto),
-        ) as cur:
-            deleted = [r[0] for r in await cur.fetchall()]
-        ids = self.core.ids
-        created: list[ItemView] = []
-        modified: list[ItemView] = []
-        for r in rows:
-            view = ItemView(r["id"], r["folder_id"], render.item_props(ids, r))
-            (created if r["joined"] > base else modified).append(view)
-        return Changes(created, modified, deleted, self.queries.state_for(upto), more)
+            "search_tombstones",
+            folder_id,
+            self.queries.parse_state(since),
+            limit,
+            mark="eff",
+            born="joined",
+        )
 
 
 async def members(conn: aiosqlite.Connection, folder_id: int) -> list[int]:
