@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         "--offline", action="store_true", help="work offline: keep changes and mail queued"
     )
     switch.add_argument("--online", action="store_true", help="go back online, then sync")
+    sync.add_argument(
+        "--confirm-empty",
+        metavar="MAILBOX",
+        action="append",
+        default=[],
+        help="let a mailbox the server emptied be emptied here too (see `held` in status)",
+    )
 
     status = sub.add_parser("status", help="state of the running bridge")
     common(status)
@@ -209,6 +216,14 @@ def _sync(args: argparse.Namespace, data_dir: DataDir) -> int:
         if args.offline:
             print("working offline")
             return 0
+    if args.confirm_empty:
+        status, body = _call(
+            data_dir, "POST", "/api/v1/sync/confirm-empty", {"mailboxes": args.confirm_empty}
+        )
+        if status >= 400:
+            detail = body.get("detail") if isinstance(body, dict) else body
+            raise CliError(f"sync failed: {detail}")
+        print("confirmed: " + ", ".join(body["confirmed"]))
     status, body = _call(data_dir, "POST", "/api/v1/sync/run")
     if status >= 400:
         detail = body.get("detail") if isinstance(body, dict) else body
@@ -252,6 +267,8 @@ def _status(args: argparse.Namespace, data_dir: DataDir) -> int:
     else:
         print(f"state: {body.get('state')}")
         print(f"pending local changes: {body.get('journal_pending')}")
+        if body.get("held"):
+            print(f"held (emptied on the server, kept here): {', '.join(body['held'])}")
         if body.get("message"):
             print(body["message"])
     return 0

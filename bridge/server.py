@@ -15,7 +15,7 @@ from bridge.api.app import ApiSettings, create_app
 from bridge.config import Config, is_loopback
 from bridge.datadir import DataDir
 from bridge.store.store import Store
-from bridge.sync.imap_service import for_config
+from bridge.sync.services import for_config
 
 log = logging.getLogger(__name__)
 

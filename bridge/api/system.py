@@ -56,6 +56,23 @@ async def sync_offline(request: web.Request) -> web.Response:
     return web.json_response(await sync.status())
 
 
+@routes.post("/api/v1/sync/confirm-empty")
+async def sync_confirm_empty(request: web.Request) -> web.Response:
+    """`{"mailboxes": [...]}`: mailboxes that came back empty from the server are held (their
+    messages kept here) until the user confirms; the next run then mirrors the emptying."""
+    body = await read_json(request, 65536)
+    names = body.get("mailboxes") if isinstance(body, dict) else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise bad_request('give {"mailboxes": ["INBOX", ...]} (the "held" list of the status)')
+    try:
+        confirmed = await request.app[SYNC_KEY].confirm_empty(names)
+    except NoUpstream as exc:
+        raise Problem(409, "no-upstream", str(exc)) from None
+    if not confirmed:
+        raise Problem(409, "not-held", "none of these mailboxes is held: " + ", ".join(names))
+    return web.json_response({"confirmed": confirmed}, status=202)
+
+
 def token_json(request: web.Request, token: Token) -> dict[str, object]:
     store = store_of(request)
     return {

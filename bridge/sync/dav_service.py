@@ -1,18 +1,15 @@
 """Running the DAV sync: `DavRunner` keeps one adapter per configured CalDAV / CardDAV
 endpoint and runs their engines one after the other, recording a state per upstream;
-`DavSyncService` is the background service when no mail upstream is configured (the same
-states, backoff, "work offline" switch and wake-ups as the IMAP service, polling every
-`sync.interval`). With a mail upstream, the IMAP service runs the runner after each of its
-runs, and a DAV server that is down does not take the mail sync down with it.
+`DavSyncService` is its background service (the loop of bridge/sync/loop.py, polling every
+`sync.interval`); with a mail upstream too, it runs beside the mail service, so a DAV
+server that is down does not hold up the mail sync, nor the other way round.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,17 +17,14 @@ from typing import Any
 
 from bridge.config.model import Config, FolderSync
 from bridge.store.store import Store
+from bridge.sync.credentials import run_password_command
 from bridge.sync.dav_engine import DavEngine
 from bridge.sync.dav_scope import CALDAV_KINDS, CARDDAV_KINDS
-from bridge.sync.service import SyncService
+from bridge.sync.loop import SyncLoop
 from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
 from bridge.upstream.dav_base import Collection, DavAdapter, DavSettings
 
 log = logging.getLogger(__name__)
-
-BACKOFF_FIRST = 1.0
-BACKOFF_MAX = 300.0
-DEBOUNCE = 0.3
 
 
 @dataclass
@@ -110,8 +104,6 @@ class DavRunner:
         adapter = self._adapters.get(key)
         if adapter is None:
             if ep.password_command and not ep.settings.password:
-                from bridge.sync.imap_service import run_password_command
-
                 password = await run_password_command(ep.password_command)
                 ep.settings = dataclasses.replace(ep.settings, password=password)
             adapter = self.adapter_factory(ep.settings)
@@ -162,33 +154,13 @@ def _key(ep: DavEndpoint) -> tuple[str, str]:
     return (ep.settings.url.rstrip("/"), ep.settings.username)
 
 
-class DavSyncService(SyncService):
-    """The sync service when only CalDAV / CardDAV upstreams are configured."""
+class DavSyncService(SyncLoop):
+    """The background service of the CalDAV / CardDAV upstreams: the shared loop, polling
+    every `sync.interval` (CalDAV and CardDAV have no push to wait on)."""
 
     def __init__(self, store: Store, runner: DavRunner, *, interval: float = 300.0) -> None:
-        super().__init__(store)
+        super().__init__(store, interval=interval)
         self.runner = runner
-        self.interval = interval
-        self.state = "offline"
-        self.message = "not connected yet"
-        self.work_offline = False
-        self.last_sync: float | None = None
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._watch: asyncio.Task[None] | None = None
-        self._failures = 0
-
-    async def start(self) -> None:
-        self._task = asyncio.ensure_future(self._loop())
-        self._watch = asyncio.ensure_future(self._watch_local())
-
-    async def stop(self) -> None:
-        for task in (self._watch, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        await self.runner.close()
 
     async def status(self) -> dict[str, Any]:
         upstreams = self.runner.status()
@@ -202,72 +174,12 @@ class DavSyncService(SyncService):
             "upstreams": upstreams,
         }
 
-    async def run_now(self) -> dict[str, Any]:
-        if not self.work_offline:
-            self.state, self.message = "syncing", "sync requested"
-        self._wake.set()
-        return await self.status()
+    async def run_once(self) -> None:
+        await self.runner.run(strict=True)
+        self.last_sync = time.time()
 
-    async def set_offline(self, offline: bool) -> None:
-        self.work_offline = offline
-        if offline:
-            self.state, self.message = "offline", "working offline (switched by the user)"
-            await self.runner.close()
-        else:
-            self.state, self.message = "syncing", "going online"
-            self._failures = 0
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        while True:
-            if self.work_offline:
-                self.state, self.message = "offline", "working offline (switched by the user)"
-                await self._sleep(None)
-                continue
-            delay: float | None = self.interval
-            self._wake.clear()
-            self.state = "syncing"
-            try:
-                await self.runner.run(strict=True)
-                self._failures = 0
-                self.last_sync = time.time()
-                self.state, self.message = "online", "in step with the server"
-            except AuthFailed as exc:
-                self.state, self.message = "auth-failed", f"{exc}; fix the password and sync again"
-                delay = None
-            except ConnectFailed as exc:
-                self.state, self.message = "offline", f"{exc}; retrying"
-                delay = self._backoff()
-            except UpstreamError as exc:
-                self.state, self.message = "error", str(exc)
-                delay = self._backoff()
-            await self._sleep(delay)
-
-    def _backoff(self) -> float:
-        self._failures += 1
-        base = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
-        return float(base * random.uniform(0.5, 1.0))
-
-    async def _sleep(self, delay: float | None) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
-        self._wake.clear()
-
-    async def _watch_local(self) -> None:
-        """Wake the loop shortly after a local change lands in the journal."""
-        sub = self.store.bus.subscribe()
-        try:
-            while True:
-                await sub.get()
-                await asyncio.sleep(DEBOUNCE)
-                # During a run too: the loop then runs again at once for the new change.
-                if (
-                    self.state in ("online", "syncing")
-                    and await self.store.queries.journal_pending()
-                ):
-                    self._wake.set()
-        finally:
-            sub.close()
+    async def disconnect(self) -> None:
+        await self.runner.close()
 
 
 def dav_runner_for(store: Store, config: Config) -> DavRunner | None:

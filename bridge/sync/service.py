@@ -44,6 +44,11 @@ class SyncService:
         """The user's "work offline" switch; without an upstream there is nothing to switch."""
         raise NoUpstream("no upstream is configured: the bridge always works offline")
 
+    async def confirm_empty(self, mailboxes: list[str]) -> list[str]:
+        """Let the next run mirror mailboxes that were held because they came back empty
+        from the server; returns those that were held."""
+        raise NoUpstream("no mail upstream is configured: no mailbox is held")
+
     async def ensure_content(self, item_id: int) -> bool:
         """Make sure the whole message of an item is cached, fetching it from the upstream
         if it was stored with its headers only; returns whether it was fetched. Raises

@@ -35,3 +35,20 @@ async def test_switch_reaches_the_service(
     assert status["work_offline"] is False
     assert status["state"] != "offline"
     assert service.work_offline is False
+
+
+async def test_confirm_empty_checks_its_input(
+    api: Api, store: Store, admin_secret: str, aiohttp_client: AiohttpClient
+) -> None:
+    doc = await api.problem("POST", "/api/v1/sync/confirm-empty", 409, json={"mailboxes": ["A"]})
+    assert "no mail upstream" in doc["detail"]
+    service = ImapSyncService(store, ImapSettings("127.0.0.1", 1, "none", "u", "p"))
+    mail = Api(await aiohttp_client(create_app(store, service)), admin_secret)
+    for body in ({}, {"mailboxes": []}, {"mailboxes": "INBOX"}, {"mailboxes": [1]}, []):
+        await mail.problem("POST", "/api/v1/sync/confirm-empty", 400, json=body)
+    doc = await mail.problem("POST", "/api/v1/sync/confirm-empty", 409, json={"mailboxes": ["A"]})
+    assert doc["type"].endswith("not-held")
+    service.last_report = {"held": ["A"]}  # as a run that found A emptied leaves it
+    out = await mail.post("/api/v1/sync/confirm-empty", 202, json={"mailboxes": ["A", "B"]})
+    assert out == {"confirmed": ["A"]}
+    assert service.confirmed_empty == {"A"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from typing import Any
 
 import pytest
 
@@ -357,6 +358,50 @@ async def test_an_emptied_mailbox_is_not_mirrored_until_confirmed(
         await adapter.close()
     assert report.held == [] and report.deleted == 12
     assert (await store.queries.list(folder.id))[1] == 0
+
+
+async def test_the_service_mirrors_an_emptied_mailbox_once_the_user_confirms(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("Old")
+    for i in range(12):
+        dv.append(m, "Old", dv.message(f"o{i}"))
+    await sync(store, account)
+    folder = next(f for f in await store.folders.all() if f.display_name == "Old")
+    m.select("Old")
+    m.uid("STORE", "1:*", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    service = ImapSyncService(store, account.settings(), interval=60)
+    await service.start()
+    try:
+        status = await _settled(service)
+        assert status["held"] == ["Old"] and "until confirmed" in status["message"]
+        assert (await store.queries.list(folder.id))[1] == 12
+        assert await service.confirm_empty(["Nope"]) == []
+        assert await service.confirm_empty(["Old", "Nope"]) == ["Old"]
+        status = await _settled(service)
+        assert status["held"] == [] and status["last_run"]["deleted"] == 12
+        assert (await store.queries.list(folder.id))[1] == 0
+        # the mailbox goes on syncing as any other
+        dv.append(m, "Old", dv.message("back"))
+        await service.run_now()
+        await _settled(service)
+        assert (await store.queries.list(folder.id))[1] == 1
+    finally:
+        await service.stop()
+
+
+async def _settled(service: ImapSyncService) -> dict[str, Any]:
+    """The status once the run asked for (or under way) has ended."""
+    await service.run_now()
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if service.state != "syncing":
+            break
+    status = await service.status()
+    assert status["state"] == "online", status
+    return status
 
 
 async def test_move_into_a_mailbox_reset_in_the_same_run(store: Store, account: Account) -> None:

@@ -102,6 +102,9 @@ def test_status_and_sync_without_upstream(server: Server) -> None:
     offline = kbridge("sync", "--offline", data_dir=server.data_dir)
     assert offline.returncode != 0
     assert "always works offline" in offline.stderr
+    confirm = kbridge("sync", "--confirm-empty", "INBOX", data_dir=server.data_dir)
+    assert confirm.returncode != 0
+    assert "no mail upstream" in confirm.stderr
 
 
 def test_login_link_opens_the_status_page(server: Server) -> None:

@@ -543,7 +543,8 @@ async def test_dav_only_service_states_and_wake_up(store: Store) -> None:
 async def test_the_config_picks_the_service(store: Store, tmp_path: Any) -> None:
     from bridge.config import load_config
     from bridge.sync.dav_service import DavSyncService
-    from bridge.sync.imap_service import ImapSyncService, for_config
+    from bridge.sync.imap_service import ImapSyncService
+    from bridge.sync.services import CombinedSyncService, for_config
 
     dav = 'caldav: {url: "http://127.0.0.1:5232/"}\n  carddav: {url: "http://127.0.0.1:5232/"}'
     only = tmp_path / "dav.yaml"
@@ -557,8 +558,10 @@ async def test_the_config_picks_the_service(store: Store, tmp_path: Any) -> None
         "  imap: {host: 127.0.0.1, tls: none}\n  smtp: {host: 127.0.0.1, tls: none}\n"
         f"  {dav}\n"
     )
-    mail = for_config(store, load_config(both))
-    assert isinstance(mail, ImapSyncService) and mail.dav is not None
+    combined = for_config(store, load_config(both))
+    assert isinstance(combined, CombinedSyncService)
+    assert isinstance(combined.mail, ImapSyncService)
+    assert isinstance(combined.dav, DavSyncService)
 
 
 async def test_associated_items_stay_local(s: Setup) -> None:
