@@ -16,7 +16,7 @@ from bridge.sync.engine import Engine
 from bridge.sync.loop import SyncLoop
 from bridge.sync.on_demand import NotAvailableOffline, OnDemand, is_partial
 from bridge.sync.outbox import Outbox
-from bridge.upstream.base import MailAdapter, UpstreamError
+from bridge.upstream.base import MailAdapter, MailboxMark, UpstreamError, Watch
 from bridge.upstream.imap import ImapAdapter, ImapSettings
 from bridge.upstream.smtp import SmtpSettings
 
@@ -46,6 +46,7 @@ class ImapSyncService(SyncLoop):
         self.last_report: dict[str, Any] = {}
         self.confirmed_empty: set[str] = set()  # emptied mailboxes the user lets be mirrored
         self._adapter: ImapAdapter | None = None
+        self._seen: dict[str, MailboxMark] | None = None  # server marks that started a run
         self.on_demand = OnDemand(store, self._connect_on_demand)
 
     async def status(self) -> dict[str, Any]:
@@ -169,11 +170,31 @@ class ImapSyncService(SyncLoop):
         due = self.outbox.next_due() if self.outbox is not None else None
         if due is not None:
             deadline = min(deadline, due)
+        links = await self.store.sync.folder_links()
+        watch = Watch(
+            {
+                str(ref["mailbox"]): (ref.get("uidvalidity"), ref.get("uidnext"), ref.get("modseq"))
+                for ref in links.values()
+                if ref.get("mailbox")
+            },
+            seen=self._seen,
+        )
         try:
             if inbox is not None:
-                await adapter.select(str(inbox["mailbox"]), readonly=True)
+                state = await adapter.select(str(inbox["mailbox"]), readonly=True)
+                watch.current[str(inbox["mailbox"])] = (
+                    state.uidvalidity,
+                    state.uidnext,
+                    state.highestmodseq,
+                )
             while not self.wake.is_set() and time.monotonic() < deadline:
-                if await adapter.idle(min(25.0, deadline - time.monotonic()), stop=self.wake):
+                changed = await adapter.idle(
+                    min(25.0, deadline - time.monotonic()), stop=self.wake, watch=watch
+                )
+                # a change seen on entering: once, not again and again if a run leaves
+                # the cache's marks as they were (a held or unsynced mailbox)
+                self._seen, watch.seen = dict(watch.current), dict(watch.current)
+                if changed:
                     return
         except UpstreamError as exc:
             log.info("IDLE ended: %s", exc)

@@ -46,6 +46,7 @@ class Capabilities:
     move: bool = False
     uidplus: bool = False
     idle: bool = False
+    notify: bool = False  # RFC 5465: changes in every mailbox reach an IDLE
     special_use: bool = False
     literal_plus: bool = False
 
@@ -74,6 +75,36 @@ class MailboxState:
     highestmodseq: int | None = None
     changed: dict[int, MessageFlags] = field(default_factory=dict)
     vanished: frozenset[int] = frozenset()
+
+
+MailboxMark = tuple[int | None, int | None, int | None]  # UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ
+
+
+@dataclass
+class Watch:
+    """What an IDLE compares the server with before it waits, so that a change made between
+    a run and the wait is not missed. `known`: each mailbox as the cache last saw it (None:
+    not known); `current`: the server's marks, which the caller fills for the selected
+    mailbox and `idle` completes for the others when the server offers NOTIFY; `seen`: the
+    server state that already started a run (seen again, it does not start another)."""
+
+    known: dict[str, MailboxMark]
+    current: dict[str, MailboxMark] = field(default_factory=dict)
+    seen: dict[str, MailboxMark] | None = None
+
+    def differs(self, everywhere: bool = False) -> bool:
+        """Whether the server's marks differ from the cache's: for the mailboxes in
+        `current`, or (`everywhere`: `current` lists every mailbox) for all of them."""
+        if self.current == self.seen:
+            return False
+        names = set(self.current) | (set(self.known) if everywhere else set())
+        for name in names:
+            now, then = self.current.get(name), self.known.get(name)
+            if now is None or then is None:
+                return True  # a mailbox made or deleted elsewhere
+            if any(a is not None and b is not None and a != b for a, b in zip(now, then)):  # noqa: B905
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -179,5 +210,9 @@ class MailAdapter(abc.ABC):
     async def expunge(self, uids: Iterable[int]) -> None: ...
 
     @abc.abstractmethod
-    async def idle(self, seconds: float, stop: asyncio.Event | None = None) -> bool:
-        """Wait for a change in the selected mailbox; True if one was announced."""
+    async def idle(
+        self, seconds: float, stop: asyncio.Event | None = None, watch: Watch | None = None
+    ) -> bool:
+        """Wait for a change in the selected mailbox (in any personal mailbox when the
+        server offers NOTIFY); True if one was announced, or if `watch` shows the server
+        already differs from what the cache knows."""

@@ -27,11 +27,13 @@ from bridge.upstream.base import (
     ConnectFailed,
     FetchedMessage,
     MailAdapter,
+    MailboxMark,
     MailboxState,
     MessageFlags,
     MessageGone,
     RemoteFolder,
     UpstreamError,
+    Watch,
 )
 from bridge.upstream.imap_codec import (
     decode_mailbox,
@@ -48,6 +50,12 @@ from bridge.upstream.imap_proto import CommandFailed, Connection, Response, TooL
 FETCH_BATCH = 100
 IN_FLIGHT = 2
 _MSGID = re.compile(r"<[^<>\s]+>")
+# New, expunged and re-flagged messages in the selected mailbox and every personal one, and
+# mailboxes created, renamed or deleted (RFC 5465); STATUS: the marks of each mailbox now.
+NOTIFY_SET = (
+    "NOTIFY SET STATUS (selected (MessageNew MessageExpunge FlagChange))"
+    " (personal (MessageNew MessageExpunge FlagChange MailboxName))"
+)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -61,6 +69,17 @@ class ImapSettings:
     verify_tls: bool = True
     max_message: int = 64 << 20
     timeout: float = 60.0
+
+
+def _status_mark(values: Any) -> MailboxMark:
+    """(UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) of a STATUS answer's attribute list."""
+    attrs = dict(zip(values[::2], values[1::2], strict=False)) if isinstance(values, list) else {}
+
+    def num(key: str) -> int | None:
+        value = attrs.get(key)
+        return int(value) if isinstance(value, str) and value.isdigit() else None
+
+    return (num("UIDVALIDITY"), num("UIDNEXT"), num("HIGHESTMODSEQ"))
 
 
 def _is_loopback(host: str) -> bool:
@@ -104,6 +123,7 @@ class ImapAdapter(MailAdapter):
                 move="MOVE" in caps,
                 uidplus="UIDPLUS" in caps,
                 idle="IDLE" in caps,
+                notify="NOTIFY" in caps and "IDLE" in caps,
                 special_use="SPECIAL-USE" in caps,
                 literal_plus="LITERAL+" in caps,
             )
@@ -461,9 +481,23 @@ class ImapAdapter(MailAdapter):
         await self.conn.run(f"UID STORE {which} +FLAGS.SILENT (\\Deleted)")
         await self.conn.run(f"UID EXPUNGE {which}" if self.caps.uidplus else "EXPUNGE")
 
-    async def idle(self, seconds: float, stop: asyncio.Event | None = None) -> bool:
-        if not self.caps.idle:
-            await asyncio.sleep(seconds)
-            await self.conn.run("NOOP")
-            return True
-        return await self.conn.idle(seconds, stop)
+    async def idle(
+        self, seconds: float, stop: asyncio.Event | None = None, watch: Watch | None = None
+    ) -> bool:
+        if not self.caps.notify or watch is None:
+            if watch is not None and watch.differs():
+                return True
+            if not self.caps.idle:
+                await asyncio.sleep(seconds)
+                await self.conn.run("NOOP")
+                return True
+            return await self.conn.idle(seconds, stop)
+        # NOTIFY only for the wait: during a run no STATUS or LIST arrives unasked. Its
+        # STATUS answers give every other mailbox's marks to compare with the cache.
+        cmd = await self.conn.run(NOTIFY_SET)
+        for resp in cmd.untagged:
+            if resp.kind == "STATUS" and len(resp.values) >= 3:
+                watch.current[decode_mailbox(str(resp.values[1]))] = _status_mark(resp.values[2])
+        changed = watch.differs(everywhere=True) or await self.conn.idle(seconds, stop)
+        await self.conn.run("NOTIFY NONE")  # not after a failure: the connection is dropped
+        return changed

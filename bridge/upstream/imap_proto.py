@@ -444,7 +444,7 @@ class Connection:
         previous = self.on_untagged
 
         def seen(resp: Response) -> None:
-            if resp.kind in ("EXISTS", "EXPUNGE", "FETCH", "VANISHED", "RECENT"):
+            if resp.kind in ("EXISTS", "EXPUNGE", "FETCH", "VANISHED", "RECENT", "STATUS", "LIST"):
                 event.set()
             if previous is not None:
                 previous(resp)

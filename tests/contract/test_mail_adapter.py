@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from bridge.upstream.base import AuthFailed, ConnectFailed, MailAdapter, MessageGone
+from bridge.upstream.base import (
+    AuthFailed,
+    ConnectFailed,
+    MailAdapter,
+    MailboxMark,
+    MessageGone,
+    Watch,
+)
 from bridge.upstream.imap import ImapAdapter, ImapSettings
 from bridge.upstream.imap_codec import decode_mailbox, encode_mailbox, parse_seqset, seqset
 from tests.servers import dovecot as dv
@@ -93,6 +100,37 @@ async def test_idle_sees_new_mail(adapter: MailAdapter, server: dv.Dovecot) -> N
     task = asyncio.ensure_future(deliver())
     assert await adapter.idle(5)
     await task
+
+
+async def test_idle_with_a_watch_sees_what_changed_before_it(adapter: MailAdapter) -> None:
+    """A change made between a run and the wait ends the wait at once: in the selected
+    mailbox always, in any other (or a mailbox made elsewhere) when the server offers
+    NOTIFY. A server state already seen, or the one the cache knows, does not."""
+    await adapter.create_folder("Watched")
+    await adapter.append("Watched", dv.message("w"), set())
+    watched = await adapter.select("Watched")
+    inbox = await adapter.select("INBOX", readonly=True)
+    here = {"INBOX": (inbox.uidvalidity, inbox.uidnext, inbox.highestmodseq)}
+    probe = Watch({}, dict(here))  # knows nothing: differs at once
+    assert await asyncio.wait_for(adapter.idle(5, watch=probe), 1)
+    everything = probe.current  # with NOTIFY: every mailbox's marks
+    assert ("Watched" in everything) == adapter.caps.notify
+    assert not await adapter.idle(0.3, watch=Watch(everything, dict(here)))  # in step
+
+    def cache_with(name: str, mark: tuple[int, int, None]) -> dict[str, MailboxMark]:
+        return dict(everything, **{name: mark})
+
+    old_inbox = cache_with("INBOX", (inbox.uidvalidity, inbox.uidnext - 1, None))
+    watch = Watch(old_inbox, dict(here))
+    assert await asyncio.wait_for(adapter.idle(5, watch=watch), 1)
+    # that server state already started a run: it does not start another
+    assert not await adapter.idle(0.3, watch=Watch(old_inbox, dict(here), dict(watch.current)))
+    old_watched = cache_with("Watched", (watched.uidvalidity, watched.uidnext - 1, None))
+    changed = await asyncio.wait_for(adapter.idle(0.3, watch=Watch(old_watched, dict(here))), 1)
+    assert changed == adapter.caps.notify  # without NOTIFY only the selected one counts
+    await adapter.create_folder("Newer")  # made elsewhere, as far as the cache knows
+    changed = await asyncio.wait_for(adapter.idle(0.3, watch=Watch(everything, dict(here))), 1)
+    assert changed == adapter.caps.notify
 
 
 async def test_bad_password_and_no_server(server: dv.Dovecot) -> None:

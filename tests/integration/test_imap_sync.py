@@ -188,6 +188,43 @@ async def test_service_idle_brings_new_mail_within_two_seconds(
         await service.stop()
 
 
+async def test_notify_brings_mail_of_any_folder_within_two_seconds(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("Lists")
+    service = ImapSyncService(store, account.settings(), interval=60)
+    await service.start()
+    try:
+        await service.run_now()
+        for _ in range(100):
+            if service.state == "online":
+                break
+            await asyncio.sleep(0.05)
+        assert service.state == "online", service.message
+        assert service._adapter is not None and service._adapter.caps.notify
+        await asyncio.sleep(0.3)  # the loop is in IDLE now, with NOTIFY set
+        folder = next(f for f in await store.folders.all() if f.display_name == "Lists")
+        start = time.monotonic()
+        await asyncio.to_thread(dv.append, m, "Lists", dv.message("elsewhere"))
+        while time.monotonic() - start < 2.0:
+            items, _ = await store.queries.list(folder.id)
+            if items:
+                break
+            await asyncio.sleep(0.05)
+        assert [i.props[tags.SUBJECT] for i in items] == ["elsewhere"]
+        # a mailbox made by another client shows up as quickly
+        start = time.monotonic()
+        await asyncio.to_thread(m.create, '"Made elsewhere"')
+        names: set[str] = set()
+        while time.monotonic() - start < 2.0 and "Made elsewhere" not in names:
+            await asyncio.sleep(0.05)
+            names = {f.display_name for f in await store.folders.all()}
+        assert "Made elsewhere" in names
+    finally:
+        await service.stop()
+
+
 async def test_auth_failure_is_reported(store: Store, account: Account) -> None:
     settings = account.settings()
     bad = type(settings)(settings.host, settings.port, "none", account.user, "nope")
@@ -423,3 +460,43 @@ async def test_move_into_a_mailbox_reset_in_the_same_run(store: Store, account: 
     assert not report.failed and report.fetched == 0
     assert server_flags(account, "Work") == {"mover": {"\\Flagged"}}
     assert (await store.queries.list(work.id))[1] == 1
+
+
+async def test_large_pull_parses_in_a_worker_process(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull large enough for the parsing worker stores the same items as one parsed in the
+    sync process (the threshold is lowered so that a few messages take that path)."""
+    from bridge.sync import mail_fetch, parse_pool
+
+    def here(raws: list[bytes]) -> Any:
+        raise AssertionError("parsed in the sync process, not in the worker")
+
+    monkeypatch.setattr(parse_pool, "parse_raws", here)  # the worker has its own copy
+    monkeypatch.setattr(mail_fetch, "MIN_MESSAGES", 2)
+    monkeypatch.setattr(mail_fetch, "CREATE_BATCH", 2)  # several batches in flight
+    m = account.client()
+    raw = (
+        b"From: a@example.org\r\nTo: b@example.org\r\nSubject: with a file\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nbody text\r\n"
+        b'--b\r\nContent-Type: application/pdf; name="f.pdf"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"
+    )
+    dv.append(m, "INBOX", raw, "\\Seen")
+    for i in range(6):
+        dv.append(m, "INBOX", dv.message(f"w{i}"))
+    report = await sync(store, account)
+    assert report.fetched == 7
+    assert await subjects(store, "inbox") == {
+        "with a file": True,
+        **{f"w{i}": False for i in range(6)},
+    }
+    items, _ = await store.queries.list(store.folders.roles["inbox"], limit=50)
+    found = {str(i.props.get(tags.SUBJECT)): i.id for i in items}
+    view = await store.queries.get(found["with a file"])
+    assert view.props.get(tags.BODY) == "body text"
+    _, blob_id, size = await store.queries.attachment(found["with a file"], 0)
+    assert size == 5 and blob_id is not None
+    source_blob, _, _ = await store.queries.source(found["w3"])
+    assert source_blob is not None
