@@ -24,6 +24,7 @@ COOKIE_PATHS = frozenset(
         "/api/v1/sync/status",
         "/api/v1/sync/run",
         "/api/v1/sync/offline",
+        "/api/v1/sync/confirm-empty",
     }
 )
 SESSION_TOKEN = Token(

@@ -1,4 +1,5 @@
-// The status page's live part: refresh the figures, "sync now", "work offline".
+// The status page's live part: refresh the figures, "sync now", "work offline", and
+// confirming mailboxes emptied on the server.
 "use strict";
 (function () {
   const CLASSES = {
@@ -55,5 +56,16 @@
     try { show(await call("POST", "/api/v1/sync/offline", { offline })); note(""); }
     catch (err) { note(err.message); }
   });
+  const confirm = $("confirm_empty");
+  if (confirm) {
+    confirm.addEventListener("click", async () => {
+      const mailboxes = JSON.parse(confirm.dataset.mailboxes || "[]");
+      try {
+        await call("POST", "/api/v1/sync/confirm-empty", { mailboxes });
+        confirm.disabled = true;
+        note("confirmed: " + mailboxes.join(", ") + " will be emptied here too");
+      } catch (err) { note(err.message); }
+    });
+  }
   setInterval(refresh, 3000);
 })();

@@ -10,6 +10,7 @@ with a bearer token is served too. The page reloads its figures from
 from __future__ import annotations
 
 import html
+import json
 import time
 from importlib import resources
 from typing import Any
@@ -122,6 +123,17 @@ def _render(status: dict[str, Any], folders: list[tuple[str, Folder]]) -> str:
                 "Mail waiting to be sent",
                 f"<span id=outbox>{int(outbox.get('queued') or 0)}</span>"
                 + (f" — {html.escape(str(error))}" if error else ""),
+            )
+        )
+    held = [str(m) for m in status.get("held") or []]
+    if held:
+        names = html.escape(", ".join(held))
+        rows.append(
+            (
+                "Emptied on the server",
+                f"{names}: kept here until you confirm "
+                f"<button id=confirm_empty type=button data-mailboxes='"
+                f"{html.escape(json.dumps(held), quote=True)}'>Empty here too</button>",
             )
         )
     for label, folder in folders:

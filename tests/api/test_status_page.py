@@ -5,7 +5,13 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
+from pytest_aiohttp import AiohttpClient
+
+from bridge.api.app import create_app
 from bridge.api.sessions import COOKIE
+from bridge.store.store import Store
+from bridge.sync.imap_service import ImapSyncService
+from bridge.upstream.imap import ImapSettings
 from tests.api.helpers import Api, MakeToken, check_problem
 
 
@@ -122,3 +128,24 @@ async def test_only_admin_tokens_make_login_links(api: Api, make_token: MakeToke
 async def test_bearer_token_opens_the_page_too(api: Api, make_token: MakeToken) -> None:
     resp = await api.as_token(await make_token("read")).request("GET", "/")
     assert resp.status == 200 and "<h1>kbridge</h1>" in await resp.text()
+
+
+async def test_held_mailboxes_can_be_confirmed_from_the_page(
+    store: Store, admin_secret: str, aiohttp_client: AiohttpClient
+) -> None:
+    service = ImapSyncService(store, ImapSettings("127.0.0.1", 1, "none", "u", "p"))
+    service.last_report = {"held": ["Old <stuff>"]}  # as a run that found it emptied leaves it
+    api = Api(await aiohttp_client(create_app(store, service)), admin_secret)
+    session = await login(api)
+    anonymous = api.as_token(None)
+    page = await (await anonymous.request("GET", "/", headers=with_cookie(session))).text()
+    assert "Emptied on the server" in page and "Old &lt;stuff&gt;" in page
+    assert "data-mailboxes='[&quot;Old &lt;stuff&gt;&quot;]'" in page
+    resp = await anonymous.request(
+        "POST",
+        "/api/v1/sync/confirm-empty",
+        json={"mailboxes": ["Old <stuff>"]},
+        headers=with_cookie(session),
+    )
+    assert resp.status == 202
+    assert service.confirmed_empty == {"Old <stuff>"}
