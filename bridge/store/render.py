@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import aiosqlite
@@ -41,6 +42,8 @@ ADDITIONAL_REN = ("conflicts", "sync_issues", "local_failures", "server_failures
 
 
 def b64(value: bytes) -> Any:
+    if type(value) is bytes:  # what to_json gives, without its checks (rows render many)
+        return base64.b64encode(value).decode("ascii")
     return to_json(_BIN, value)
 
 
@@ -111,11 +114,11 @@ def item_props(ids: IdCodec, row: aiosqlite.Row) -> P.JsonProps:
     """Every property of an item row (`props` plus the computed ones)."""
     out = P.decode_doc(row["props"])
     iid, fid = row["id"], row["folder_id"]
-    eid = ids.entry_id("item", iid)
+    eid = b64(ids.entry_id("item", iid))
     out.update(
         {
-            tags.ENTRYID: b64(eid),
-            tags.RECORD_KEY: b64(eid),
+            tags.ENTRYID: eid,
+            tags.RECORD_KEY: eid,
             tags.SOURCE_KEY: b64(ids.source_key("item", iid)),
             tags.PARENT_ENTRYID: b64(ids.entry_id("folder", fid)),
             tags.PARENT_SOURCE_KEY: b64(ids.source_key("folder", fid)),

@@ -13,28 +13,30 @@ Indexed text is case-folded (`str.casefold`), then tokenized by FTS5's unicode61
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bridge.model import tags
-from bridge.store import blobs, render
+from bridge.store import blobs, search_results
 from bridge.store import props as P
 from bridge.store.core import SYSTEM, StoreCore
 from bridge.store.queries import ItemView
-from bridge.store.search_query import QueryError, SearchQuery
+from bridge.store.search_query import SearchQuery
 
 log = logging.getLogger(__name__)
 
-WINDOW = 500  # change numbers per indexing transaction
+WINDOW = 250  # change numbers per indexing transaction (its text is held in memory)
 DEBOUNCE = 0.05  # s between a wake-up and indexing, so bulk writes come in batches
 # While other writers keep committing, indexing waits until they pause this long (unless a
 # search is waiting for it, or it has waited MAX_DEFER already): a bulk import is not slowed
-# down by its own indexing, and a steady trickle of writes cannot starve the index.
+# down by its own indexing, and a steady trickle of writes cannot starve the index. During a
+# bulk write (`bulk()`: the pull of a sync run) it waits for its end, unless a search waits.
 YIELD_TO_WRITERS = 1.0
 MAX_DEFER = 10.0
 WAIT = 10.0  # s a search waits for the index at most
@@ -45,13 +47,6 @@ BODY_PATH = f'$."{P.key(tags.BODY)}"'
 _ITEMS_IN_WINDOW = (
     f"SELECT id, subject, sender_name, sender_email, json_extract(props, '{BODY_PATH}') "
     "FROM items WHERE folder_id IN (SELECT id FROM folders) AND cn > ? AND cn <= ?"
-)
-# Above this many matches a search walks the items newest first instead of sorting them all.
-MANY_MATCHES = 2000
-_FTS_COUNT = "SELECT count(*) FROM search_fts WHERE search_fts MATCH ?"
-_FTS_ASSOCIATED = (
-    "SELECT count(*) FROM items i WHERE i.associated = 1 "
-    "AND i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)"
 )
 _FTS_DELETE = (
     "INSERT INTO search_fts (search_fts, rowid, subject, body, sender, recipients, "
@@ -82,6 +77,7 @@ class SearchIndex:
         self._own_write = False
         self._last_foreign_commit = 0.0
         self._searches_waiting = 0
+        self._bulk = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -101,6 +97,16 @@ class SearchIndex:
         if self._task is not None:
             await self._task
             self._task = None
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Hold indexing back while a bulk write runs (a search still gets it indexed)."""
+        self._bulk += 1
+        try:
+            yield
+        finally:
+            self._bulk -= 1
+            self.wake()
 
     def wake(self) -> None:
         if not self._own_write:
@@ -123,6 +129,9 @@ class SearchIndex:
                 while not self._closing and self.indexed < self.target:
                     now = time.monotonic()
                     busy = YIELD_TO_WRITERS - (now - self._last_foreign_commit)
+                    if self._bulk:
+                        deferred_since = now
+                        busy = max(busy, 0.1)
                     urgent = self._searches_waiting or now - deferred_since > MAX_DEFER
                     if busy > 0 and not urgent:
                         await asyncio.sleep(min(busy, 0.1))
@@ -240,63 +249,13 @@ class SearchIndex:
     ) -> SearchPage:
         """Items matching `query`, newest (received) first. `visible` limits the folders."""
         complete = await self.wait_current()
-        conds = ["i.associated = 0"]
-        params: list[Any] = []
-        source = "items i"
-        matches = 0
-        reader = self.core.reader
-        if query.match is not None:
-            try:
-                async with reader.execute(_FTS_COUNT, (query.match,)) as cur:
-                    matches = int((await cur.fetchone() or [0])[0])
-            except sqlite3.OperationalError as exc:
-                if "fts5" in str(exc).lower():
-                    raise QueryError(f"the search query cannot be run: {exc}") from None
-                raise
-            if matches > MANY_MATCHES:
-                # Newest first along the (associated, received) index, until a page is full.
-                conds.append("i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)")
-            else:
-                # The matches first (CROSS JOIN keeps this order), then sorted.
-                source = "search_fts CROSS JOIN items i ON i.id = search_fts.rowid"
-                conds.append("search_fts MATCH ?")
-            params.append(query.match)
-        only_text = len(conds) == 2
-        if folder_id is not None:
-            conds.append("i.folder_id = ?")
-            params.append(folder_id)
-        if visible is not None:
-            conds.append("i.folder_id IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(sorted(visible)))
-        if query.has_attachment:
-            conds.append("i.has_attach = 1")
-        if query.before is not None:
-            conds.append("i.received < ?")
-            params.append(query.before)
-        if query.after is not None:
-            conds.append("i.received >= ?")
-            params.append(query.after)
-        where = " AND ".join(conds)
-        try:
-            async with reader.execute(
-                f"SELECT i.* FROM {source} WHERE {where} "
-                "ORDER BY i.received DESC, i.id DESC LIMIT ? OFFSET ?",
-                (*params, limit, offset),
-            ) as cur:
-                rows = await cur.fetchall()
-            if only_text:
-                # Every indexed item but the associated ones: count those instead.
-                async with reader.execute(_FTS_ASSOCIATED, (query.match,)) as cur:
-                    total = matches - int((await cur.fetchone() or [0])[0])
-            else:
-                async with reader.execute(
-                    f"SELECT count(*) FROM {source} WHERE {where}", params
-                ) as cur:
-                    total = int((await cur.fetchone() or [0])[0])
-        except sqlite3.OperationalError as exc:
-            if query.match is not None and "fts5" in str(exc).lower():
-                raise QueryError(f"the search query cannot be run: {exc}") from None
-            raise
-        ids = self.core.ids
-        items = [ItemView(r["id"], r["folder_id"], render.item_props(ids, r)) for r in rows]
+        items, total = await search_results.run(
+            self.core.reader,
+            self.core.ids,
+            query,
+            folder_id=folder_id,
+            visible=visible,
+            offset=offset,
+            limit=limit,
+        )
         return SearchPage(items, total, complete)

@@ -61,7 +61,9 @@ class Criteria:
 
 def reminders_restriction(ids: Any, roles: Mapping[str, int]) -> dict[str, Any]:
     """The Reminders folder's criteria (MAPI.md §8): a reminder is set, and the item is not
-    in Deleted Items, Junk E-mail, Drafts, the Outbox or Sync Issues and its subfolders."""
+    in Deleted Items, Junk E-mail, Drafts, the Outbox or Sync Issues and its subfolders. The
+    restriction names the folders themselves; their subfolders are left out of the scope
+    (`SearchFolders._evaluate`)."""
 
     def eid(role: str) -> str:
         return base64.b64encode(ids.entry_id("folder", roles[role])).decode("ascii")
@@ -285,6 +287,11 @@ class SearchFolders:
         step = (
             " UNION SELECT f.id FROM folders f JOIN sc ON f.parent_id = sc.id" if recursive else ""
         )
+        if recursive and folder_id == self.folders.roles.get("reminders"):
+            # The Reminders folder leaves out whole subtrees (a folder inside Deleted Items
+            # too), which its restriction on the parent folder alone cannot say.
+            roles = ", ".join(f"'{role}'" for role in REMINDERS_EXCLUDED)
+            step += f" WHERE f.role IS NULL OR f.role NOT IN ({roles})"
         scope = (
             f"WITH RECURSIVE sc(id) AS (SELECT scope_id FROM search_scope "
             f"WHERE folder_id = ?{step}) "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -169,3 +170,49 @@ async def test_reopen_catches_up(tmp_path: Path) -> None:
         assert await ids(s, "persistent") == [iid]
     finally:
         await s.close()
+
+
+async def test_bulk_write_defers_indexing_but_not_searches(store: Store) -> None:
+    """During a bulk write (a sync's pull) the index waits for its end, unless a search
+    needs it; after the end it catches up by itself."""
+    inbox = store.folders.roles["inbox"]
+    with store.search.bulk():
+        (a,) = await store.items.create_many(inbox, [mail("Held back", "", 1)])
+        await asyncio.sleep(0.3)
+        assert store.search.indexed < store.search.target  # deferred
+        assert await ids(store, "held") == [a]  # a search gets it indexed all the same
+        (b,) = await store.items.create_many(inbox, [mail("Second batch", "", 2)])
+    for _ in range(100):  # no search needed after the end
+        if store.search.indexed >= store.search.target:
+            break
+        await asyncio.sleep(0.05)
+    assert store.search.indexed >= store.search.target
+    assert await ids(store, "second") == [b]
+
+
+@pytest.mark.parametrize("many", [1000, 3])  # sorted matches, or the walk newest first
+async def test_pages_and_totals_follow_changes(
+    store: Store, monkeypatch: pytest.MonkeyPatch, many: int
+) -> None:
+    from bridge.store import search_results
+
+    monkeypatch.setattr(search_results, "MANY_MATCHES", many)
+    inbox = store.folders.roles["inbox"]
+    other = await store.folders.create(inbox, "other")
+    made = await store.items.create_many(
+        inbox, [mail(f"paging {n}", day=1 + n % 9) for n in range(8)]
+    )
+    (fai,) = await store.items.create_many(inbox, [mail("paging fai", associated=True)])
+    newest_first = sorted(made, key=lambda i: (1 + made.index(i) % 9, i), reverse=True)
+    pages = [await store.search.search(parse("paging"), offset=o, limit=3) for o in (0, 3, 6)]
+    assert [p.total for p in pages] == [8, 8, 8]
+    assert [i.id for p in pages for i in p.items] == newest_first
+    assert fai not in newest_first
+    # a change is seen at once, although the counts of the same search were known
+    (late,) = await store.items.create_many(other, [mail("paging late", day=20)])
+    page = await store.search.search(parse("paging"), limit=2)
+    assert page.total == 9 and page.items[0].id == late
+    assert (await store.search.search(parse("paging"), folder_id=other)).total == 1
+    await store.items.delete(made[0], hard=True)
+    page = await store.search.search(parse("paging"), offset=8, limit=5)
+    assert page.total == 8 and page.items == []

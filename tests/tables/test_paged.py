@@ -55,6 +55,10 @@ def specs(draw: st.DrawFn) -> tuple[list[tuple[int, str]], int, int | None]:
     if categories == 2 and draw(st.booleans()):
         keys[1] = (keys[1][0], "combine")  # one level of two keys
         levels = 1
+    if categories and draw(st.booleans()):
+        # the groups of the last level ordered by an aggregate (conversation views)
+        kind = draw(st.sampled_from(["categ_max", "categ_min"]))
+        keys.insert(categories, (draw(st.sampled_from(list(VALUES))), kind))
     expanded = draw(st.one_of(st.none(), st.integers(0, levels)))
     return keys, categories, expanded
 

@@ -370,3 +370,27 @@ async def test_search_folders_never_reach_the_mail_server(store: Store) -> None:
     synced = await hierarchy.sync()
     assert sf not in synced
     assert (await store.folders.get(sf)).folder_type == flags.FOLDER_SEARCH
+
+
+async def test_reminders_leave_out_whole_subtrees(store: Store) -> None:
+    roles = store.folders.roles
+    rem = roles["reminders"]
+    deep = await store.folders.create(
+        await store.folders.create(roles["deleted"], "old projects"), "2023"
+    )
+    junk_sub = await store.folders.create(roles["junk"], "maybe")
+    kept = await store.folders.create(roles["inbox"], "projects")
+    reminder = {REMINDER_SET: True}
+    in_deep = await store.items.create(deep, NewItem(props={tags.SUBJECT: "a"}, named=reminder))
+    in_junk = await store.items.create(junk_sub, NewItem(props={tags.SUBJECT: "b"}, named=reminder))
+    in_kept = await store.items.create(kept, NewItem(props={tags.SUBJECT: "c"}, named=reminder))
+    assert in_deep and in_junk
+    assert await members(store.core.reader, rem) == [in_kept]
+    # a folder moved into Deleted Items takes its items out; moved back, they come back
+    await store.folders.update(kept, parent_id=roles["deleted"])
+    assert await members(store.core.reader, rem) == []
+    await store.folders.update(kept, parent_id=roles["inbox"])
+    assert await members(store.core.reader, rem) == [in_kept]
+    # an item moved out of the subtree comes in
+    await store.items.move(in_deep, roles["inbox"])
+    assert await members(store.core.reader, rem) == sorted([in_kept, in_deep])

@@ -29,7 +29,7 @@ BIN = make_tag(0x6704, PropType.BINARY)
 MVS = make_tag(0x6705, PropType.UNICODE | 0x1000)
 I8 = make_tag(0x6706, PropType.I8)
 
-TEXT = st.text(alphabet="aAbBzß K.é", max_size=5)
+TEXT = st.text(alphabet="aAbBzß K.éﬁẘfiw", max_size=5)
 TIMES = st.datetimes(
     min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2020, 1, 3), timezones=st.just(dt.UTC)
 ).map(lambda t: t.replace(microsecond=t.microsecond // 250000 * 250000))
@@ -221,3 +221,16 @@ async def _check(
     want = evaluate.restrict_and_sort(rows, r, view.keys)
     event(f"rows: {min(len(want), 3)} of {min(len(ids), 3)}")
     assert got == want, (doc, sort)
+
+
+def test_folds_to_ascii_lists_every_such_character() -> None:
+    import sys
+
+    from bridge.store.tables.compile import FOLDS_TO_ASCII
+
+    found = "".join(
+        chr(c)
+        for c in range(0x80, sys.maxunicode + 1)
+        if not 0xD800 <= c < 0xE000 and any(ch.isascii() for ch in chr(c).casefold())
+    )
+    assert found == FOLDS_TO_ASCII

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import aiosqlite
 
-from bridge.model import flags
+from bridge.model import flags, tags
 from bridge.model.evaluate import sort_value
 from bridge.model.proptypes import base_type, prop_type
 from bridge.model.restrictions import STRING_TYPES, Comparable, Count, Restriction
@@ -138,12 +139,53 @@ class Group:
     values: tuple[Comparable | None, ...]
     count: int
     below: int
+    unread: int | None = None  # when the query that found the group counted them
+    first_id: int | None = None  # the item id of the group's first leaf, when known
+
+
+class LazyGroups(Sequence[Group]):
+    """Groups made from the rows of a GROUP BY (values, count, first id) when first read: a
+    group can have thousands of groups below it, of which a page shows a few."""
+
+    def __init__(self, rows: Sequence[Any], n: int) -> None:
+        self.rows = rows
+        self.n = n
+        self.made: list[Group | None] = [None] * len(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Group: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Group]: ...
+
+    def __getitem__(self, index: int | slice) -> Group | Sequence[Group]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.rows)))]
+        group = self.made[index]
+        if group is None:
+            r, n = self.rows[index], self.n
+            group = self.made[index] = Group(tuple(r[:n]), r[n], r[n], first_id=r[n + 1])
+        return group
+
+
+def _by_sender(spec: ViewSpec) -> bool:
+    """Whether the groups of level 0 are those of item_sender_counts: categorized by sender
+    name alone, and below that at most by delivery time alone as the last level."""
+    levels, keys = spec.levels, spec.keys
+    if spec.aggregates or not levels or levels[0].keys != (0,) or keys[0][0] != tags.SENDER_NAME:
+        return False
+    if len(levels) == 1:
+        return True
+    return len(levels) == 2 and levels[1].keys == (1,) and keys[1][0] == tags.MESSAGE_DELIVERY_TIME
 
 
 def pageable(spec: ViewSpec) -> bool:
-    """Whether a view's rows can be read from SQL on demand: not with an MVI column, groups
-    ordered by an aggregate (CATEG_MAX / CATEG_MIN) or a `count` restriction."""
-    return spec.mvi is None and not spec.aggregates and not isinstance(spec.restriction, Count)
+    """Whether a view's rows can be read from SQL on demand: not with an MVI column or a
+    `count` restriction."""
+    return spec.mvi is None and not isinstance(spec.restriction, Count)
 
 
 class ContentsQuery:
@@ -161,7 +203,7 @@ class ContentsQuery:
         spec: ViewSpec,
         search: bool = False,
     ) -> None:
-        assert spec.mvi is None and not spec.aggregates
+        assert spec.mvi is None
         self.conn = conn
         self.folder_id = folder_id
         self.associated = associated
@@ -175,7 +217,12 @@ class ContentsQuery:
         self.values = [compiler.scalar(t, plan)[0] for t, _ in spec.keys]
         self.sorts = [compiler.sort_expr(t, plan) for t, _ in spec.keys]
         self.desc = [d for _, d in spec.keys]
+        # CATEG_MAX / CATEG_MIN: per aggregate, (SQL value, SQL sort expression)
+        self.aggregates = [
+            (compiler.scalar(t, plan)[0], compiler.sort_expr(t, plan)) for t in spec.aggregates
+        ]
         self.last_desc = bool(spec.keys) and spec.keys[-1][1]
+        self.by_sender = not self.counted and _by_sender(spec)
         log_plan(f"paged contents of folder {folder_id}", self.base, self.params, plan)
 
     def _order(self, upto: int | None = None) -> str:
@@ -235,10 +282,16 @@ class ContentsQuery:
             rows = await cur.fetchall()
         return [Leaf(r[0], 0, not r[1] & flags.MSGFLAG_READ, tuple(r[2:])) for r in rows]
 
-    async def groups(self, level: int, path: Sequence[Comparable | None] = ()) -> list[Group]:
+    async def groups(self, level: int, path: Sequence[Comparable | None] = ()) -> Sequence[Group]:
         """The groups of category `level` inside the category `path` (of level - 1), in
         order, with their counts and default sizes (one GROUP BY per level shown below)."""
         spec = self.spec
+        aggregate = spec.levels[level].aggregate
+        if level == 0 and self.by_sender and aggregate is None:
+            return await self._sender_groups()
+        last = level == len(spec.levels) - 1
+        if level and last and spec.levels[level].keys[-1] == len(spec.keys) - 1 and not aggregate:
+            return await self._last_groups(level, path)
         end = [lv.keys[-1] + 1 for lv in spec.levels]
         n = end[level]
         params = list(self.params)
@@ -250,7 +303,7 @@ class ContentsQuery:
         selected = ", ".join(self.values[:n])
         sql = (
             f"SELECT {selected}, count(*) {self.base}{cond} GROUP BY {', '.join(self.sorts[:n])} "
-            f"ORDER BY {self._order(n)}"
+            f"ORDER BY {self._aggregate_order(level)}{self._order(n)}"
         )
         outer_group = ", ".join(f"g{k}{self._collate(k)}" for k in range(n))
         async with self.conn.execute(sql, params) as cur:
@@ -269,6 +322,65 @@ class ContentsQuery:
                     key = self._gkey(tuple(r[:n]), n)
                     below[key] = below.get(key, 0) + int(r[n])
         return [Group(v, c, below[self._gkey(v, n)]) for v, c in base]
+
+    async def _sender_groups(self) -> list[Group]:
+        """The groups of a view categorized by sender name (then by delivery time), from
+        the counts that triggers keep (schema 0012) instead of grouping the folder."""
+        spec = self.spec
+        order = "DESC" if self.desc[0] else "ASC"
+        sql = (
+            "SELECT has_sender, sender, count, unread, times FROM item_sender_counts "
+            "WHERE folder_id = ? AND associated = ? AND count > 0 "
+            f"ORDER BY has_sender {order}, sender COLLATE NOCASE {order}"
+        )
+        leaves = len(spec.levels) == 1 or spec.expanded >= len(spec.levels)
+        out = []
+        async with self.conn.execute(sql, [self.folder_id, int(self.associated)]) as cur:
+            for has, sender, count, unread, times in await cur.fetchall():
+                below = count if len(spec.levels) == 1 else (count if leaves else 0) + times
+                out.append(Group((sender if has else None,), count, below, unread))
+        return out
+
+    async def _last_groups(self, level: int, path: Sequence[Comparable | None]) -> Sequence[Group]:
+        """The groups of the last category level when it ends with the last sort key: all
+        leaves of a group have the same values, so its first leaf is the one with the lowest
+        (highest) id, found with the counts in one GROUP BY on the sort index (the unread
+        counts, which need the rows, are read for the groups a page shows: `first_leaves`)."""
+        n = len(self.sorts)
+        params = list(self.params)
+        cond = self._path(path, params)
+        first = "max" if self.last_desc else "min"
+        sql = (
+            f"SELECT {', '.join(self.values)}, count(*), {first}(i.id) "
+            f"{self.base}{cond} GROUP BY {', '.join(self.sorts)} ORDER BY {self._order(n)}"
+        )
+        async with self.conn.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        return LazyGroups(list(rows), n)
+
+    async def first_leaves(self, groups: Sequence[Group]) -> dict[int, Leaf]:
+        """The first leaves of groups found by `_last_groups`, by item id."""
+        wanted = {g.first_id: g.values for g in groups if g.first_id is not None}
+        if not wanted:
+            return {}
+        sql = "SELECT id, flags FROM items WHERE id IN (SELECT value FROM json_each(?))"
+        async with self.conn.execute(sql, [json.dumps(list(wanted))]) as cur:
+            rows = await cur.fetchall()
+        return {r[0]: Leaf(r[0], 0, not r[1] & flags.MSGFLAG_READ, wanted[r[0]]) for r in rows}
+
+    def _aggregate_order(self, level: int) -> str:
+        """The ORDER BY term of the groups of a level ordered by CATEG_MAX / CATEG_MIN, as
+        the view in memory orders them (bridge/store/tables/view.py, `View._group`): by the
+        highest value of the group (absent only when every leaf lacks it), or the lowest
+        (absent when any leaf lacks it); ties keep the order of the category keys."""
+        aggregate = self.spec.levels[level].aggregate
+        if aggregate is None:
+            return ""
+        index, kind = aggregate
+        value, sort = self.aggregates[index]
+        if kind == "max":
+            return f"max({sort}) DESC, "
+        return f"CASE WHEN count({value}) < count(*) THEN NULL ELSE min({sort}) END ASC, "
 
     def _collate(self, k: int) -> str:
         return " COLLATE NOCASE" if self.sorts[k].endswith(" COLLATE NOCASE") else ""

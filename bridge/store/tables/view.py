@@ -14,8 +14,9 @@ demand, a page at a time (see `Paged`)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from bridge.model.evaluate import sort_value
 from bridge.model.restrictions import Comparable, Restriction
@@ -144,6 +145,11 @@ class View:
 
     def expanded(self, key: bytes, level: int) -> bool:
         return self._state.get(key, level < self.spec.expanded)
+
+    def gkey_of(self, values: tuple[Comparable | None, ...], level: int) -> tuple[Any, ...]:
+        """The category key of `level` of a row or group with these sort key values."""
+        keys = self.spec.keys
+        return tuple(sort_value(keys[k][0], values[k]) for k in self.spec.levels[level].keys)
 
     def gpath_of(self, values: tuple[Comparable | None, ...], levels: int) -> GPath:
         keys = self.spec.keys
@@ -355,16 +361,62 @@ class View:
 
 @dataclass(eq=False, slots=True)
 class Node:
-    """A category group of a paged view, and the groups below it once looked into."""
+    """A category group of a paged view, and the groups below it once looked into. Its
+    category path and header key are worked out when first needed (a group can have
+    thousands of groups below it, of which a page shows a few)."""
 
     group: Group
     level: int
-    gpath: GPath
-    key: bytes
-    children: list[Node] | None = None
+    parent: GPath
+    view: View
+    children: Sequence[Node] | None = None
     size: tuple[int, int] | None = None  # (generation, rows shown), cached
     unread: int | None = None
     first: Leaf | None = None
+    _gpath: GPath | None = None
+    _key: bytes | None = None
+
+    @property
+    def gpath(self) -> GPath:
+        if self._gpath is None:
+            self._gpath = (*self.parent, self.view.gkey_of(self.group.values, self.level))
+        return self._gpath
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = self.view.header_key(self.gpath)
+        return self._key
+
+
+class LazyNodes(Sequence[Node]):
+    """The nodes of groups of the last level, made when first read."""
+
+    def __init__(self, groups: Sequence[Group], level: int, parent: GPath, view: View) -> None:
+        self.groups = groups
+        self.level = level
+        self.parent = parent
+        self.view = view
+        self.made: list[Node | None] = [None] * len(groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    @overload
+    def __getitem__(self, index: int) -> Node: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Node]: ...
+
+    def __getitem__(self, index: int | slice) -> Node | Sequence[Node]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.groups)))]
+        node = self.made[index]
+        if node is None:
+            group = self.groups[index]
+            node = Node(group, self.level, self.parent, self.view, unread=group.unread)
+            self.made[index] = node
+        return node
 
 
 class Paged:
@@ -382,8 +434,9 @@ class Paged:
         self.query = query
         self.depth = len(view.spec.levels)
         self.leaves = 0
-        self.top: list[Node] = []
+        self.top: Sequence[Node] = []
         self._generation = 0
+        self._overridden: tuple[int, set[GPath]] | None = None
 
     async def load(self, leaves: int) -> None:
         self.leaves = leaves
@@ -400,23 +453,39 @@ class Paged:
 
     async def _nodes(
         self, level: int, path: tuple[Comparable | None, ...], gpath: GPath
-    ) -> list[Node]:
+    ) -> Sequence[Node]:
         """The groups of `level` inside the group `path`, with the children of those under
         which a header was expanded or collapsed (so that their sizes are known)."""
         view = self.view
+        groups = await self.query.groups(level, path)
+        if level + 1 == self.depth:
+            return LazyNodes(groups, level, gpath, view)
         nodes = []
-        overridden = {view._header_paths[k] for k in view._state if k in view._header_paths}
-        for group in await self.query.groups(level, path):
-            g = (*gpath, view.gpath_of(group.values, level + 1)[level])
-            node = Node(group, level, g, view.header_key(g))
-            if level + 1 < self.depth and any(
-                len(o) > len(g) and o[: len(g)] == g for o in overridden
-            ):
-                node.children = await self._nodes(level + 1, group.values, g)
+        overridden = self.overridden()
+        for group in groups:
+            node = Node(group, level, gpath, view, unread=group.unread)
+            if level + 1 < self.depth and overridden and self._under_override(node):
+                node.children = await self._nodes(level + 1, group.values, node.gpath)
             nodes.append(node)
         return nodes
 
-    async def _children(self, node: Node) -> list[Node]:
+    def overridden(self) -> set[GPath]:
+        """The category paths of the headers expanded or collapsed by the client."""
+        if self._overridden is None or self._overridden[0] != self._generation:
+            view = self.view
+            paths = {view._header_paths[k] for k in view._state if k in view._header_paths}
+            self._overridden = (self._generation, paths)
+        return self._overridden[1]
+
+    def _under_override(self, node: Node) -> bool:
+        """Whether a header below the node was expanded or collapsed by the client."""
+        overridden = self.overridden()
+        if not overridden:
+            return False
+        g = node.gpath
+        return any(len(o) > len(g) and o[: len(g)] == g for o in overridden)
+
+    async def _children(self, node: Node) -> Sequence[Node]:
         if node.children is None:
             node.children = await self._nodes(node.level + 1, node.group.values, node.gpath)
         return node.children
@@ -429,7 +498,7 @@ class Paged:
         if self.view.expanded(node.key, node.level):
             if node.level == self.depth - 1:
                 size += node.group.count
-            elif node.children is not None:
+            elif node.children is not None and self._under_override(node):
                 size += sum(self._size(c) for c in node.children)
             else:
                 size += node.group.below
@@ -456,24 +525,41 @@ class Paged:
         return out
 
     async def _emit(
-        self, nodes: list[Node], offset: int, start: int, end: int, out: list[Entry]
+        self, nodes: Sequence[Node], offset: int, start: int, end: int, out: list[Entry]
     ) -> None:
         pos = offset
-        for node in nodes:
+        for i, node in enumerate(nodes):
             if pos >= end:
                 return
             size = self._size(node)
             if pos + size > start:
+                if node.first is None and node.group.first_id is not None:
+                    await self._prefetch(nodes[i : i + end - max(pos, start)])
                 if pos >= start:
                     out.append(await self._header(node))
                 body = pos + 1
                 if size > 1 and node.level == self.depth - 1:
                     lo, hi = max(start, body) - body, min(end, pos + size) - body
-                    if hi > lo:
+                    first = node.first if node.group.count == 1 else None
+                    if hi > lo and lo == 0 and hi == 1 and first is not None:
+                        out.append(first)
+                    elif hi > lo:
                         out.extend(await self.query.page(lo, hi - lo, node.group.values))
                 elif size > 1:
                     await self._emit(await self._children(node), body, start, end, out)
             pos += size
+
+    async def _prefetch(self, nodes: Sequence[Node]) -> None:
+        """The first leaves (and, for groups of one leaf, the unread counts) of the groups of
+        the last level that a page is about to show, in one query."""
+        todo = [n.group for n in nodes if n.first is None and n.group.first_id is not None]
+        found = await self.query.first_leaves(todo)
+        for node in nodes:
+            first = found.get(node.group.first_id or 0)
+            if node.first is None and first is not None:
+                node.first = first
+                if node.unread is None and node.group.count == 1:
+                    node.unread = int(first.unread)
 
     async def _walk(self, gpath: GPath) -> tuple[int, Node] | None:
         """The position of the header of the group `gpath` and its node; None when the

@@ -1,0 +1,174 @@
+"""The results of a full-text search: the page of matching items newest (received) first
+and their total, with the full-text index read once.
+
+The matches are counted first. With few (at most MANY_MATCHES), the ids of the items among
+them that pass the other conditions are sorted by delivery time, and their number is the
+total. With more, the items are walked newest first along the (associated, received) index
+until a page is full. Then only the rows of the page are read and rendered. Counts are
+reused while the database is unchanged (`_Counts`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from bridge.store import render
+from bridge.store.ids import IdCodec
+from bridge.store.queries import ItemView
+from bridge.store.search_query import QueryError, SearchQuery
+
+# Above this many matches a search walks the items newest first instead of sorting them all.
+MANY_MATCHES = 2000
+_ORDER = "ORDER BY i.received DESC, i.id DESC"
+
+
+@dataclass(slots=True)
+class Filter:
+    """The conditions of a search besides its text, on items `i`."""
+
+    where: str
+    params: list[Any]
+    only_text: bool  # nothing but `i.associated = 0`
+
+
+def conditions(query: SearchQuery, folder_id: int | None, visible: set[int] | None) -> Filter:
+    conds = ["i.associated = 0"]
+    params: list[Any] = []
+    if folder_id is not None:
+        conds.append("i.folder_id = ?")
+        params.append(folder_id)
+    if visible is not None:
+        conds.append("i.folder_id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(sorted(visible)))
+    if query.has_attachment:
+        conds.append("i.has_attach = 1")
+    if query.before is not None:
+        conds.append("i.received < ?")
+        params.append(query.before)
+    if query.after is not None:
+        conds.append("i.received >= ?")
+        params.append(query.after)
+    return Filter(" AND ".join(conds), params, len(conds) == 1)
+
+
+async def _all(
+    conn: aiosqlite.Connection, sql: str, params: list[Any] | tuple[Any, ...]
+) -> list[Any]:
+    async with conn.execute(sql, params) as cur:
+        return list(await cur.fetchall())
+
+
+async def page_ids(
+    conn: aiosqlite.Connection, query: SearchQuery, f: Filter, offset: int, limit: int
+) -> tuple[list[int], int]:
+    """(ids of the page in order, total)."""
+    if query.match is None:
+        rows = await _all(
+            conn,
+            f"SELECT i.id FROM items i WHERE {f.where} {_ORDER} LIMIT ? OFFSET ?",
+            [*f.params, limit, offset],
+        )
+        count = await _all(conn, f"SELECT count(*) FROM items i WHERE {f.where}", f.params)
+        return [r[0] for r in rows], int(count[0][0])
+    match = query.match
+    counts = await _counts(conn)
+    matches = counts.get((match,))
+    if matches is None:
+        sql = "SELECT count(*) FROM search_fts WHERE search_fts MATCH ?"
+        matches = counts[(match,)] = int((await _all(conn, sql, [match]))[0][0])
+    if matches <= MANY_MATCHES:
+        # The matches first (CROSS JOIN keeps this order), then sorted: ids only, all of
+        # them, so that their number is the total.
+        rows = await _all(
+            conn,
+            "SELECT i.id FROM search_fts CROSS JOIN items i ON i.id = search_fts.rowid "
+            f"WHERE search_fts MATCH ? AND {f.where} {_ORDER}",
+            [match, *f.params],
+        )
+        return [r[0] for r in rows[offset : offset + limit]], len(rows)
+    # Newest first along the (associated, received) index, until a page is full.
+    matching = "i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)"
+    rows = await _all(
+        conn,
+        f"SELECT i.id FROM items i WHERE {f.where} AND {matching} {_ORDER} LIMIT ? OFFSET ?",
+        [*f.params, match, limit, offset],
+    )
+    key = (match, f.where, *f.params)
+    total = counts.get(key)
+    if total is None:
+        if f.only_text:
+            # Every indexed item but the associated ones: count those instead.
+            sql = f"SELECT count(*) FROM items i WHERE i.associated = 1 AND {matching}"
+            total = matches - int((await _all(conn, sql, [match]))[0][0])
+        else:
+            sql = f"SELECT count(*) FROM items i WHERE {f.where} AND {matching}"
+            total = int((await _all(conn, sql, [*f.params, match]))[0][0])
+        counts[key] = total
+    return [r[0] for r in rows], total
+
+
+class _Counts:
+    """Counts of one connection's searches while the database stays as it was (its
+    `PRAGMA data_version` unchanged: no other connection has committed since), so that the
+    pages of one search, and the same search again, read the index once more, not three
+    times."""
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self.known: dict[tuple[Any, ...], int] = {}
+
+
+_COUNTS: weakref.WeakKeyDictionary[aiosqlite.Connection, _Counts] = weakref.WeakKeyDictionary()
+MAX_COUNTS = 256
+
+
+async def _counts(conn: aiosqlite.Connection) -> dict[tuple[Any, ...], int]:
+    """The counts known for the database as it is now."""
+    version = int((await _all(conn, "PRAGMA data_version", []))[0][0])
+    counts = _COUNTS.get(conn)
+    if counts is None:
+        counts = _COUNTS[conn] = _Counts()
+    if counts.version != version or len(counts.known) > MAX_COUNTS:
+        counts.version = version
+        counts.known = {}
+    return counts.known
+
+
+async def run(
+    conn: aiosqlite.Connection,
+    ids: IdCodec,
+    query: SearchQuery,
+    *,
+    folder_id: int | None,
+    visible: set[int] | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[ItemView], int]:
+    """The page of items and the total."""
+    try:
+        found, total = await page_ids(
+            conn, query, conditions(query, folder_id, visible), offset, limit
+        )
+    except sqlite3.OperationalError as exc:
+        if query.match is not None and "fts5" in str(exc).lower():
+            raise QueryError(f"the search query cannot be run: {exc}") from None
+        raise
+    if not found:
+        return [], total
+    rows = await _all(
+        conn,
+        "SELECT * FROM items WHERE id IN (SELECT value FROM json_each(?))",
+        [json.dumps(found)],
+    )
+    by_id = {r["id"]: r for r in rows}
+    items = [
+        ItemView(iid, by_id[iid]["folder_id"], render.item_props(ids, by_id[iid]))
+        for iid in found
+        if iid in by_id
+    ]
+    return items, total
