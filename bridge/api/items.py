@@ -19,6 +19,7 @@ from bridge.model.codec import from_json
 from bridge.store import blobs
 from bridge.store.calendar_items import (
     ItemDataError,
+    check_calendar_props,
     content_type_for,
     item_from_ical,
     item_from_vcard,
@@ -110,6 +111,7 @@ def _json_item(store: Store, body: object, folder: Any) -> NewItem:
     if unknown:
         raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
     tagged, named = decode_props(store, body.get("props", {}))
+    _check_calendar(named)
     default_class = classes.message_class_for(folder.container_class)
     message_class = tagged.pop(tags.MESSAGE_CLASS, default_class)
     if not classes.is_valid_message_class(message_class):
@@ -160,6 +162,15 @@ async def _raw_item(request: web.Request, ctype: str, container_class: str | Non
         raise Problem(422, "unparseable", str(exc)) from None
 
 
+def _check_calendar(named: dict[Any, Any]) -> None:
+    """A broken recurrence blob is refused before anything is stored."""
+    try:
+        check_calendar_props(named)
+    except ItemDataError as exc:
+        name = "PidLidAppointmentRecur"
+        raise Problem(400, "invalid-property", str(exc), property=name) from None
+
+
 @routes.get("/api/v1/items/{id}")
 async def get_item(request: web.Request) -> web.Response:
     store, iid = await guarded_item(request)
@@ -181,6 +192,7 @@ async def patch_item(request: web.Request) -> web.Response:
     if unknown:
         raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
     tagged, named = decode_props(store, body.get("props", {}))
+    _check_calendar(named)
     delete = body.get("delete", [])
     if not isinstance(delete, list):
         raise bad_request('"delete" must be a list of property names')

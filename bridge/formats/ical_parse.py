@@ -4,8 +4,10 @@
 master) into tagged properties, named properties and recipient rows, in the vocabulary of
 `bridge.formats.mime`: str, int, bool, float, aware UTC datetime, bytes, list[str].
 Overrides (RECURRENCE-ID), RRULE/RDATE/EXDATE, VTIMEZONE and every property without a MAPI
-counterpart stay only in the raw object, which the store keeps as the item's source; the
-recurrence is exposed as PidLidRecurring and a readable PidLidRecurrencePattern.
+counterpart stay in the raw object, which the store keeps as the item's source; the
+recurrence is exposed as PidLidRecurring, a readable PidLidRecurrencePattern and, where
+Outlook's blob can express it (`recur_blob`), PidLidAppointmentRecur with the deleted and
+modified occurrences.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from typing import Any
 import icalendar
 
 from bridge.formats import ical_values as V
+from bridge.formats import recur_ical, recur_ical_write
 from bridge.formats.ical_recur import describe_rrule, series_end
 from bridge.formats.parsed import ParsedItem, decode_text
+from bridge.formats.recur_blob import Series
 from bridge.formats.timezones import description, local_zone, resolve_tzid, tzid_description
+from bridge.formats.tz_rules import appointment_props
 from bridge.model import classes, flags, tags
 
 ITEM_COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
@@ -169,6 +174,7 @@ class _Reader:
     """Date-time values in UTC, with the zone they were given in."""
 
     def __init__(self, cal: icalendar.Calendar, floating_tz: dt.tzinfo) -> None:
+        self.cal = cal
         self.floating_tz = floating_tz
         self._vtz: dict[str, dt.tzinfo] = {}
         for tz in cal.walk("VTIMEZONE"):
@@ -213,6 +219,19 @@ class _Reader:
         return None
 
 
+def write_recurrence(
+    cal: icalendar.Calendar,
+    master: icalendar.Component,
+    series: Series | None,
+    floating_tz: dt.tzinfo,
+) -> None:
+    """Make `master` in `cal` recur as `series` (None: not at all); see recur_ical."""
+    reader = _Reader(cal, floating_tz)
+    recur_ical_write.write_series(
+        cal, master, series, zone_for=reader.zone, floating=floating_tz, busy=busy_status
+    )
+
+
 def _event(comp: icalendar.Component, reader: _Reader, item: ParsedItem) -> None:
     p, n = item.props, item.named
     _text(comp, "LOCATION", p, -1)
@@ -239,6 +258,17 @@ def _event(comp: icalendar.Component, reader: _Reader, item: ParsedItem) -> None
         if tz:
             n[V.TZ_DESCRIPTION] = tz
         _recurrence(comp, begin, reader.local(comp, "DTSTART") or begin, item)
+        if n.get(V.RECURRING) is True:
+            blob = recur_ical.safe_blob_of(
+                reader.cal,
+                comp,
+                zone_for=reader.zone,
+                floating=reader.floating_tz,
+                busy=busy_status,
+            )
+            if blob is not None:
+                n[V.APPOINTMENT_RECUR] = blob
+        _zones(comp, reader, begin, finish, tz, item)
         _reminder(comp, reader, begin, finish, item)
     n[V.BUSY_STATUS] = busy_status(comp)
     intended = str(comp.get("X-MICROSOFT-CDO-INTENDEDSTATUS", "")).upper()
@@ -248,6 +278,38 @@ def _event(comp: icalendar.Component, reader: _Reader, item: ParsedItem) -> None
     if seq is not None:
         n[V.SEQUENCE] = seq
     _people(comp, item)
+
+
+def _zones(
+    comp: icalendar.Component,
+    reader: _Reader,
+    begin: dt.datetime,
+    finish: dt.datetime,
+    label: str | None,
+    item: ParsedItem,
+) -> None:
+    """PidLidTimeZoneStruct and the TZDEFINITIONs (`tz_rules.appointment_props`): the display
+    ones when the start names its zone, the Recur one in the zone of the recurrence blob."""
+    n = item.named
+    local = _zoned(reader, comp, "DTSTART")
+    start = local if label else None
+    end = _zoned(reader, comp, "DTEND") if start is not None else None
+    if start is not None and end is None:
+        end = finish.astimezone(start.tzinfo)
+    recur = None
+    if V.APPOINTMENT_RECUR in n:
+        recur = begin.astimezone(local.tzinfo if local is not None else reader.floating_tz)
+    clip = n.get(V.CLIP_END)
+    last = clip.date() if isinstance(clip, dt.datetime) else None
+    n.update(appointment_props(start, end, recur, last, label=label))
+
+
+def _zoned(reader: _Reader, comp: icalendar.Component, name: str) -> dt.datetime | None:
+    """`reader.local`, in the zone its TZID resolves to when it names a known one."""
+    value = reader.local(comp, name)
+    tzid = getattr(comp.get(name), "params", {}).get("TZID")
+    zone = resolve_tzid(str(tzid)) if tzid and value is not None else None
+    return value.astimezone(zone) if value is not None and zone is not None else value
 
 
 def busy_status(comp: icalendar.Component) -> int:

@@ -1,7 +1,7 @@
 """Recurrence rules in words (PidLidRecurrencePattern) and the end of a series (PidLidClipEnd).
 
-The binary Outlook recurrence blob (PidLidAppointmentRecur) is not produced: the rule, its
-extra dates, exclusions and overrides stay in the iCalendar source.
+Outlook's binary recurrence blob (PidLidAppointmentRecur) is made by `recur_blob` /
+`recur_ical` where it can express the series; the words here are made for every rule.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ Both go through *fields*: the calendar-relevant values of an item (``"summary"``
 ``"people"``, …) read the same way from a parsed object and from an item's properties, so an
 update compares the two and touches only what differs. Everything else in the raw object —
 unmapped and X- properties, parameters, VTIMEZONEs, overrides, the recurrence rule — is left
-as it was; with nothing changed the raw bytes are returned untouched.
+as it was; with nothing changed the raw bytes are returned untouched. A changed Outlook
+recurrence blob (PidLidAppointmentRecur) rewrites only the RRULE, EXDATE and overrides that
+differ (`recur_ical_write.write_series`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,15 @@ from typing import Any
 import icalendar
 
 from bridge.formats import ical_values as V
-from bridge.formats.ical_parse import load_calendar, master_component, read_calendar
+from bridge.formats.ical_parse import (
+    load_calendar,
+    master_component,
+    read_calendar,
+    write_recurrence,
+)
 from bridge.formats.parsed import ParsedItem
+from bridge.formats.recur_blob import Series
+from bridge.formats.recur_blob_read import decode as decode_recurrence
 from bridge.formats.timezones import local_zone, resolve_tzid
 from bridge.model import classes, flags, tags
 from bridge.model.named import NamedProp
@@ -102,7 +111,18 @@ def fields_of(
     out["busy"] = busy if isinstance(busy, int) and busy != V.BUSY else None
     people = [p for p in (_person(r) for r in recipients) if p is not None]
     out["people"] = tuple(sorted((a.lower(), t, k, n, o) for a, t, k, n, o in people))
+    out["recur"] = _recurrence(named)
     return out
+
+
+def _recurrence(named: Mapping[NamedProp, Any]) -> Series | bool | None:
+    """The series PidLidAppointmentRecur holds (RecurBlobError when it is broken); False
+    when the item says it is not recurring; None when the blob is absent (nothing to say:
+    a rule the blob cannot express stays as it is)."""
+    blob = named.get(V.APPOINTMENT_RECUR)
+    if isinstance(blob, bytes | bytearray) and blob:
+        return decode_recurrence(bytes(blob))
+    return False if named.get(V.RECURRING) is False else None
 
 
 def _parsed_fields(item: ParsedItem, kind: str) -> Fields:
@@ -290,17 +310,36 @@ def render_ical(
     comp.add("UID", uid)
     comp.add("DTSTAMP", dt.datetime.now(dt.UTC).replace(microsecond=0))
     w = _Writer(comp, floating_tz or local_zone(), _zone_of(named))
-    for key, value in fields_of(kind, props, named, recipients).items():
+    fields = fields_of(kind, props, named, recipients)
+    for key, value in fields.items():
         if value is None or value == ():
             continue
         _write(w, kind, key, value)
+    if kind == "VEVENT" and comp.get("DTSTART") is None:
+        _start_anyway(w, props, named)
     seq = named.get(V.SEQUENCE)
     if isinstance(seq, int) and kind == "VEVENT":
         comp.add("SEQUENCE", seq)
     cal.add_component(comp)
+    if isinstance(fields.get("recur"), Series):
+        write_recurrence(cal, comp, fields["recur"], w.floating_tz)
     if kind != "VJOURNAL":
         cal.add_missing_timezones()
     return bytes(cal.to_ical(sorted=False))
+
+
+def _start_anyway(w: _Writer, props: Mapping[int, Any], named: Mapping[NamedProp, Any]) -> None:
+    """An event needs a DTSTART (RFC 5545 §3.6.1; servers refuse one without). An item that
+    has no start time gets its end, else the time it was made (else now), with no end: an
+    instant, or one day when it is an all-day event."""
+    when = (
+        _utc(named.get(V.APPT_END))
+        or _utc(props.get(tags.CREATION_TIME))
+        or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    )
+    w.time("DTSTART", when, named.get(V.ALL_DAY) is True)
+    w.comp.pop("DTEND", None)
+    w.comp.pop("DURATION", None)
 
 
 def _uid_of(named: Mapping[NamedProp, Any]) -> str | None:
@@ -338,13 +377,18 @@ def update_ical(
         raise V.IcalError(f"an iCalendar value could not be read: {exc}") from None
     new = fields_of(kind, props, named, recipients)
     changed = changed_fields(old, new)
+    if "recur" in changed and new["recur"] is None:
+        changed.remove("recur")  # no blob: the source's recurrence stays as it is
     if not changed:
         return raw
     w = _Writer(master, floating, _zone_of(named))
     for key in changed:
         _write(w, kind, key, new[key])
+    if "recur" in changed:
+        write_recurrence(cal, master, new["recur"] or None, floating)
     seq = master.get("SEQUENCE")
-    if kind == "VEVENT" and ("when" in changed or "location" in changed) and seq is not None:
+    bumps = ("when", "location", "recur")
+    if kind == "VEVENT" and any(k in changed for k in bumps) and seq is not None:
         master.pop("SEQUENCE")
         master.add("SEQUENCE", int(str(seq)) + 1 if str(seq).isdigit() else 1)
     if "when" in changed and w.zone is not None:

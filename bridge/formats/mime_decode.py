@@ -11,6 +11,7 @@ import base64
 import binascii
 import codecs
 import contextlib
+import functools
 import re
 
 # Labels that name Python text codecs but are not character sets a message may declare: they
@@ -44,6 +45,11 @@ def _codec(label: str | None) -> str | None:
     """The Python codec for a MIME charset label, or None when unknown or refused."""
     if not label:
         return None
+    return _lookup(label)
+
+
+@functools.lru_cache(maxsize=256)
+def _lookup(label: str) -> str | None:
     label = label.strip().strip("\"'").split("*", 1)[0].strip().lower()
     if not label or len(label) > 64:
         return None
@@ -93,6 +99,8 @@ def scrub_text(text: str) -> str:
     """Drop NULs and replace lone surrogates, so the text can be stored and encoded."""
     if "\x00" in text:
         text = text.replace("\x00", "")
+    if text.isascii():  # O(1): no surrogates to look for
+        return text
     return _SURROGATES.sub("\ufffd", text)
 
 

@@ -7,8 +7,10 @@ part that cannot be read is skipped, never fatal.
 
 from __future__ import annotations
 
+import importlib
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import Message
@@ -16,7 +18,13 @@ from email.policy import EmailPolicy
 from io import BytesIO
 
 from bridge.formats.mime_decode import decode_bytes, header_text, scrub_line
+from bridge.formats.mime_split import SplitPart
 from bridge.model import flags, tags
+
+# The stdlib's own base64 body decoder (what Message.get_payload(decode=True) uses).
+_decode_b: Callable[[bytes], tuple[bytes, list[Exception]]] = importlib.import_module(
+    "email._encoded_words"
+).decode_b
 
 MAX_PARTS = 5000  # MIME entities read per message; the rest is ignored
 MAX_LONG = 2**31 - 1  # sizes are PT_LONG
@@ -165,6 +173,17 @@ def payload_bytes(part: Message) -> bytes:
     if part.is_multipart():
         blocks = part.get_payload()
         return b"".join(serialize(b) for b in blocks if isinstance(b, Message))
+    raw = part.raw_body if isinstance(part, SplitPart) else None
+    if raw is not None:
+        # What get_payload(decode=True) gives, from the bytes it would first re-encode.
+        cte = str(part.get("content-transfer-encoding", "")).lower()
+        if cte == "base64":
+            value, defects = _decode_b(b"".join(raw.splitlines()))
+            for defect in defects:
+                part.policy.handle_defect(part, defect)  # type: ignore[arg-type]
+            return value
+        if cte not in ("quoted-printable", "x-uuencode", "uuencode", "uue", "x-uue"):
+            return raw
     try:
         data = part.get_payload(decode=True)
     except Exception:

@@ -3,9 +3,9 @@
 The stdlib's feed parser reads a message line by line in Python, which makes a 1 MB
 base64 attachment cost 14,000 iterations. This module finds the header blocks and the
 boundary lines with C-speed searches instead and builds the same `Message` tree the stdlib
-parser builds: header blocks are parsed by the stdlib (same policy, same header objects),
-payloads are the same surrogate-escaped text. Whatever it is not sure about (a missing
-closing boundary, a header block the stdlib would read differently, message/* parts,
+parser builds: header fields are split as the stdlib's parser splits them (same policy,
+same values), payloads are the same surrogate-escaped text. Whatever it is not sure about
+(a missing closing boundary, a header block the stdlib would read differently, message/* parts,
 multipart/digest) makes `split` return None, and the caller falls back to the stdlib parser.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from email.message import Message
-from email.parser import BytesParser
+from email.message import EmailMessage, Message
 from email.policy import Policy
+from typing import Any
 
 MAX_DEPTH = 20
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -23,12 +23,83 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:|[ \t]")
 
 
+class SplitPart(EmailMessage):
+    """A message or part as `split` builds it: the class the stdlib parser builds, with its
+    header lookups answered from an index (a message is read many times, never changed
+    while it is), and the undecoded bytes of a leaf's body kept in `raw_body`."""
+
+    raw_body: bytes | None = None
+    _index: dict[str, list[Any]] | None = None
+    _indexed: tuple[int, int] = (0, -1)
+
+    def _values(self, name: str) -> list[Any] | None:
+        headers = self._headers  # type: ignore[attr-defined]
+        index = self._index
+        if index is None or self._indexed != (id(headers), len(headers)):
+            index = {}
+            for k, v in headers:
+                index.setdefault(k.lower(), []).append((k, v))
+            self._index = index
+            self._indexed = (id(headers), len(headers))
+        found = index.get(name.lower())
+        if not found:
+            return None
+        fetch = self.policy.header_fetch_parse
+        return [fetch(k, v) for k, v in found]
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        values = self._values(name)
+        return values[0] if values else failobj
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        values = self._values(name)
+        return list(values) if values else failobj
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._values(name) is not None
+
+    def replace_header(self, _name: str, _value: Any) -> None:
+        self._index = None
+        super().replace_header(_name, _value)
+
+
 def split(raw: bytes, policy: Policy) -> Message | None:
     """The message tree of `raw`, or None when the stdlib parser must decide."""
-    return _entity(raw, BytesParser(policy=policy), 0)
+    if raw.count(b"\r") != raw.count(b"\r\n"):
+        return None  # bare CRs end lines for the stdlib parser (checked once: every part
+        # is a slice of `raw` that ends before a line break, so none has a bare CR then)
+    return _entity(raw, policy, 0)
 
 
-def _entity(raw: bytes, parser: BytesParser, depth: int) -> Message | None:
+def _headers(head: bytes, policy: Policy) -> SplitPart | None:
+    """A part with the header block `head` (lines checked by the caller), as the stdlib's
+    feed parser reads it; None where it would record a defect."""
+    msg = SplitPart(policy)
+    if not head:
+        return msg
+    text = head.decode("ascii", "surrogateescape")
+    if text[0] in " \t":
+        return None  # a continuation line first
+    lines = text.split("\n")
+    source = policy.header_source_parse
+    found: list[tuple[str, str]] = []
+    field: list[str] = []
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            field.append(line + "\n")
+            continue
+        if field:
+            found.append(source(field))
+        field = [line + "\n"]
+    found.append(source(field))
+    msg._headers = found  # type: ignore[attr-defined]
+    return msg
+
+
+def _entity(raw: bytes, policy: Policy, depth: int) -> Message | None:
     if depth > MAX_DEPTH:
         return None
     if raw.startswith((b"\r\n", b"\n")):
@@ -38,15 +109,11 @@ def _entity(raw: bytes, parser: BytesParser, depth: int) -> Message | None:
         if end is None:
             return None
         head, body = raw[: end.start()], raw[end.end() :]
-        if b"\r" in head.replace(b"\r\n", b""):
-            return None  # bare CRs: the stdlib splits lines differently
         for line in head.split(b"\n"):
             if not _HEADER_LINE.match(line) or line.startswith(b"From "):
                 return None
-    if body.count(b"\r") != body.count(b"\r\n"):
-        return None  # bare CRs end lines for the stdlib parser
-    msg = parser.parsebytes(head + b"\r\n\r\n" if head else b"\r\n", headersonly=True)
-    if msg.defects:
+    msg = _headers(head, policy)
+    if msg is None:
         return None
     maintype = msg.get_content_maintype()
     if maintype == "multipart" and str(
@@ -61,6 +128,7 @@ def _entity(raw: bytes, parser: BytesParser, depth: int) -> Message | None:
         return None
     if maintype != "multipart":
         msg._payload = body.decode("ascii", "surrogateescape")  # type: ignore[attr-defined]
+        msg.raw_body = body
         return msg
     boundary = msg.get_boundary()
     if not boundary:
@@ -71,7 +139,7 @@ def _entity(raw: bytes, parser: BytesParser, depth: int) -> Message | None:
     preamble, chunks, epilogue = parts
     children = []
     for chunk in chunks:
-        child = _entity(chunk, parser, depth + 1)
+        child = _entity(chunk, policy, depth + 1)
         if child is None:
             return None
         children.append(child)

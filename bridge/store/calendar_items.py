@@ -15,6 +15,8 @@ Stable interface (the DAV sync and the REST and WebDAV paths call these):
 - ``content_type_for(message_class) -> str`` — ``text/calendar`` or ``text/vcard``.
 - ``split_props(props, names) -> (tagged, named)`` — store-tagged properties split with the
   store's NamedMap, JSON values turned into Python values.
+- ``check_calendar_props(named)`` — raises ItemDataError when a client's calendar property
+  cannot be used (a broken PidLidAppointmentRecur), before anything is stored.
 - ``ItemDataError`` — raised by all of them for malformed input; the message says why.
 
 The raw bytes become the item's source (``source_type`` text/calendar or text/vcard), kept
@@ -29,8 +31,9 @@ from typing import Any
 
 from bridge.formats.ical_parse import parse_ical
 from bridge.formats.ical_render import render_ical, update_ical
-from bridge.formats.ical_values import IcalError
+from bridge.formats.ical_values import APPOINTMENT_RECUR, IcalError
 from bridge.formats.parsed import ParsedItem
+from bridge.formats.recur_blob_read import decode as decode_recurrence
 from bridge.formats.vcard import VcardError, parse_vcard, render_vcard, update_vcard
 from bridge.model import classes, flags, tags
 from bridge.model.codec import from_json
@@ -48,6 +51,21 @@ _COMPUTED = (tags.MESSAGE_SIZE, tags.HASATTACH, tags.DISPLAY_TO, tags.DISPLAY_CC
 
 class ItemDataError(ValueError):
     """A resource that is not a valid iCalendar object or vCard; the message says why."""
+
+
+def check_calendar_props(named: Mapping[NamedProp, Any]) -> None:
+    """ItemDataError when PidLidAppointmentRecur is set but is not a recurrence blob this
+    bridge can read (truncated, foreign, Hijri, …); the message says why."""
+    blob = named.get(APPOINTMENT_RECUR)
+    if blob is None:
+        return
+    if not isinstance(blob, bytes | bytearray):
+        raise ItemDataError("PidLidAppointmentRecur must be binary")
+    if blob:
+        try:
+            decode_recurrence(bytes(blob))
+        except IcalError as exc:
+            raise ItemDataError(f"PidLidAppointmentRecur: {exc}") from None
 
 
 def is_contact_class(message_class: str) -> bool:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -29,6 +30,7 @@ from bridge.store.store import Store
 from bridge.store.syncstate import JournalEntry
 from bridge.sync import crashpoint, dav_content, dav_plan
 from bridge.sync.dav_hierarchy import DavHierarchy
+from bridge.sync.dav_parse import Parsed, ResourceParser
 from bridge.sync.dav_push import DavPusher
 from bridge.sync.dav_report import DavReport
 from bridge.sync.dav_scope import dav_entry_ids, kind_of
@@ -38,6 +40,7 @@ from bridge.upstream.dav_base import CALENDAR, Collection, DavAdapter, Fetched, 
 log = logging.getLogger(__name__)
 
 CREATE_BATCH = 200
+PARSE_CHUNK = 100  # resources parsed at a time (by a worker, for a large pull)
 WINDOW_REASON = "outside the calendar window"
 
 
@@ -189,6 +192,8 @@ class DavEngine:
             new_token = delta.token
             report.paths[collection.href] = "sync-collection"
         else:
+            if new_token is None:  # asked before the listing: what changes after it is seen
+                new_token = await self._sync_token(collection)
             members = [
                 dav_plan.Member(r.href, r.etag) for r in await self.adapter.listing(collection)
             ]
@@ -219,6 +224,15 @@ class DavEngine:
             fid, {**ref, "token": new_token, "ctag": collection.ctag, "window": window}
         )
         crashpoint.step(f"{collection.href} pulled")
+
+    async def _sync_token(self, collection: Collection) -> str | None:
+        try:
+            return await self.adapter.sync_token(collection)
+        except (ConnectFailed, AuthFailed):
+            raise
+        except UpstreamError as exc:
+            log.info("%s: no sync token (%s)", collection.href, exc)
+            return None
 
     async def _apply(
         self,
@@ -310,24 +324,15 @@ class DavEngine:
     ) -> None:
         batch: list[NewItem] = []
         unlinked: dict[str, int] | None = None
-        async for got in self.adapter.fetch(collection, list(wanted)):
-            action = wanted.get(got.href)
-            if action is None:
-                continue
-            if cutoff is not None and action.item_id is None and got.data is not None:
-                end = dav_content.series_end(got.data)
-                if end is not None and end < cutoff:
-                    skipped[got.href] = (got.etag, WINDOW_REASON)
-                    report.outside_window += 1
-                    continue
-            try:
-                new = self._parse(collection, got)
-            except dav_content.BadResource as exc:
-                report.malformed.append(f"{got.href}: {exc}")
-                skipped[got.href] = (got.etag, f"malformed: {exc}"[:500])
-                continue
-            if new is None:
-                continue
+
+        async def take(got: Fetched, parsed: Parsed) -> None:
+            nonlocal batch, unlinked
+            action = wanted[got.href]
+            if isinstance(parsed, str):
+                report.malformed.append(f"{got.href}: {parsed}")
+                skipped[got.href] = (got.etag, f"malformed: {parsed}"[:500])
+                return
+            new = parsed
             assert got.data is not None
             uid = dav_content.uid_of(got.data)
             new.upstream = {
@@ -339,14 +344,14 @@ class DavEngine:
             }
             if action.item_id is not None:
                 await self._replace(action, new, collection, report)
-                continue
+                return
             mine = pending_by_uid.pop(uid, None) if uid else None
             if mine is not None:
                 up = {k: v for k, v in (mine.upstream or {}).items() if k != "pending"}
                 await self.store.sync.set_item_links(
                     {mine.id: {**up, "href": got.href, "etag": got.etag}}
                 )
-                continue
+                return
             if uid:
                 # Made here with this UID and not uploaded yet: the same item, linked (its
                 # pending changes then go up over this version).
@@ -355,24 +360,61 @@ class DavEngine:
                 local_id = unlinked.pop(uid, None)
                 if local_id is not None:
                     await self.store.sync.set_item_links({local_id: new.upstream})
-                    continue
+                    return
             batch.append(new)
             if len(batch) >= CREATE_BATCH:
                 await write(batch)
                 batch = []
+
+        # Resources are parsed in chunks; with worker processes, a few chunks at once,
+        # taken in the order they came.
+        parser = ResourceParser(len(wanted))
+        ahead = 2 if parser.parallel else 0
+        flight: deque[tuple[list[Fetched], asyncio.Future[list[Parsed]]]] = deque()
+        chunk: list[Fetched] = []
+
+        def launch() -> None:
+            nonlocal chunk
+            datas = [g.data or b"" for g in chunk]
+            flight.append((chunk, asyncio.ensure_future(parser.parse(collection.kind, datas))))
+            chunk = []
+
+        async def land() -> None:
+            done, parsed = flight.popleft()
+            for got, one in zip(done, await parsed, strict=True):
+                await take(got, one)
+
+        try:
+            async for got in self.adapter.fetch(collection, list(wanted)):
+                action = wanted.get(got.href)
+                if action is None:
+                    continue
+                if got.data is None:
+                    log.info("%s: no data from the server (%s)", got.href, got.error or "absent")
+                    continue
+                if cutoff is not None and action.item_id is None:
+                    end = dav_content.series_end(got.data)
+                    if end is not None and end < cutoff:
+                        skipped[got.href] = (got.etag, WINDOW_REASON)
+                        report.outside_window += 1
+                        continue
+                chunk.append(got)
+                if len(chunk) >= PARSE_CHUNK:
+                    launch()
+                    while len(flight) > ahead:
+                        await land()
+            if chunk:
+                launch()
+            while flight:
+                await land()
+        finally:
+            for _, parsed in flight:
+                parsed.cancel()
+            if flight:
+                await asyncio.gather(*(p for _, p in flight), return_exceptions=True)
+            parser.close()
         if batch:
             await write(batch)
-
-    def _parse(self, collection: Collection, got: Fetched) -> NewItem | None:
-        if got.data is None:
-            log.info("%s: no data from the server (%s)", got.href, got.error or "absent")
-            return None
-        try:
-            return dav_content.item_from_resource(collection.kind, got.data)
-        except dav_content.BadResource:
-            raise
-        except Exception as exc:  # a hostile resource must not stop the run
-            raise dav_content.BadResource(f"unreadable: {exc!r}"[:300]) from None
 
     async def _create(self, fid: int, batch: list[NewItem], report: DavReport) -> None:
         try:

@@ -3,11 +3,12 @@ and which to the mail side, so that each journal entry is carried out by exactly
 engine.
 
 A folder is a DAV folder when its container class is one of calendars, tasks, contacts
-or notes, or when it is linked to a collection. An item's entries belong to DAV when the
-item is in a DAV folder or linked to a DAV resource (then moving it out of its folder, or
-deleting it, is a DELETE on the DAV server); the entries of an item that no longer exists
-follow the reference its deletion recorded. A folder deletion goes to DAV as long as it
-recorded a DAV reference; the DAV engine then leaves only the mail references in it.
+or notes, or when it is linked to a collection; a search folder never is. An item's
+entries belong to DAV when the item is in a DAV folder or linked to a DAV resource (then
+moving it out of its folder, or deleting it, is a DELETE on the DAV server); the entries
+of an item that no longer exists follow the reference its deletion recorded. A folder
+deletion goes to DAV as long as it recorded a DAV reference; the DAV engine then leaves
+only the mail references in it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bridge.model import classes
+from bridge.model import classes, flags
 from bridge.store.dav_refs import is_dav_ref
 from bridge.store.folders import Folder
 from bridge.store.store import Store
@@ -35,7 +36,10 @@ CARDDAV_KINDS = frozenset({ADDRESSBOOK})
 
 
 def kind_of(folder: Folder) -> str | None:
-    """The collection kind a folder's container class maps to (None: not a DAV class)."""
+    """The collection kind a folder's container class maps to (None: not a DAV class, or a
+    search folder: its contents are links to items elsewhere, and it stays local)."""
+    if folder.folder_type == flags.FOLDER_SEARCH:
+        return None
     cc = folder.container_class or ""
     for prefix, kind in KIND_OF_CLASS.items():
         if cc == prefix or cc.startswith(prefix + "."):

@@ -30,6 +30,7 @@ from bridge.sync.mail_fetch import (
     settings_key,
 )
 from bridge.sync.mail_props import categories, flag_props
+from bridge.sync.parse_pool import ParsePool
 from bridge.sync.push import Pusher
 from bridge.upstream.base import MailAdapter, MailboxState
 
@@ -66,17 +67,22 @@ class Engine:
         self.sync_config = sync_config  # per-folder settings (None: every folder in full)
         self.settings: dict[int, FolderSync] = {}
         self.confirm_empty: set[str] = set()  # emptied mailboxes the user lets be mirrored
+        self.pool = ParsePool()  # started by the first large pull, closed by `run`
 
     async def run(self, delimiter: str = "/") -> Report:
         report = Report()
         hierarchy = Hierarchy(self.store, self.adapter, delimiter)
         mailboxes = await hierarchy.sync()
         self.settings = folder_settings(self.sync_config, hierarchy.folders, mailboxes)
-        for fid, mailbox in mailboxes.items():
-            if self.settings[fid].mode == "off":
-                report.paths[mailbox] = "off"
-                continue
-            await self.pull(fid, mailbox, report)
+        try:
+            with self.store.search.bulk():  # the text is indexed after the pull
+                for fid, mailbox in mailboxes.items():
+                    if self.settings[fid].mode == "off":
+                        report.paths[mailbox] = "off"
+                        continue
+                    await self.pull(fid, mailbox, report)
+        finally:
+            await self.pool.close()
         await Pusher(self.store, self.adapter, hierarchy).run(report)
         return report
 
@@ -309,7 +315,7 @@ class Engine:
             report.fetched += count
 
         settings = self.settings.get(fid, FULL_SETTINGS)
-        await MailFetch(self.store, self.adapter, settings, stored).store_new(
+        await MailFetch(self.store, self.adapter, settings, stored, self.pool).store_new(
             fid, mailbox, state, fetch
         )
 

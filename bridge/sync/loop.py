@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 DEBOUNCE = 0.3
+STOP_WAIT = 10.0  # s
 OFFLINE_MESSAGE = "working offline (switched by the user)"
 
 
@@ -67,8 +68,10 @@ class SyncLoop(SyncService):
         for task in (self._watch, self._task):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+                # bounded: a stop (and the shutdown behind it) never waits on a stuck step
+                done, _ = await asyncio.wait({task}, timeout=STOP_WAIT)
+                if not done:
+                    log.warning("the sync loop did not stop within %g s; left behind", STOP_WAIT)
         await self.disconnect()
 
     async def run_now(self) -> dict[str, Any]:

@@ -5,7 +5,8 @@ message carries `"content": "headers"` or `"text"` in its upstream reference; th
 fetched on demand (`on_demand`) or when the settings change to want it.
 
 Whole messages go through a pipeline: while one batch is written to the store, the next
-is fetched and parsed, so the network, the parser and SQLite work side by side.
+is fetched and parsed, so the network, the parser and SQLite work side by side; a large
+pull parses in a worker process (`parse_pool`), so that it uses a second core.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -28,6 +30,7 @@ from bridge.store.store import Store
 from bridge.store.syncstate import LocalItem
 from bridge.sync import crashpoint, plan
 from bridge.sync.mail_props import categories, flag_props
+from bridge.sync.parse_pool import MIN_MESSAGES, ParsePool
 from bridge.upstream.base import FetchedMessage, MailAdapter, MailboxState
 from bridge.upstream.imap_codec import TextPart, text_parts
 
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 
 CREATE_BATCH = 100  # items per store transaction
 BATCH_BYTES = 2 << 20  # ... or fewer, when their messages are this large together
+PARSE_AHEAD = 1  # batches at the parsing worker besides the one being filled
+PARSE_BATCH_BYTES = 1 << 20  # a batch for the worker is held in several copies on its way
 SECTION_BATCH = 100  # messages per round of body-section fetches
 HEADERS, TEXT = "headers", "text"  # the content marker of a partly stored item
 FULL_SETTINGS = FolderSync("full", None, None)
@@ -61,11 +66,13 @@ class MailFetch:
         adapter: MailAdapter,
         settings: FolderSync = FULL_SETTINGS,
         on_stored: Callable[[int], None] | None = None,
+        pool: ParsePool | None = None,
     ) -> None:
         self.store = store
         self.adapter = adapter
         self.settings = settings
         self.on_stored = on_stored  # called with the number of items each write stored
+        self.pool = pool  # parses large pulls in a worker process
 
     # -- which messages get what --------------------------------------------------------
 
@@ -98,7 +105,10 @@ class MailFetch:
         def head(msg: FetchedMessage) -> NewItem:
             return partial_item(msg, mailbox, state, [], {})
 
-        await self._pipeline(fid, mailbox, self.adapter.fetch(whole), full)
+        if self.pool is not None and len(whole) >= MIN_MESSAGES:
+            await self._pooled(fid, mailbox, state, self.adapter.fetch(whole), self.pool)
+        else:
+            await self._pipeline(fid, mailbox, self.adapter.fetch(whole), full)
         await self._pipeline(fid, mailbox, self.adapter.fetch(headers, headers_only=True), head)
         for start in range(0, len(text), SECTION_BATCH):
             chunk = text[start : start + SECTION_BATCH]
@@ -143,6 +153,50 @@ class MailFetch:
                 pending.cancel()
                 with contextlib.suppress(BaseException):
                     await pending
+
+    async def _pooled(
+        self,
+        fid: int,
+        mailbox: str,
+        state: MailboxState,
+        messages: AsyncIterator[FetchedMessage],
+        pool: ParsePool,
+    ) -> None:
+        """`_pipeline` with the parsing in the worker process: while batches are fetched
+        here, up to PARSE_AHEAD are parsed there, and the one parsed before is written."""
+        parsing: deque[asyncio.Future[list[NewItem]]] = deque()
+        writing: asyncio.Future[None] | None = None
+        batch: list[FetchedMessage] = []
+        size = 0
+
+        async def write_next() -> None:
+            nonlocal writing
+            items = await parsing.popleft()
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(self._write(fid, mailbox, items))
+
+        try:
+            async for msg in messages:
+                batch.append(msg)
+                size += msg.size
+                if len(batch) >= CREATE_BATCH or size >= PARSE_BATCH_BYTES:
+                    parsing.append(asyncio.ensure_future(whole_items(pool, batch, mailbox, state)))
+                    batch, size = [], 0
+                    while len(parsing) > PARSE_AHEAD or (parsing and parsing[0].done()):
+                        await write_next()
+            if batch:
+                parsing.append(asyncio.ensure_future(whole_items(pool, batch, mailbox, state)))
+            while parsing:
+                await write_next()
+            if writing is not None:
+                await writing
+        finally:
+            for future in (*parsing, writing):
+                if future is not None and not future.done():
+                    future.cancel()
+                    with contextlib.suppress(BaseException):
+                        await future
 
     async def _write(self, fid: int, mailbox: str, items: list[NewItem]) -> None:
         if not items:
@@ -213,6 +267,23 @@ def whole_item(msg: FetchedMessage, mailbox: str, state: MailboxState) -> NewIte
     item = item_from_rfc822(raw)
     _with_flags(item, msg, mailbox, state)
     return item
+
+
+async def whole_items(
+    pool: ParsePool, msgs: list[FetchedMessage], mailbox: str, state: MailboxState
+) -> list[NewItem]:
+    """`whole_item` of each message, the usual ones parsed by the pool."""
+    usual = [m for m in msgs if m.raw is not None and m.raw.strip()]
+    parsed = iter(await pool.parse([m.raw for m in usual if m.raw is not None]))
+    items = []
+    for msg in msgs:
+        if msg.raw is not None and msg.raw.strip():
+            item = next(parsed)
+            _with_flags(item, msg, mailbox, state)
+        else:
+            item = whole_item(msg, mailbox, state)
+        items.append(item)
+    return items
 
 
 def partial_item(

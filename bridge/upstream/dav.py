@@ -13,6 +13,7 @@ Every href handed out is a canonical absolute path (`dav_href.normalize`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 
 from bridge.upstream import dav_href
 from bridge.upstream import dav_xml as X
-from bridge.upstream.base import AuthFailed, UpstreamError
+from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
 from bridge.upstream.dav_base import (
     ADDRESSBOOK,
     CALENDAR,
@@ -41,12 +42,15 @@ from bridge.upstream.dav_http import Answer, DavHttp, ResponseTooLarge
 COMPONENT_OF = {CALENDAR: "VEVENT", TASKS: "VTODO", NOTES: "VJOURNAL"}
 MAX_SYNC_ROUNDS = 10_000  # truncated sync-collection answers followed, at most
 _WRITE_PRIVILEGES = {X.qn(X.DAV, p) for p in ("all", "write", "write-content", "bind")}
+# The listing of the home sets, every run: no DAV:sync-token, which a server may compute by
+# reading every member (Radicale does, and its CTag too: asking for both doubles the cost
+# of a run with nothing to do). The token is asked for by itself (`sync_token`) when a pull
+# needs one, and only of a collection that has no CTag here.
 _COLLECTION_PROPS = [
     X.RESOURCETYPE,
     X.DISPLAYNAME,
     X.COMPONENT_SET,
     X.GETCTAG,
-    X.SYNC_TOKEN,
     X.PRIVILEGE_SET,
 ]
 
@@ -174,7 +178,28 @@ class HttpDavAdapter(DavAdapter):
                 c = self._collection(r)
                 if c is not None:
                     found.setdefault(c.href, c)
+        for href, c in found.items():
+            if c.ctag is None:  # without a CTag the sync token is the change mark
+                try:
+                    token = await self.sync_token(c)
+                except (ConnectFailed, AuthFailed):
+                    raise
+                except UpstreamError:
+                    continue  # no mark: the collection is pulled every run
+                found[href] = dataclasses.replace(c, ctag=token, sync_token=token)
         return list(found.values())
+
+    async def sync_token(self, collection: Collection) -> str | None:
+        href = dav_href.as_collection(collection.href)
+        answer = await self.http.request(
+            "PROPFIND", href, body=X.propfind([X.SYNC_TOKEN]), headers={"Depth": "0"}
+        )
+        if answer.status != 207:
+            raise self._error("PROPFIND", answer)
+        for r in self._parse(answer).responses:
+            if dav_href.as_collection(r.href) == href:
+                return r.text(X.SYNC_TOKEN)
+        return None
 
     def _collection(self, r: X.Response) -> Collection | None:
         types = r.children(X.RESOURCETYPE)

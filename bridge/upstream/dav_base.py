@@ -57,7 +57,7 @@ class Collection:
     kind: str  # one of KINDS
     components: frozenset[str] = frozenset()  # VEVENT, VTODO, VJOURNAL (calendars)
     ctag: str | None = None  # getctag, else the collection's sync token as a change mark
-    sync_token: str | None = None  # DAV:sync-token when the server offers sync-collection
+    sync_token: str | None = None  # DAV:sync-token, when known (see DavAdapter.sync_token)
     writable: bool = True
 
 
@@ -113,6 +113,11 @@ class DavAdapter(abc.ABC):
     async def changes(self, collection: Collection, token: str | None) -> Delta:
         """sync-collection since `token` (None: initial, everything). Raises
         SyncTokenInvalid for an expired token, UpstreamError when unsupported."""
+
+    async def sync_token(self, collection: Collection) -> str | None:
+        """The collection's current DAV:sync-token (None: it has none). `collections()`
+        may leave it out where it is costly to produce."""
+        return collection.sync_token
 
     @abc.abstractmethod
     async def listing(self, collection: Collection) -> list[Resource]:

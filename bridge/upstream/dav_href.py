@@ -8,10 +8,14 @@ out absolute paths whose segments are decoded and encoded again with one safe se
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 # RFC 3986 pchar without "%" and "/": what a path segment may hold unencoded.
 _SAFE = "!$&'()*+,;=:@-._~"
+# An absolute path already canonical: safe characters only, no empty, "." or ".." segment
+# (what most servers send for every member, so the common case skips URL parsing).
+_CANONICAL = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9!$&'()*+,;=:@\-._~]+)+/?|/")
 
 
 def quote_segment(name: str) -> str:
@@ -23,6 +27,8 @@ def normalize(href: str, base: str | None = None) -> str:
     """The canonical absolute path of `href` (an absolute URL, an absolute path, or a
     path relative to `base`). Raises ValueError for what is not a URL."""
     href = href.strip()
+    if _CANONICAL.fullmatch(href):
+        return href
     if base is not None:
         href = urljoin(base, href)
     path = urlsplit(href).path or "/"

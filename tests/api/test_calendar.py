@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import datetime as dt
 import io
 from typing import Any
 
+from bridge.formats.ical_values import APPOINTMENT_RECUR
+from bridge.formats.recur_blob import Series
+from bridge.formats.recur_blob import encode as encode_recurrence
+from bridge.formats.recur_blob_read import decode as decode_recurrence
+from bridge.store.calendar_items import item_from_ical
 from bridge.store.store import Store
+from bridge.sync.dav_content import upload_bytes
+from bridge.upstream.dav_base import CALENDAR
 from tests.api.helpers import Api, Unchanged
 from tests.formats.samples import ALL_DAY, CARD3, GROUP4, JOURNAL, MEETING, SERIES, TODO
 
@@ -254,3 +263,59 @@ async def test_contact_with_a_five_megabyte_photo(api: Api) -> None:
     assert await resp.read() == photo
     resp = await api.request("GET", f"/api/v1/items/{item['id']}/source")
     assert await resp.read() == raw
+
+
+async def test_recurrence_blob_is_served_and_a_patched_one_reaches_the_upload(
+    api: Api, store: Store, unchanged: Unchanged
+) -> None:
+    roles = await api.roles()
+    series = await _post(api, roles["calendar"], SERIES, ICS)
+    blob = base64.b64decode(series["props"]["PidLidAppointmentRecur"])
+    old = decode_recurrence(blob)
+    assert (old.freq, old.count, len(old.overrides)) == ("DAILY", 10, 1)
+    path = f"/api/v1/items/{series['id']}"
+    async with unchanged():
+        for bad in (blob[:30], b"\x04\x30\x04\x30" + b"\xff" * 40):
+            body = {"props": {"PidLidAppointmentRecur": base64.b64encode(bad).decode()}}
+            doc = await api.problem("PATCH", path, 400, json=body)
+            assert doc["type"] == "urn:kbridge:problem:invalid-property"
+            assert "PidLidAppointmentRecur" in doc["detail"]
+    new = dataclasses.replace(old, count=4, deleted=(), overrides=())
+    body = {"props": {"PidLidAppointmentRecur": base64.b64encode(encode_recurrence(new)).decode()}}
+    await api.patch(path, json=body)
+    data = await upload_bytes(store, store.ids.parse("item", series["id"]), CALENDAR, "series-1")
+    assert b"RRULE:FREQ=DAILY;COUNT=4" in data
+    assert b"EXDATE" not in data and b"RECURRENCE-ID" not in data
+    assert decode_recurrence(item_from_ical(data).named[APPOINTMENT_RECUR]) == new
+
+
+async def test_json_item_with_a_recurrence_blob_renders_its_rule(
+    api: Api, unchanged: Unchanged
+) -> None:
+    roles = await api.roles()
+    weekly = Series(
+        freq="WEEKLY",
+        start=dt.datetime(2025, 1, 6, 10, 0),
+        duration=60,
+        byday=("MO", "WE"),
+        count=4,
+        deleted=(dt.date(2025, 1, 8),),
+    )
+    props = {
+        "PidTagSubject": "Standup",
+        "PidLidAppointmentStartWhole": "2025-01-06T09:00:00Z",
+        "PidLidAppointmentEndWhole": "2025-01-06T10:00:00Z",
+        "PidLidTimeZoneDescription": "W. Europe Standard Time",
+        "PidLidRecurring": True,
+        "PidLidAppointmentRecur": base64.b64encode(encode_recurrence(weekly)).decode(),
+    }
+    async with unchanged():
+        bad = {**props, "PidLidAppointmentRecur": base64.b64encode(b"\x04\x30").decode()}
+        path = f"/api/v1/folders/{roles['calendar']}/items"
+        await api.problem("POST", path, 400, json={"props": bad})
+    event = await api.new_item(roles["calendar"], props)
+    resp = await api.request("GET", f"/api/v1/items/{event['id']}/source")
+    body = await resp.read()
+    assert b"RRULE:FREQ=WEEKLY;COUNT=4;BYDAY=MO,WE" in body
+    assert b"EXDATE;TZID=Europe/Berlin:20250108T100000" in body
+    assert decode_recurrence(item_from_ical(body).named[APPOINTMENT_RECUR]) == weekly

@@ -63,7 +63,7 @@ async def test_collection_create_rename_delete(dav: DavAdapter, kind: str) -> No
     assert c.kind == kind and c.name == "Projekte für 2024 ✓" and c.writable
     listed = await _fresh(dav, c)
     assert (listed.kind, listed.name) == (kind, "Projekte für 2024 ✓")
-    assert listed.sync_token and listed.ctag
+    assert listed.ctag and await dav.sync_token(listed)
     await dav.rename_collection(c.href, "Erledigt <&> ü")
     assert (await _fresh(dav, c)).name == "Erledigt <&> ü"
     await dav.delete_collection(c.href)

@@ -219,6 +219,30 @@ def test_render_uses_uid_from_global_object_id() -> None:
     assert parse_ical(data).uid == "from-goid"
 
 
+def _component(data: bytes, name: str) -> icalendar.Component:
+    [comp] = [c for c in icalendar.Calendar.from_ical(data).subcomponents if c.name == name]
+    return comp
+
+
+def test_render_event_without_a_start_gets_one() -> None:
+    """A VEVENT must have a DTSTART: an event made with no start time takes the time the
+    item was made (an instant), or its end when it has one; a task needs none."""
+    made = dt.datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+    data = render_ical(classes.IPM_APPOINTMENT, {tags.SUBJECT: "S", tags.CREATION_TIME: made}, {})
+    event = _component(data, "VEVENT")
+    assert event.decoded("DTSTART") == made
+    assert "DTEND" not in event and "DURATION" not in event
+    assert parse_ical(data).named[V.APPT_START] == made
+    end = dt.datetime(2024, 6, 2, 10, tzinfo=UTC)
+    data = render_ical(classes.IPM_APPOINTMENT, {}, {V.APPT_END: end})
+    assert _component(data, "VEVENT").decoded("DTSTART") == end
+    data = render_ical(classes.IPM_APPOINTMENT, {}, {V.ALL_DAY: True}, floating_tz=UTC)
+    assert type(_component(data, "VEVENT").decoded("DTSTART")) is dt.date
+    assert _component(render_ical(classes.IPM_APPOINTMENT, {}, {}), "VEVENT").get("DTSTART")
+    task = _component(render_ical(classes.IPM_TASK, {tags.SUBJECT: "T"}, {}), "VTODO")
+    assert "DTSTART" not in task and "DUE" not in task
+
+
 # -- update ------------------------------------------------------------------------------
 
 

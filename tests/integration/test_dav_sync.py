@@ -25,6 +25,7 @@ import pytest
 from bridge.model import classes, tags
 from bridge.store import props as P
 from bridge.store.items import NewItem
+from bridge.store.search_folders import Criteria
 from bridge.store.store import Store
 from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
 from bridge.upstream.dav import HttpDavAdapter
@@ -635,3 +636,59 @@ async def test_folders_become_collections_and_follow_renames_and_deletes(
     await sync(store, other)
     trips = next(f for f in await store.folders.all() if f.display_name == "Trips")
     assert trips.container_class == classes.IPF_APPOINTMENT and trips.content_count == 1
+
+
+async def test_search_folders_are_never_synced(store: Store, other: Other) -> None:
+    """A search folder of a DAV container class (made below the calendar, it takes the
+    calendar's class) is local: no collection is made for it, nor any item pushed."""
+    await seed(other)
+    await sync(store, other)
+    roles = store.folders.roles
+    found = await store.search_folders.create(
+        roles["ipm_subtree"],
+        "Reviews",
+        Criteria(
+            {"property": {"prop": "PidTagSubject", "op": "eq", "value": "Review"}},
+            (roles["calendar"],),
+            False,
+        ),
+        classes.IPF_APPOINTMENT,
+    )
+    cards = await store.search_folders.create(
+        roles["contacts"],
+        "Found people",
+        Criteria({"exist": "PidTagSubject"}, (roles["contacts"],), False),
+    )
+    status = await sync(store, other)
+    assert not status["caldav"]["last_run"]["failed"], status
+    refs = await store.dav_refs.folder_refs()
+    assert found not in refs and cards not in refs
+    status_code, body, _ = await other.request(
+        "PROPFIND",
+        f"/{other.user}/",
+        '<propfind xmlns="DAV:"><prop><displayname/></prop></propfind>',
+        {"Depth": "1", "Content-Type": "application/xml"},
+    )
+    assert status_code == 207
+    assert b"Reviews" not in body and b"Found people" not in body
+    assert await store.queries.journal_pending() == 0
+
+
+async def test_event_without_a_start_is_accepted_by_the_server(store: Store, other: Other) -> None:
+    """An appointment made through the REST API with no start time still goes up: it gets a
+    DTSTART (a VEVENT needs one); a task needs none."""
+    await sync(store, other)
+    roles = store.folders.roles
+    await store.items.create(
+        roles["calendar"], NewItem(classes.IPM_APPOINTMENT, {tags.SUBJECT: "Sometime"})
+    )
+    await store.items.create(roles["tasks"], NewItem(classes.IPM_TASK, {tags.SUBJECT: "Whenever"}))
+    status = await sync(store, other)
+    assert not status["caldav"]["last_run"]["failed"], status
+    assert await other.summaries("calendar") == ["Sometime"]
+    assert await other.summaries("tasks") == ["Whenever"]
+    [data] = (await other.members("calendar")).values()
+    assert b"DTSTART" in data
+    assert await store.queries.journal_pending() == 0
+    status = await sync(store, other)
+    assert status["caldav"]["last_run"]["pushed"] == 0

@@ -112,8 +112,9 @@ def _answers(url: str, user: str, password: str) -> bool:
         return False
 
 
-def start() -> Radicale:
-    """Start a Radicale; raises RadicaleError with the reason when it cannot."""
+def start(extra_config: str = "") -> Radicale:
+    """Start a Radicale; raises RadicaleError with the reason when it cannot.
+    `extra_config`: more sections appended to the config (sections not in it already)."""
     # Look it up without importing it: importing radicale registers its XML namespace
     # prefixes in ElementTree for the whole process, which changes how others write XML.
     if importlib.util.find_spec("radicale") is None:
@@ -125,7 +126,7 @@ def start() -> Radicale:
     (root / "collections").mkdir()
     (root / "users").write_text("probe:probe\n")
     port = _free_port()
-    (root / "config").write_text(_CONFIG.format(root=root.as_posix(), port=port))
+    (root / "config").write_text(_CONFIG.format(root=root.as_posix(), port=port) + extra_config)
     log = (root / "radicale.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "radicale", "--config", str(root / "config")],

@@ -9,6 +9,7 @@ import pytest
 
 from bridge.model import classes, tags
 from bridge.store.items import NewItem
+from bridge.store.search_folders import Criteria
 from bridge.store.store import Store
 from bridge.sync.dav_engine import DavEngine
 from bridge.sync.dav_report import DavReport
@@ -633,4 +634,22 @@ async def test_move_cut_short_between_put_and_delete(s: Setup) -> None:
         "SELECT count(*) FROM items WHERE subject = 'Review'"
     ) as cur:
         assert (await cur.fetchone())[0] == 1  # type: ignore[index]
+    assert await s.store.queries.journal_pending() == 0
+
+
+async def test_search_folders_never_become_collections(s: Setup) -> None:
+    await s.put(CALENDAR, "a.ics", event("a", "Standup"))
+    await s.run()
+    roles = s.store.folders.roles
+    before = set(s.server.collections)
+    found = await s.store.search_folders.create(
+        roles["ipm_subtree"],
+        "Found",
+        Criteria({"exist": "PidTagSubject"}, (roles["calendar"],), False),
+        classes.IPF_APPOINTMENT,
+    )
+    report = await s.run()
+    assert not report.failed
+    assert set(s.server.collections) == before
+    assert found not in await s.store.dav_refs.folder_refs()
     assert await s.store.queries.journal_pending() == 0

@@ -1,0 +1,82 @@
+"""Fetched .ics / .vcf resources → items, for a pull: in this process for a few, in worker
+processes for many (an initial sync of thousands) on a machine with cores to spare, so
+that parsing, which is most of a large pull's CPU time, runs beside the HTTP reads and the
+SQLite writes instead of between them.
+
+A resource that cannot become an item comes back as its error message. Workers are
+spawned (never forked: the parent runs threads) and import only the format converters; a
+pool that breaks (a worker killed) is given up and the rest is parsed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from bridge.store.calendar_items import ItemDataError, item_from_ical, item_from_vcard
+from bridge.store.item_base import NewItem
+from bridge.upstream.dav_base import ADDRESSBOOK, NOTES
+
+log = logging.getLogger(__name__)
+
+POOL_FROM = 1000  # resources to parse in one pull before worker processes pay off
+CHUNK = 100  # resources per task handed to a worker
+
+Parsed = NewItem | str  # the item, or why the resource is not one
+
+
+def parse_one(kind: str, data: bytes) -> Parsed:
+    """The item a resource of a collection of `kind` becomes, or the reason it cannot."""
+    try:
+        if kind == ADDRESSBOOK:
+            return item_from_vcard(data)
+        return item_from_ical(data, notes=kind == NOTES)
+    except ItemDataError as exc:
+        return str(exc)
+    except Exception as exc:  # a hostile resource must not stop the run
+        return f"unreadable: {exc!r}"[:300]
+
+
+def parse_many(kind: str, datas: Sequence[bytes]) -> list[Parsed]:
+    return [parse_one(kind, d) for d in datas]
+
+
+class ResourceParser:
+    """Parses for one pull; `close()` ends its workers."""
+
+    def __init__(self, expected: int, workers: int | None = None) -> None:
+        # One core is left to the rest (the event loop, SQLite, a local server): on two
+        # cores, workers only add their overhead (measured with bench_dav_sync).
+        count = workers if workers is not None else min(2, (os.cpu_count() or 1) - 1)
+        self.pool: Executor | None = None
+        if (expected >= POOL_FROM and count > 1) or workers is not None:
+            self.pool = ProcessPoolExecutor(
+                max_workers=max(1, count), mp_context=multiprocessing.get_context("spawn")
+            )
+
+    @property
+    def parallel(self) -> bool:
+        return self.pool is not None
+
+    async def parse(self, kind: str, datas: Sequence[bytes]) -> list[Parsed]:
+        if self.pool is None:
+            return parse_many(kind, datas)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.pool, parse_many, kind, list(datas))
+        except BrokenProcessPool:
+            log.warning("DAV: parser processes failed; parsing in the sync process")
+            self.close()
+            return parse_many(kind, datas)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None

@@ -1,0 +1,217 @@
+"""Parsing fetched messages in a worker process, so that a large pull uses a second core:
+the event loop keeps reading the IMAP stream and feeding SQLite while the worker turns raw
+messages into items.
+
+The worker is started with the "spawn" method (the one every platform has), lazily, on the
+first batch, and only for pulls large enough to pay for its start. Batches go to it and
+their items come back over one duplex connection, as single pickled blobs, in order; two
+threads of this process move them (the event loop never blocks on the connection). Where
+the connection is a socket its buffers are enlarged so that a batch passes in a few system
+calls: every call needs the GIL back, which a busy event loop hands over only every
+`sys.getswitchinterval()` seconds.
+
+Whatever goes wrong with the worker (it cannot start, it dies, it fails a batch) makes that
+batch and the rest parse in this process instead: the pool is an optimization, never a
+requirement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import socket
+import threading
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import Any
+
+from bridge.store.items import NewItem
+from bridge.store.rfc822 import item_from_rfc822
+
+log = logging.getLogger(__name__)
+
+MIN_MESSAGES = 500  # a pull with fewer messages parses in this process
+SOCKET_BUFFER = 4 << 20  # bytes; the OS may grant less
+
+
+def parse_raws(raws: list[bytes]) -> list[NewItem]:
+    """Items from raw messages, without their sources (the caller has the bytes already,
+    and sending them back would copy them twice more)."""
+    items = []
+    for raw in raws:
+        item = item_from_rfc822(raw)
+        item.source = None
+        items.append(item)
+    return items
+
+
+def serve(conn: Connection) -> None:
+    """The worker process: parse each batch received, send its items back, until an empty
+    message (or the end of the connection)."""
+    _enlarge(conn)
+    with conn:
+        while True:
+            try:
+                data = conn.recv_bytes()
+            except (EOFError, OSError):
+                return
+            if not data:
+                return
+            try:
+                reply = pickle.dumps(parse_raws(pickle.loads(data)), pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # reported back; the batch parses in the sync process
+                reply = pickle.dumps(RuntimeError(f"parsing worker: {exc!r}"))
+            try:
+                conn.send_bytes(reply)
+            except OSError:
+                return
+
+
+def _enlarge(conn: Connection) -> None:
+    """Large socket buffers on a socket connection (a no-op on pipes)."""
+    try:
+        fd = os.dup(conn.fileno())
+    except (OSError, ValueError):
+        return  # not a descriptor this platform can duplicate (a Windows pipe handle)
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        os.close(fd)
+        return
+    with sock:
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+
+
+class _Worker:
+    """One worker process and the two threads that feed it and read its answers."""
+
+    def __init__(self, conn: Connection, process: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.conn = conn
+        self.process = process
+        self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.waiting: deque[asyncio.Future[bytes | None]] = deque()
+        self.gone = False
+        self.threads = [
+            threading.Thread(target=self._send, daemon=True),
+            threading.Thread(target=self._receive, args=(loop,), daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, data: bytes) -> asyncio.Future[bytes | None]:
+        """The future answer to `data` (None if the worker goes away first)."""
+        answer: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(answer)
+        self.outbox.put(data)
+        return answer
+
+    def _send(self) -> None:
+        while True:
+            data = self.outbox.get()
+            try:
+                self.conn.send_bytes(data or b"")  # b"": the worker stops
+            except OSError:
+                return  # the receiver sees the end too
+            if data is None:
+                return
+
+    def _receive(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            try:
+                data: bytes | None = self.conn.recv_bytes()
+            except (EOFError, OSError):
+                data = None
+            try:
+                loop.call_soon_threadsafe(self._answer, data)
+            except RuntimeError:  # the loop is closed
+                return
+            if data is None:
+                return
+
+    def _answer(self, data: bytes | None) -> None:
+        if data is None:  # the worker is gone: every batch still waiting parses here
+            self.gone = True
+            while self.waiting:
+                future = self.waiting.popleft()
+                if not future.done():
+                    future.set_result(None)
+            return
+        if self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():  # a cancelled caller: its answer is dropped
+                future.set_result(data)
+
+    def stop(self) -> None:
+        """Blocking: let the worker finish what it was sent, then end it."""
+        self.outbox.put(None)
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        for thread in self.threads:  # both end with the connection
+            thread.join(10)
+        self.conn.close()
+
+
+class ParsePool:
+    """A lazily started worker process for `parse_raws`; close it when the sync is done
+    (a later pull starts a new one)."""
+
+    def __init__(self) -> None:
+        self._worker: _Worker | None = None
+        self._broken = False  # the worker failed: this pool parses here from now on
+
+    async def parse(self, raws: list[bytes]) -> list[NewItem]:
+        """`item_from_rfc822` of each raw message, sources included. Calls may overlap;
+        each batch is answered in turn."""
+        items: list[NewItem] | None = None
+        worker = self._start()
+        if worker is not None:
+            # submitted before any await: the answers come back in the order of the calls
+            data = await worker.submit(pickle.dumps(raws, pickle.HIGHEST_PROTOCOL))
+            result = pickle.loads(data) if data is not None else None
+            if isinstance(result, list):
+                items = result
+            else:
+                log.warning("the parsing worker failed (%s); parsing here", result)
+                self._broken = True
+        if items is None:
+            items = parse_raws(raws)
+        for item, raw in zip(items, raws, strict=True):
+            item.source = raw
+        return items
+
+    def _start(self) -> _Worker | None:
+        worker = self._worker
+        if worker is not None and worker.gone:
+            self._broken = True
+        if self._broken:
+            return None
+        if worker is not None:
+            return worker
+        ctx = multiprocessing.get_context("spawn")
+        try:
+            here, there = ctx.Pipe(duplex=True)
+            process = ctx.Process(target=serve, args=(there,), daemon=True, name="kbridge-parse")
+            process.start()  # once per sync run; the child's imports do not block this
+        except (OSError, RuntimeError, ValueError):
+            log.warning("no parsing worker process; parsing in the sync process", exc_info=True)
+            self._broken = True
+            return None
+        there.close()
+        _enlarge(here)
+        self._worker = _Worker(here, process, asyncio.get_running_loop())
+        return self._worker
+
+    async def close(self) -> None:
+        worker, self._worker = self._worker, None
+        self._broken = False
+        if worker is not None:
+            await asyncio.to_thread(worker.stop)

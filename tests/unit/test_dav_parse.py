@@ -1,0 +1,67 @@
+"""Parsing fetched resources in worker processes: the same items and the same refusals as
+in the sync process, and a large pull through the engine that uses them."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.store.item_base import NewItem
+from bridge.store.store import Store
+from bridge.sync import dav_parse
+from bridge.sync.dav_parse import ResourceParser, parse_many
+from bridge.upstream.dav_base import ADDRESSBOOK, CALENDAR
+from tests.unit.test_dav_engine import Setup, card, event
+
+BROKEN = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VCALENDAR\r\n"
+
+
+def _same(a: dav_parse.Parsed, b: dav_parse.Parsed) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return (a.message_class, a.props, a.named, a.source) == (
+        b.message_class,
+        b.props,
+        b.named,
+        b.source,
+    )
+
+
+async def test_workers_parse_as_this_process_does() -> None:
+    datas = [event(f"e{i}", f"Event {i}") for i in range(5)] + [BROKEN, b"\xff\xfe junk"]
+    parser = ResourceParser(0, workers=2)
+    try:
+        assert parser.parallel
+        got = await parser.parse(CALENDAR, datas)
+        cards = await parser.parse(ADDRESSBOOK, [card("c", "Cy"), b"BEGIN:VCARD\r\n"])
+    finally:
+        parser.close()
+    want = parse_many(CALENDAR, datas)
+    assert len(got) == len(want) == 7
+    assert all(_same(a, b) for a, b in zip(got, want, strict=True))
+    assert isinstance(got[0], NewItem) and isinstance(got[5], str) and isinstance(got[6], str)
+    assert isinstance(cards[0], NewItem) and isinstance(cards[1], str)
+
+
+async def test_small_pulls_parse_here() -> None:
+    parser = ResourceParser(10)
+    assert not parser.parallel
+    [item] = await parser.parse(CALENDAR, [event("a", "A")])
+    assert isinstance(item, NewItem)
+    parser.close()
+
+
+async def test_a_large_pull_through_worker_processes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dav_parse, "POOL_FROM", 2)
+    s = Setup(store)
+    await s.connect()
+    for i in range(250):
+        await s.put(CALENDAR, f"e{i}.ics", event(f"e{i}", f"Event {i:03d}"))
+    await s.put(CALENDAR, "bad.ics", BROKEN)
+    report = await s.run()
+    assert report.fetched == 250
+    assert [m.split(":")[0] for m in report.malformed] == [f"{s.coll(CALENDAR)}bad.ics"]
+    assert await s.subjects("calendar") == [f"Event {i:03d}" for i in range(250)]
+    again = await s.run()
+    assert again.fetched == 0 and not again.malformed
