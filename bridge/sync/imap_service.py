@@ -161,16 +161,17 @@ class ImapSyncService(SyncLoop):
             self.wake.set()
 
     async def between_runs(self) -> None:
-        """Wait on the Inbox for new mail, a wake-up or the interval, whichever is first."""
+        """Wait on the Inbox (with NOTIFY: on every mailbox) for a change, a wake-up or the
+        interval, whichever is first."""
         adapter = self._adapter
         if adapter is None:
             return
-        inbox = (await self.store.sync.folder_links()).get(self.store.folders.roles["inbox"])
+        links = await self.store.sync.folder_links()
+        inbox = links.get(self.store.folders.roles["inbox"])
         deadline = time.monotonic() + self.interval
         due = self.outbox.next_due() if self.outbox is not None else None
         if due is not None:
             deadline = min(deadline, due)
-        links = await self.store.sync.folder_links()
         watch = Watch(
             {
                 str(ref["mailbox"]): (ref.get("uidvalidity"), ref.get("uidnext"), ref.get("modseq"))
