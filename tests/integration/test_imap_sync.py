@@ -418,7 +418,7 @@ async def test_the_service_mirrors_an_emptied_mailbox_once_the_user_confirms(
         assert await service.confirm_empty(["Nope"]) == []
         assert await service.confirm_empty(["Old", "Nope"]) == ["Old"]
         status = await _settled(service)
-        assert status["held"] == [] and status["last_run"]["deleted"] == 12
+        assert status["held"] == []  # (a follow-up run may have ended since the deleting one)
         assert (await store.queries.list(folder.id))[1] == 0
         # the mailbox goes on syncing as any other
         dv.append(m, "Old", dv.message("back"))
