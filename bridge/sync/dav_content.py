@@ -18,13 +18,12 @@ import icalendar
 from bridge.store import blobs
 from bridge.store.calendar_items import (
     ItemDataError,
-    item_from_ical,
-    item_from_vcard,
     resource_bytes,
 )
 from bridge.store.item_base import NewItem
 from bridge.store.store import Store
-from bridge.upstream.dav_base import ADDRESSBOOK, NOTES
+from bridge.sync import dav_parse
+from bridge.upstream.dav_base import ADDRESSBOOK
 
 _UID = re.compile(rb"^UID(?:;[^:\r\n]*)?:(.*(?:\r?\n[ \t].*)*)", re.MULTILINE | re.IGNORECASE)
 
@@ -61,9 +60,7 @@ def resource_name(uid: str, kind: str) -> str:
 def item_from_resource(kind: str, data: bytes) -> NewItem:
     """The item a fetched resource becomes; BadResource when it is not one."""
     try:
-        if kind == ADDRESSBOOK:
-            return item_from_vcard(data)
-        return item_from_ical(data, notes=kind == NOTES)
+        return dav_parse.convert(kind, data)
     except ItemDataError as exc:
         raise BadResource(str(exc)) from None
 

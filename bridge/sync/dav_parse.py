@@ -31,12 +31,17 @@ CHUNK = 100  # resources per task handed to a worker
 Parsed = NewItem | str  # the item, or why the resource is not one
 
 
+def convert(kind: str, data: bytes) -> NewItem:
+    """The item a resource of a collection of `kind` becomes; ItemDataError if none."""
+    if kind == ADDRESSBOOK:
+        return item_from_vcard(data)
+    return item_from_ical(data, notes=kind == NOTES)
+
+
 def parse_one(kind: str, data: bytes) -> Parsed:
     """The item a resource of a collection of `kind` becomes, or the reason it cannot."""
     try:
-        if kind == ADDRESSBOOK:
-            return item_from_vcard(data)
-        return item_from_ical(data, notes=kind == NOTES)
+        return convert(kind, data)
     except ItemDataError as exc:
         return str(exc)
     except Exception as exc:  # a hostile resource must not stop the run
