@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.model import tags
-from bridge.store import blobs, search_results
+from bridge.store import blobs, search_keys, search_results
 from bridge.store import props as P
 from bridge.store.core import SYSTEM, StoreCore
 from bridge.store.queries import ItemView
@@ -45,13 +45,14 @@ COLUMNS = ("subject", "body", "sender", "recipients", "attachments")
 BODY_PATH = f'$."{P.key(tags.BODY)}"'
 
 _ITEMS_IN_WINDOW = (
-    f"SELECT id, subject, sender_name, sender_email, json_extract(props, '{BODY_PATH}') "
+    "SELECT id, subject, sender_name, sender_email, json_extract(props, "
+    f"'{BODY_PATH}'), received "
     "FROM items WHERE folder_id IN (SELECT id FROM folders) AND cn > ? AND cn <= ?"
 )
 _FTS_DELETE = (
     "INSERT INTO search_fts (search_fts, rowid, subject, body, sender, recipients, "
     "attachments) SELECT 'delete', id, subject, body, sender, recipients, attachments "
-    "FROM search_docs WHERE id IN (SELECT value FROM json_each(?))"
+    "FROM search_docs WHERE item_id IN (SELECT value FROM json_each(?))"
 )
 
 
@@ -60,6 +61,14 @@ class SearchPage:
     items: list[ItemView]
     total: int
     complete: bool  # False when the index had not caught up within the wait
+
+
+def _indexable(rows: list[Any]) -> list[Any]:
+    """The rows whose item id fits in a search key (see search_keys)."""
+    fit = [r for r in rows if r[0] <= search_keys.MAX_ITEM_ID]
+    if len(fit) < len(rows):
+        log.error("%d items have ids beyond the search index's range", len(rows) - len(fit))
+    return fit
 
 
 def _text(*parts: object) -> str:
@@ -172,24 +181,25 @@ class SearchIndex:
             upto = min(self.indexed + WINDOW, self.core.counters["next_cn"] - 1)
             async with conn.execute(_ITEMS_IN_WINDOW, (self.indexed, upto)) as cur:
                 rows = list(await cur.fetchall())
+            rows = _indexable(rows)
             if rows:
                 ids = [r[0] for r in rows]
                 docs = await self._documents(conn, rows)
                 id_list = json.dumps(ids)
                 await conn.execute(_FTS_DELETE, (id_list,))
                 await conn.execute(
-                    "DELETE FROM search_docs WHERE id IN (SELECT value FROM json_each(?))",
+                    "DELETE FROM search_docs WHERE item_id IN (SELECT value FROM json_each(?))",
                     (id_list,),
                 )
                 await conn.executemany(
-                    "INSERT INTO search_docs (id, subject, body, sender, recipients, "
-                    "attachments) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO search_docs (id, item_id, subject, body, sender, recipients, "
+                    "attachments) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     docs,
                 )
                 await conn.executemany(
                     "INSERT INTO search_fts (rowid, subject, body, sender, recipients, "
                     "attachments) VALUES (?, ?, ?, ?, ?, ?)",
-                    docs,
+                    [(d[0], *d[2:]) for d in docs],
                 )
             await conn.execute("UPDATE search_state SET cn = ?", (upto,))
         self.indexed = upto
@@ -226,6 +236,7 @@ class SearchIndex:
             attachments.setdefault(item_id, []).append(" ".join(parts))
         return [
             (
+                search_keys.key(received, iid),
                 iid,
                 _text(subject),
                 _text(body),
@@ -233,7 +244,7 @@ class SearchIndex:
                 " ".join(recipients.get(iid, [])),
                 " ".join(attachments.get(iid, [])),
             )
-            for iid, subject, sender_name, sender_email, body in rows
+            for iid, subject, sender_name, sender_email, body, received in rows
         ]
 
     # -- searching -------------------------------------------------------------------

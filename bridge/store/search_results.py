@@ -3,9 +3,11 @@ and their total, with the full-text index read once.
 
 The matches are counted first. With few (at most MANY_MATCHES), the ids of the items among
 them that pass the other conditions are sorted by delivery time, and their number is the
-total. With more, the items are walked newest first along the (associated, received) index
-until a page is full. Then only the rows of the page are read and rendered. Counts are
-reused while the database is unchanged (`_Counts`)."""
+total. With more, the index is walked in key order (search_keys: received second, then item
+id), newest first, until the page is full; the page's last second is then read whole and
+sorted exactly, so the order is the same as the sort by delivery time. Then only the rows of
+the page are read and rendered. Counts are reused while the database is unchanged
+(`_Counts`)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 
-from bridge.store import render
+from bridge.store import render, search_keys
 from bridge.store.ids import IdCodec
 from bridge.store.queries import ItemView
 from bridge.store.search_query import QueryError, SearchQuery
@@ -25,6 +27,12 @@ from bridge.store.search_query import QueryError, SearchQuery
 # Above this many matches a search walks the items newest first instead of sorting them all.
 MANY_MATCHES = 2000
 _ORDER = "ORDER BY i.received DESC, i.id DESC"
+_ITEM = search_keys.item_id_sql("search_fts.rowid")
+# The matches in key order, newest first, joined to their items.
+_WALK = (
+    "SELECT i.id, i.received, search_fts.rowid FROM search_fts "
+    f"CROSS JOIN items i ON i.id = {_ITEM} WHERE search_fts MATCH ? AND {{where}}"
+)
 
 
 @dataclass(slots=True)
@@ -86,18 +94,13 @@ async def page_ids(
         # them, so that their number is the total.
         rows = await _all(
             conn,
-            "SELECT i.id FROM search_fts CROSS JOIN items i ON i.id = search_fts.rowid "
+            f"SELECT i.id FROM search_fts CROSS JOIN items i ON i.id = {_ITEM} "
             f"WHERE search_fts MATCH ? AND {f.where} {_ORDER}",
             [match, *f.params],
         )
         return [r[0] for r in rows[offset : offset + limit]], len(rows)
-    # Newest first along the (associated, received) index, until a page is full.
-    matching = "i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)"
-    rows = await _all(
-        conn,
-        f"SELECT i.id FROM items i WHERE {f.where} AND {matching} {_ORDER} LIMIT ? OFFSET ?",
-        [*f.params, match, limit, offset],
-    )
+    found = await _walk(conn, match, f, offset + limit)
+    matching = f"i.id IN (SELECT {_ITEM} FROM search_fts WHERE search_fts MATCH ?)"
     key = (match, f.where, *f.params)
     total = counts.get(key)
     if total is None:
@@ -109,7 +112,33 @@ async def page_ids(
             sql = f"SELECT count(*) FROM items i WHERE {f.where} AND {matching}"
             total = int((await _all(conn, sql, [*f.params, match]))[0][0])
         counts[key] = total
-    return [r[0] for r in rows], total
+    return found[offset:], total
+
+
+def _newest_first(row: Any) -> tuple[bool, int, int]:
+    """Sort key of (id, received, …) rows for the order of `_ORDER`, reversed."""
+    return row[1] is not None, row[1] or 0, row[0]
+
+
+async def _walk(conn: aiosqlite.Connection, match: str, f: Filter, count: int) -> list[int]:
+    """The ids of the first `count` matching items in the order of `_ORDER`."""
+    walk = _WALK.format(where=f.where)
+    rows = await _all(
+        conn, f"{walk} ORDER BY search_fts.rowid DESC LIMIT ?", [match, *f.params, count]
+    )
+    if len(rows) == count and rows:
+        # Every match of a later second is in `rows`; the last second may go on beyond
+        # them, and within it the key order is not the delivery-time order: read it whole.
+        last = search_keys.key_second(rows[-1][2])
+        low, high = search_keys.second_range(last)
+        rows = [r for r in rows if search_keys.key_second(r[2]) != last]
+        rows += await _all(
+            conn,
+            f"{walk} AND search_fts.rowid >= ? AND search_fts.rowid < ?",
+            [match, *f.params, low, high],
+        )
+    rows.sort(key=_newest_first, reverse=True)
+    return [r[0] for r in rows[:count]]
 
 
 class _Counts:

@@ -216,3 +216,52 @@ async def test_pages_and_totals_follow_changes(
     await store.items.delete(made[0], hard=True)
     page = await store.search.search(parse("paging"), offset=8, limit=5)
     assert page.total == 8 and page.items == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_walk_in_key_order_matches_the_exact_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """The index is walked by (received second, id); within a second, and for items
+    without a delivery time, the page must still follow the exact delivery-time order."""
+    import random
+
+    from bridge.store import search_results
+
+    monkeypatch.setattr(search_results, "MANY_MATCHES", 0)  # always walk the index
+    rng = random.Random(seed)
+    inbox = store.folders.roles["inbox"]
+    base = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
+    received: list[dt.datetime | None] = []
+    for _ in range(40):
+        if rng.random() < 0.15:
+            received.append(None)
+        else:  # few seconds, many items within each, in no particular order
+            offset = dt.timedelta(seconds=rng.randrange(4), microseconds=rng.randrange(10**6))
+            received.append(base + offset)
+    items = []
+    for n, when in enumerate(received):
+        item = mail(f"walking {n}")
+        if when is None:
+            del item.props[tags.MESSAGE_DELIVERY_TIME]
+        else:
+            item.props[tags.MESSAGE_DELIVERY_TIME] = when
+        items.append(item)
+    made = await store.items.create_many(inbox, items)
+    when_of = dict(zip(made, received, strict=True))
+    expected = sorted(
+        made,
+        key=lambda i: (when_of[i] is not None, when_of[i] or base, i),
+        reverse=True,
+    )
+    for limit in (1, 7, 40):
+        got: list[int] = []
+        for offset in range(0, 40, limit):
+            page = await store.search.search(parse("walking"), offset=offset, limit=limit)
+            assert page.total == 40
+            got += [i.id for i in page.items]
+        assert got == expected, limit
+    # a new delivery time moves the item (its entry is keyed anew)
+    last = expected[-1]
+    await store.items.update(last, {tags.MESSAGE_DELIVERY_TIME: base + dt.timedelta(hours=1)})
+    assert (await ids(store, "walking", limit=1)) == [last]

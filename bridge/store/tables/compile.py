@@ -47,7 +47,7 @@ from bridge.model.restrictions import (
     Size,
     Sub,
 )
-from bridge.store import conversation, render
+from bridge.store import conversation, render, search_keys
 from bridge.store import props as P
 from bridge.store.ids import IdCodec
 from bridge.store.search_query import content_prefilter
@@ -231,7 +231,8 @@ class Compiler:
         plan.note(f"full-text prefilter on {column}")
         params.append(f"{{{column}}} : ({match})")
         return (
-            "i.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ? "
+            f"i.id IN (SELECT {search_keys.item_id_sql('rowid')} FROM search_fts "
+            "WHERE search_fts MATCH ? "
             "UNION ALL SELECT id FROM items WHERE cn > (SELECT cn FROM search_state))"
         )
 
