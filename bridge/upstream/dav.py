@@ -38,6 +38,7 @@ from bridge.upstream.dav_base import (
     SyncTokenInvalid,
 )
 from bridge.upstream.dav_http import Answer, DavHttp, ResponseTooLarge
+from bridge.upstream.dav_marks import ChangeMarks
 
 COMPONENT_OF = {CALENDAR: "VEVENT", TASKS: "VTODO", NOTES: "VJOURNAL"}
 MAX_SYNC_ROUNDS = 10_000  # truncated sync-collection answers followed, at most
@@ -52,7 +53,10 @@ _COLLECTION_PROPS = [
     X.COMPONENT_SET,
     X.GETCTAG,
     X.PRIVILEGE_SET,
+    X.GETLASTMODIFIED,
 ]
+# Between full listings: last-modified instead of the CTag (see dav_marks).
+_PROBE_PROPS = [p for p in _COLLECTION_PROPS if p != X.GETCTAG]
 
 
 def kind_of(components: frozenset[str]) -> str | None:
@@ -95,6 +99,7 @@ class HttpDavAdapter(DavAdapter):
     def __init__(self, settings: DavSettings) -> None:
         self.settings = settings
         self.http = DavHttp(settings)
+        self.marks = ChangeMarks(settings.probe_modified, settings.full_listing_every)
         self.principal: str | None = None
         self.calendar_home: str | None = None
         self.addressbook_home: str | None = None
@@ -168,26 +173,55 @@ class HttpDavAdapter(DavAdapter):
     # --- collections --------------------------------------------------------------------
 
     async def collections(self) -> list[Collection]:
+        probing = self.marks.probing()
         homes = [h for h in (self.calendar_home, self.addressbook_home) if h is not None]
-        found: dict[str, Collection] = {}
+        found: dict[str, tuple[Collection, str | None, str | None]] = {}
         for home in dict.fromkeys(homes):
-            ms = await self._propfind(home, 1, _COLLECTION_PROPS)
+            ms, date = await self._propfind_dated(
+                home, 1, _PROBE_PROPS if probing else _COLLECTION_PROPS
+            )
             for r in ms.responses:
                 if dav_href.as_collection(r.href) == home or not r.href.startswith(home):
                     continue
                 c = self._collection(r)
-                if c is not None:
-                    found.setdefault(c.href, c)
-        for href, c in found.items():
+                if c is not None and c.href not in found:
+                    found[c.href] = (c, r.text(X.GETLASTMODIFIED), date)
+        listed = []
+        for href, (c, modified, date) in found.items():
+            if probing:
+                seen = self.marks.unchanged(href, modified)
+                if seen is not None:
+                    listed.append(
+                        dataclasses.replace(c, ctag=seen.ctag, sync_token=seen.sync_token)
+                    )
+                    continue
+                c, modified, date = await self._collection_at(c, modified, date)
             if c.ctag is None:  # without a CTag the sync token is the change mark
                 try:
                     token = await self.sync_token(c)
                 except (ConnectFailed, AuthFailed):
                     raise
                 except UpstreamError:
+                    listed.append(c)
                     continue  # no mark: the collection is pulled every run
-                found[href] = dataclasses.replace(c, ctag=token, sync_token=token)
-        return list(found.values())
+                c = dataclasses.replace(c, ctag=token, sync_token=token)
+            self.marks.record(href, modified, date, c.ctag, c.sync_token)
+            listed.append(c)
+        if not probing:
+            self.marks.full_listing_done()
+        return listed
+
+    async def _collection_at(
+        self, c: Collection, modified: str | None, date: str | None
+    ) -> tuple[Collection, str | None, str | None]:
+        """The collection with its CTag, and the last-modified read with it (Depth 0)."""
+        ms, date = await self._propfind_dated(c.href, 0, _COLLECTION_PROPS)
+        for r in ms.responses:
+            if dav_href.as_collection(r.href) == c.href:
+                found = self._collection(r)
+                if found is not None:
+                    return found, r.text(X.GETLASTMODIFIED), date
+        return c, None, date
 
     async def sync_token(self, collection: Collection) -> str | None:
         href = dav_href.as_collection(collection.href)
@@ -435,6 +469,12 @@ class HttpDavAdapter(DavAdapter):
     async def _propfind(
         self, href: str, depth: int, props: list[str], *, auth: bool = False
     ) -> X.Multistatus:
+        return (await self._propfind_dated(href, depth, props, auth=auth))[0]
+
+    async def _propfind_dated(
+        self, href: str, depth: int, props: list[str], *, auth: bool = False
+    ) -> tuple[X.Multistatus, str | None]:
+        """The multistatus and the answer's Date header."""
         answer = await self.http.request(
             "PROPFIND", href, body=X.propfind(props), headers={"Depth": str(depth)}
         )
@@ -442,7 +482,7 @@ class HttpDavAdapter(DavAdapter):
             raise AuthFailed(f"PROPFIND {answer.url}: 403 Forbidden (access refused)")
         if answer.status != 207:
             raise self._error("PROPFIND", answer)
-        return self._parse(answer)
+        return self._parse(answer), answer.headers.get("Date")
 
     def _parse(self, answer: Answer) -> X.Multistatus:
         try:

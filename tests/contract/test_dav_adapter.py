@@ -4,9 +4,12 @@ dav_fixtures.py, registered by conftest.py)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bridge.upstream.base import AuthFailed, UpstreamError
+from bridge.upstream.dav import HttpDavAdapter
 from bridge.upstream.dav_base import (
     ADDRESSBOOK,
     CALENDAR,
@@ -243,3 +246,34 @@ async def test_uid_conflict_is_an_upstream_error(dav: DavAdapter) -> None:
         await dav.put(c, "two.ics", event("same-uid", "two"), create=True)
     assert not isinstance(info.value, PreconditionFailed)
     assert [r.href for r in await dav.listing(c)] == [first.href]
+
+
+async def test_changes_seen_between_full_listings(account: Account, dav: DavAdapter) -> None:
+    """Between full listings the HTTP adapter asks the home sets for last-modified only
+    (dav_marks); a change by another client must still show as a new CTag, whether an
+    edit, a new member or a removal, and so must no change as the same CTag."""
+    c = await _collection(dav, CALENDAR, "probed")
+    a = await dav.put(c, "a.ics", event("a", "a"), create=True)
+    await dav.collections()  # a full listing (or not the first)
+    other = account.adapter()
+    await other.connect()
+    try:
+        for change in ("edit", "new", "remove"):
+            await asyncio.sleep(2.2)  # the collection's last-modified settles
+            before = await _fresh(dav, c)
+            if isinstance(dav, HttpDavAdapter):
+                assert dav.marks.probing()
+                settled = dav.marks.seen.get(c.href)
+                probed = settled is not None and settled.settled
+            assert (await _fresh(dav, c)).ctag == before.ctag  # nothing changed
+            if change == "edit":
+                a = await other.put(c, "a.ics", event("a", "edited"), etag=None)
+            elif change == "new":
+                await other.put(c, "b.ics", event("b", "b"), create=True)
+            else:
+                await other.delete(a.href)
+            assert (await _fresh(dav, c)).ctag != before.ctag, change
+    finally:
+        await other.close()
+    if isinstance(dav, HttpDavAdapter):
+        assert probed  # Radicale and Cyrus name a last-modified for their collections
