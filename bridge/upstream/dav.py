@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import urlsplit
 
+from bridge.upstream import dav_answers as A
 from bridge.upstream import dav_href
 from bridge.upstream import dav_xml as X
 from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
@@ -32,17 +33,15 @@ from bridge.upstream.dav_base import (
     DavSettings,
     Delta,
     Fetched,
-    PreconditionFailed,
     Resource,
-    ResourceGone,
     SyncTokenInvalid,
 )
-from bridge.upstream.dav_http import Answer, DavHttp, ResponseTooLarge
+from bridge.upstream.dav_http import DavHttp, ResponseTooLarge
 from bridge.upstream.dav_marks import ChangeMarks
 
 COMPONENT_OF = {CALENDAR: "VEVENT", TASKS: "VTODO", NOTES: "VJOURNAL"}
 MAX_SYNC_ROUNDS = 10_000  # truncated sync-collection answers followed, at most
-_WRITE_PRIVILEGES = {X.qn(X.DAV, p) for p in ("all", "write", "write-content", "bind")}
+
 # The listing of the home sets, every run: no DAV:sync-token, which a server may compute by
 # reading every member (Radicale does, and its CTag too: asking for both doubles the cost
 # of a run with nothing to do). The token is asked for by itself (`sync_token`) when a pull
@@ -57,42 +56,6 @@ _COLLECTION_PROPS = [
 ]
 # Between full listings: last-modified instead of the CTag (see dav_marks).
 _PROBE_PROPS = [p for p in _COLLECTION_PROPS if p != X.GETCTAG]
-
-
-def kind_of(components: frozenset[str]) -> str | None:
-    """The folder kind of a calendar collection: events win over tasks over journals; a
-    calendar that names no component set takes every component."""
-    if not components or "VEVENT" in components:
-        return CALENDAR
-    if "VTODO" in components:
-        return TASKS
-    if "VJOURNAL" in components:
-        return NOTES
-    return None
-
-
-def normalize_etag(value: str | None) -> str | None:
-    """An entity tag in its quoted form ("abc"), whether or not the server quoted it."""
-    if value is None:
-        return None
-    v = value.strip()
-    if not v:
-        return None
-    if v.startswith('"') or v.startswith('W/"'):
-        return v
-    return f'"{v}"'
-
-
-def _is_member(href: str, parents: set[str]) -> bool:
-    """`href` is a resource directly inside one of `parents` (the collection as asked for
-    and as the answering URL names it): neither a sub-collection nor anything elsewhere
-    on the server, which a member listing must never name."""
-    return not href.endswith("/") and href.rsplit("/", 1)[0] + "/" in parents
-
-
-def _crlf(text: str) -> bytes:
-    """XML parsing turned CRLF into LF; iCalendar and vCard lines end in CRLF."""
-    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
 
 
 class HttpDavAdapter(DavAdapter):
@@ -183,7 +146,7 @@ class HttpDavAdapter(DavAdapter):
             for r in ms.responses:
                 if dav_href.as_collection(r.href) == home or not r.href.startswith(home):
                     continue
-                c = self._collection(r)
+                c = A.collection(r)
                 if c is not None and c.href not in found:
                     found[c.href] = (c, r.text(X.GETLASTMODIFIED), date)
         listed = []
@@ -218,7 +181,7 @@ class HttpDavAdapter(DavAdapter):
         ms, date = await self._propfind_dated(c.href, 0, _COLLECTION_PROPS)
         for r in ms.responses:
             if dav_href.as_collection(r.href) == c.href:
-                found = self._collection(r)
+                found = A.collection(r)
                 if found is not None:
                     return found, r.text(X.GETLASTMODIFIED), date
         return c, None, date
@@ -229,36 +192,11 @@ class HttpDavAdapter(DavAdapter):
             "PROPFIND", href, body=X.propfind([X.SYNC_TOKEN]), headers={"Depth": "0"}
         )
         if answer.status != 207:
-            raise self._error("PROPFIND", answer)
-        for r in self._parse(answer).responses:
+            raise A.error("PROPFIND", answer)
+        for r in A.parse(answer).responses:
             if dav_href.as_collection(r.href) == href:
                 return r.text(X.SYNC_TOKEN)
         return None
-
-    def _collection(self, r: X.Response) -> Collection | None:
-        types = r.children(X.RESOURCETYPE)
-        components = frozenset[str]()
-        if X.CALENDAR in types:
-            components = r.components()
-            kind = kind_of(components)
-        elif X.ADDRESSBOOK in types:
-            kind = ADDRESSBOOK
-        else:
-            return None
-        if kind is None:
-            return None
-        href = dav_href.as_collection(r.href)
-        token = r.text(X.SYNC_TOKEN)
-        privileges = r.privileges()
-        return Collection(
-            href=href,
-            name=r.text(X.DISPLAYNAME) or dav_href.last_segment(href),
-            kind=kind,
-            components=components,
-            ctag=r.text(X.GETCTAG) or token,
-            sync_token=token,
-            writable=privileges is None or bool(privileges & _WRITE_PRIVILEGES),
-        )
 
     async def create_collection(self, kind: str, name: str) -> Collection:
         home = self.addressbook_home if kind == ADDRESSBOOK else self.calendar_home
@@ -273,11 +211,11 @@ class HttpDavAdapter(DavAdapter):
             body = X.mkcalendar(name, [COMPONENT_OF[kind]])
             answer = await self.http.request("MKCALENDAR", href, body=body)
         if answer.status not in (200, 201, 204):
-            raise self._error("create collection", answer)
+            raise A.error("create collection", answer)
         ms = await self._propfind(href, 0, _COLLECTION_PROPS)
         for r in ms.responses:
             if dav_href.as_collection(r.href) == href:
-                c = self._collection(r)
+                c = A.collection(r)
                 if c is not None:
                     return c
         return Collection(href=href, name=name, kind=kind)
@@ -286,19 +224,19 @@ class HttpDavAdapter(DavAdapter):
         href = dav_href.as_collection(dav_href.normalize(href))
         answer = await self.http.request("PROPPATCH", href, body=X.proppatch_displayname(name))
         if answer.status == 207:
-            ms = self._parse(answer)
+            ms = A.parse(answer)
             failed = {p: s for r in ms.responses for p, s in r.missing.items()}
             if failed:
                 raise UpstreamError(f"PROPPATCH {answer.url}: displayname refused ({failed})")
             return
         if answer.status not in (200, 204):
-            raise self._error("PROPPATCH", answer)
+            raise A.error("PROPPATCH", answer)
 
     async def delete_collection(self, href: str) -> None:
         href = dav_href.as_collection(dav_href.normalize(href))
         answer = await self.http.request("DELETE", href)
         if answer.status not in (200, 202, 204, 404, 410):
-            raise self._error("DELETE", answer)
+            raise A.error("DELETE", answer)
 
     # --- pull ---------------------------------------------------------------------------
 
@@ -318,8 +256,8 @@ class HttpDavAdapter(DavAdapter):
                     f"REPORT sync-collection {answer.url}: the server refused the sync token"
                 )
             if answer.status != 207:
-                raise self._error("REPORT sync-collection", answer)
-            ms = self._parse(answer)
+                raise A.error("REPORT sync-collection", answer)
+            ms = A.parse(answer)
             if not ms.sync_token:
                 raise UpstreamError(
                     f"REPORT sync-collection {answer.url}: the answer has no sync-token"
@@ -330,14 +268,14 @@ class HttpDavAdapter(DavAdapter):
                 if dav_href.as_collection(r.href) in parents:
                     truncated = truncated or r.status == 507
                     continue
-                if not _is_member(r.href, parents):
+                if not A.is_member(r.href, parents):
                     continue
                 if r.status in (404, 410):
                     changed.pop(r.href, None)
                     removed[r.href] = None
                 elif r.status is None or 200 <= r.status < 300:
                     removed.pop(r.href, None)
-                    changed[r.href] = normalize_etag(r.text(X.GETETAG))
+                    changed[r.href] = A.normalize_etag(r.text(X.GETETAG))
             if not truncated:
                 # An initial sync lists what is there; some servers (Radicale) also
                 # report members deleted long ago, which mean nothing to a new client.
@@ -358,17 +296,7 @@ class HttpDavAdapter(DavAdapter):
     async def listing(self, collection: Collection) -> list[Resource]:
         href = dav_href.as_collection(collection.href)
         ms = await self._propfind(href, 1, [X.GETETAG, X.RESOURCETYPE])
-        out = []
-        parents = {href, dav_href.as_collection(ms.base)}
-        for r in ms.responses:
-            if not _is_member(r.href, parents):
-                continue
-            if X.COLLECTION in r.children(X.RESOURCETYPE):
-                continue
-            if r.status is not None and r.status >= 300:
-                continue
-            out.append(Resource(r.href, normalize_etag(r.text(X.GETETAG))))
-        return out
+        return A.members(ms, href)
 
     async def fetch(self, collection: Collection, hrefs: Iterable[str]) -> AsyncIterator[Fetched]:
         wanted = list(hrefs)
@@ -409,27 +337,8 @@ class HttpDavAdapter(DavAdapter):
                 collection, batch[half:]
             )
         if answer.status != 207:
-            raise self._error("REPORT multiget", answer)
-        ms = self._parse(answer)
-        by_href = {r.href: r for r in ms.responses}
-        data_prop = X.ADDRESS_DATA if addressbook else X.CALENDAR_DATA
-        out = []
-        for original, path in zip(batch, paths, strict=True):
-            r = by_href.get(path)
-            if r is None:
-                out.append(Fetched(original, None, None, error="missing"))
-                continue
-            if r.status is not None and r.status >= 300:
-                out.append(Fetched(original, None, None, error=str(r.status)))
-                continue
-            etag = normalize_etag(r.text(X.GETETAG))
-            el = r.props.get(data_prop)
-            if el is None:
-                status = r.missing.get(data_prop)
-                out.append(Fetched(original, etag, None, error=str(status or "no data")))
-                continue
-            out.append(Fetched(original, etag, _crlf("".join(el.itertext()))))
-        return out
+            raise A.error("REPORT multiget", answer)
+        return A.multiget_results(A.parse(answer), batch, paths, addressbook)
 
     # --- push ---------------------------------------------------------------------------
 
@@ -451,8 +360,8 @@ class HttpDavAdapter(DavAdapter):
             headers["If-Match"] = etag
         answer = await self.http.request("PUT", href, body=data, headers=headers)
         if answer.status not in (200, 201, 204):
-            raise self._error("PUT", answer)
-        new = normalize_etag(answer.headers.get("ETag"))
+            raise A.error("PUT", answer)
+        new = A.normalize_etag(answer.headers.get("ETag"))
         if new is not None and new.startswith("W/"):
             new = None  # the server changed the data: the engine reads it back
         return Resource(href, new)
@@ -462,7 +371,7 @@ class HttpDavAdapter(DavAdapter):
         headers = {"If-Match": etag} if etag is not None else {}
         answer = await self.http.request("DELETE", href, headers=headers)
         if answer.status not in (200, 202, 204, 404, 410):
-            raise self._error("DELETE", answer)
+            raise A.error("DELETE", answer)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -481,28 +390,5 @@ class HttpDavAdapter(DavAdapter):
         if auth and answer.status == 403:
             raise AuthFailed(f"PROPFIND {answer.url}: 403 Forbidden (access refused)")
         if answer.status != 207:
-            raise self._error("PROPFIND", answer)
-        return self._parse(answer), answer.headers.get("Date")
-
-    def _parse(self, answer: Answer) -> X.Multistatus:
-        try:
-            return X.parse_multistatus(answer.body, answer.url)
-        except X.DavXmlError as e:
-            raise UpstreamError(f"{answer.url}: {e}") from None
-
-    def _error(self, what: str, answer: Answer) -> UpstreamError:
-        text = f"{what} {answer.url}: {answer.status}"
-        # the preconditions a DAV:error names (no-uid-conflict, valid-calendar-data ...)
-        conditions = sorted(
-            c.rsplit("}", 1)[-1]
-            for c in X.error_conditions(answer.body)
-            if c != X.qn(X.DAV, "responsedescription")
-        )
-        detail = ", ".join([*conditions, answer.excerpt()][:4]).strip(", ")
-        if detail:
-            text += f" ({detail[:200]})"
-        if answer.status == 412:
-            return PreconditionFailed(text)
-        if answer.status in (404, 410):
-            return ResourceGone(text)
-        return UpstreamError(text)
+            raise A.error("PROPFIND", answer)
+        return A.parse(answer), answer.headers.get("Date")

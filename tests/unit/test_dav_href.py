@@ -6,7 +6,7 @@ import pytest
 
 from bridge.upstream import dav_href
 from bridge.upstream import dav_xml as X
-from bridge.upstream.dav import kind_of, normalize_etag
+from bridge.upstream.dav_answers import kind_of, normalize_etag
 
 
 @pytest.mark.parametrize(
