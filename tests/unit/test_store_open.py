@@ -11,6 +11,7 @@ from bridge.model import classes, tags
 from bridge.store import migrations
 from bridge.store.defaults import DEFAULT_FOLDERS
 from bridge.store.errors import StoreOpenError
+from bridge.store.search_query import parse
 from bridge.store.store import Store
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -70,6 +71,9 @@ async def test_migrates_store_made_by_schema_1(tmp_path: Path) -> None:
         # new ids continue after the old counters
         assert await s.folders.create(inbox, "New") >= 18
         assert s.core.named.missing_known() is False
+        # the full-text index is built for the old items (keyed as migration 0013 says)
+        page = await s.search.search(parse("schema"))
+        assert page.complete and [i.props[tags.SUBJECT] for i in page.items] == ["Made by schema 1"]
     finally:
         await s.close()
 
