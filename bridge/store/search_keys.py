@@ -23,6 +23,13 @@ def item_id_sql(rowid: str) -> str:
     return f"({rowid} & {MAX_ITEM_ID})"
 
 
+def key_sql(received: str, item_id: str) -> str:
+    """SQL for `key(received, item_id)` of two SQL expressions (integer division truncates
+    toward zero in SQLite; the received time is not negative by then, so it floors)."""
+    second = f"(max(coalesce({received}, 0), 0) / {_TICKS} - {_EPOCH})"
+    return f"(max(min({second}, {_HIGH}), {_LOW}) * {1 << ID_BITS} + {item_id})"
+
+
 def second_of(received: int | None) -> int:
     """The key's second for a received time (FILETIME ticks; None counts as the earliest)."""
     seconds = max(received or 0, 0) // _TICKS - _EPOCH

@@ -26,6 +26,8 @@ from bridge.store.search_query import QueryError, SearchQuery
 
 # Above this many matches a search walks the items newest first instead of sorting them all.
 MANY_MATCHES = 2000
+# Up to this many associated items, the total looks each of them up in the index.
+FEW_ASSOCIATED = 500
 _ORDER = "ORDER BY i.received DESC, i.id DESC"
 _ITEM = search_keys.item_id_sql("search_fts.rowid")
 # The matches in key order, newest first, joined to their items.
@@ -106,13 +108,29 @@ async def page_ids(
     if total is None:
         if f.only_text:
             # Every indexed item but the associated ones: count those instead.
-            sql = f"SELECT count(*) FROM items i WHERE i.associated = 1 AND {matching}"
-            total = matches - int((await _all(conn, sql, [match]))[0][0])
+            total = matches - await _associated_matches(conn, match, matching)
         else:
             sql = f"SELECT count(*) FROM items i WHERE {f.where} AND {matching}"
             total = int((await _all(conn, sql, [*f.params, match]))[0][0])
         counts[key] = total
     return found[offset:], total
+
+
+async def _associated_matches(conn: aiosqlite.Connection, match: str, matching: str) -> int:
+    """How many associated items match. When they are few, each is looked up in the index
+    by its key, so that the matches are not collected a second time (after the count)."""
+    sql = "SELECT count(*) FROM items WHERE associated = 1"
+    associated = int((await _all(conn, sql, []))[0][0])
+    if associated == 0:
+        return 0
+    if associated <= FEW_ASSOCIATED:
+        key = search_keys.key_sql("i.received", "i.id")
+        matching = (
+            "EXISTS (SELECT 1 FROM search_fts WHERE search_fts MATCH ? "
+            f"AND search_fts.rowid = {key})"
+        )
+    sql = f"SELECT count(*) FROM items i WHERE i.associated = 1 AND {matching}"
+    return int((await _all(conn, sql, [match]))[0][0])
 
 
 def _newest_first(row: Any) -> tuple[bool, int, int]:
