@@ -101,7 +101,11 @@ def scrub_text(text: str) -> str:
         text = text.replace("\x00", "")
     if text.isascii():  # O(1): no surrogates to look for
         return text
-    return _SURROGATES.sub("\ufffd", text)
+    try:
+        text.encode("utf-8")  # fails at the first surrogate; many times faster than a regex
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text)
+    return text
 
 
 def scrub_line(text: str) -> str:
@@ -203,7 +207,7 @@ def header_text(value: str) -> str:
 
 # --- address lists --------------------------------------------------------------------------
 
-_ATOM_STOP = frozenset(' \t\r\n"(),:;<>')
+_ATOM = re.compile(r'[^ \t\r\n"(),:;<>]+')
 
 
 class _Mailbox:
@@ -361,9 +365,8 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
         elif ch in ")>":
             i += 1
         else:
-            end = i
-            while end < n and text[end] not in _ATOM_STOP:
-                end += 1
+            atom = _ATOM.match(text, i)
+            end = atom.end() if atom else i + 1
             box.word(text[i:end], text[i:end])
             i = end
     entry = box.result()

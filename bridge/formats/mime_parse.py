@@ -99,7 +99,7 @@ class ParsedMessage:
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse an RFC 5322 message; raises MimeError only for empty or blank input."""
     raw = bytes(raw)
-    if not raw.strip():
+    if not raw or raw.isspace():  # (raw.strip() would copy the message)
         raise MimeError("not a message: the input is empty")
     try:
         return _parse(raw)

@@ -92,6 +92,10 @@ def headers(msg: Message, name: str) -> list[str]:
 
 
 def header(msg: Message, name: str) -> str | None:
+    if type(msg) is SplitPart:  # the common case, answered from its index
+        value = msg.get(name)
+        if value is None or isinstance(value, str):
+            return value
     values = headers(msg, name)
     return values[0] if values else None
 
@@ -178,7 +182,8 @@ def payload_bytes(part: Message) -> bytes:
         # What get_payload(decode=True) gives, from the bytes it would first re-encode.
         cte = str(part.get("content-transfer-encoding", "")).lower()
         if cte == "base64":
-            value, defects = _decode_b(b"".join(raw.splitlines()))
+            # the lines joined (what b"".join(raw.splitlines()) gives, in one pass)
+            value, defects = _decode_b(raw.translate(None, b"\r\n"))
             for defect in defects:
                 part.policy.handle_defect(part, defect)  # type: ignore[arg-type]
             return value

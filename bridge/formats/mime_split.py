@@ -21,31 +21,45 @@ MAX_DEPTH = 20
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # A header line: a field name and a colon, or a folded continuation.
 _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:|[ \t]")
+_BARE_CR = re.compile(rb"\r(?!\n)")
 
 
 class SplitPart(EmailMessage):
     """A message or part as `split` builds it: the class the stdlib parser builds, with its
     header lookups answered from an index (a message is read many times, never changed
-    while it is), and the undecoded bytes of a leaf's body kept in `raw_body`."""
+    while it is), and the undecoded bytes of a leaf's body kept in `raw_body`. The index
+    keeps each header's values as the policy fetches them, and each parameter header's
+    parsed parameters, once asked for; any change of the headers starts it over."""
 
     raw_body: bytes | None = None
     _index: dict[str, list[Any]] | None = None
-    _indexed: tuple[int, int] = (0, -1)
+    _indexed: list[Any] | None = None  # the header list indexed
+    _indexed_len = -1
+    _fetched: dict[str, list[Any]] | None = None
+    _derived: dict[tuple[str, str], Any] | None = None  # parsed parameters, content type
 
     def _values(self, name: str) -> list[Any] | None:
-        headers = self._headers  # type: ignore[attr-defined]
-        index = self._index
-        if index is None or self._indexed != (id(headers), len(headers)):
-            index = {}
+        """The values of a header as the policy fetches them (a list not to be changed)."""
+        headers: list[Any] = self._headers  # type: ignore[attr-defined]
+        fetched = self._fetched
+        if fetched is None or self._indexed is not headers or self._indexed_len != len(headers):
+            index: dict[str, list[Any]] = {}
             for k, v in headers:
                 index.setdefault(k.lower(), []).append((k, v))
             self._index = index
-            self._indexed = (id(headers), len(headers))
-        found = index.get(name.lower())
-        if not found:
-            return None
-        fetch = self.policy.header_fetch_parse
-        return [fetch(k, v) for k, v in found]
+            self._indexed, self._indexed_len = headers, len(headers)
+            fetched = self._fetched = {}
+            self._derived = {}
+        lname = name.lower()
+        values = fetched.get(lname)
+        if values is None:
+            assert self._index is not None
+            found = self._index.get(lname)
+            if not found:
+                return None
+            fetch = self.policy.header_fetch_parse
+            values = fetched[lname] = [fetch(k, v) for k, v in found]
+        return values
 
     def get(self, name: str, failobj: Any = None) -> Any:
         values = self._values(name)
@@ -61,14 +75,34 @@ class SplitPart(EmailMessage):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._values(name) is not None
 
+    def _get_params_preserve(self, failobj: Any, header: str) -> Any:
+        if self._values(header) is None:  # (re)builds the index first
+            return failobj
+        assert self._derived is not None
+        key = ("params", header.lower())
+        params = self._derived.get(key)
+        if params is None:
+            params = super()._get_params_preserve(failobj, header)  # type: ignore[misc]
+            self._derived[key] = params
+        return list(params)
+
+    def get_content_type(self) -> str:
+        if self._values("content-type") is None:
+            return self.get_default_type()
+        assert self._derived is not None
+        ctype = self._derived.get(("type", ""))
+        if ctype is None:
+            ctype = self._derived["type", ""] = super().get_content_type()
+        return str(ctype)
+
     def replace_header(self, _name: str, _value: Any) -> None:
-        self._index = None
+        self._fetched = None
         super().replace_header(_name, _value)
 
 
 def split(raw: bytes, policy: Policy) -> Message | None:
     """The message tree of `raw`, or None when the stdlib parser must decide."""
-    if raw.count(b"\r") != raw.count(b"\r\n"):
+    if _BARE_CR.search(raw):
         return None  # bare CRs end lines for the stdlib parser (checked once: every part
         # is a slice of `raw` that ends before a line break, so none has a bare CR then)
     return _entity(raw, policy, 0)

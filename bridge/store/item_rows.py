@@ -19,13 +19,17 @@ from bridge.store.errors import Conflict
 
 SLICE = 200  # items prepared per slice of a bulk create
 
+# sender_name_prop is given, so that the insert triggers need not read it out of the
+# document (schema 0014_sender_name_insert): what json_extract gives for PidTagSenderName,
+# None to leave it to them.
 _INSERT_ITEM = (
     "INSERT INTO items (id, folder_id, message_class, subject, sender_name, sender_email, "
     "received, sent, importance, sensitivity, start_time, end_time, due_time, flags, size, "
     "has_attach, associated, created, modified, created_cn, cn, props, source_blob, "
-    "source_type, upstream, conversation_id) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "source_type, upstream, conversation_id, sender_name_prop) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_SENDER_NAME_KEY = P.key(tags.SENDER_NAME)
 _INSERT_RECIPIENT = (
     "INSERT INTO recipients (item_id, row_id, type, display_name, email, props) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -73,6 +77,12 @@ class Rows:
         return [
             asyncio.ensure_future(conn.executemany(sql, rows)) for sql, rows in statements if rows
         ]
+
+
+def sender_name_prop(doc: Mapping[str, Any]) -> str | None:
+    """The sender_name_prop column of an item with the stored document `doc`."""
+    value = doc.get(_SENDER_NAME_KEY)
+    return value if isinstance(value, str) else None
 
 
 async def adjust_counts(tx: Tx, folder_id: int, count: int, unread: int, assoc: int) -> None:

@@ -26,6 +26,7 @@ from bridge.store.item_rows import (
     python_view,
     recipient_row,
     refuse_search_folder,
+    sender_name_prop,
 )
 
 __all__ = ["Items", "ItemsBase", "NewItem"]
@@ -43,21 +44,35 @@ class Items(AttachmentWrites, RelocationWrites):
             return await self.create_in(tx, folder_id, new_items)
 
     async def create_in(self, tx: Tx, folder_id: int, new_items: list[NewItem]) -> list[int]:
-        """`create_many` inside a transaction the caller holds."""
+        """`create_many` inside a transaction the caller holds. The folder is looked up
+        while the first slice is prepared, and checked before any row is inserted."""
         for item in new_items:
             P.check_writable(item.props, P.COMPUTED_ITEM)
-        refuse_search_folder(await self.folders._get_in(tx.conn, folder_id))
+        folder: asyncio.Future[Any] | None = asyncio.ensure_future(
+            self.folders._get_in(tx.conn, folder_id)
+        )
         first_id = tx.alloc("next_item", len(new_items))
         queued: list[asyncio.Future[Any]] = []
         unread = assoc = 0
-        for start in range(0, len(new_items), SLICE):
-            rows = Rows()
-            for offset, item in enumerate(new_items[start : start + SLICE], start):
-                read = await self.prepare_rows(tx, rows, folder_id, first_id + offset, item)
-                unread += not read and not item.associated
-                assoc += item.associated
-            queued += rows.queue(tx.conn, tx.journaled)
-            await asyncio.sleep(0)  # let the queued inserts reach the database thread
+        try:
+            for start in range(0, len(new_items), SLICE):
+                rows = Rows()
+                for offset, item in enumerate(new_items[start : start + SLICE], start):
+                    read = await self.prepare_rows(tx, rows, folder_id, first_id + offset, item)
+                    unread += not read and not item.associated
+                    assoc += item.associated
+                if folder is not None:
+                    refuse_search_folder(await folder)
+                    folder = None
+                queued += rows.queue(tx.conn, tx.journaled)
+                await asyncio.sleep(0)  # let the queued inserts reach the database thread
+            if folder is not None:  # no items
+                refuse_search_folder(await folder)
+        finally:
+            if folder is not None and not folder.done():
+                folder.cancel()
+            elif folder is not None and not folder.cancelled():
+                folder.exception()  # failed before it was awaited: reported by the caller
         await asyncio.gather(*queued)
         await adjust_counts(tx, folder_id, len(new_items) - assoc, unread, assoc)
         return list(range(first_id, first_id + len(new_items)))
@@ -83,7 +98,8 @@ class Items(AttachmentWrites, RelocationWrites):
             att_size += len(data)
         for row_id, rprops in enumerate(item.recipients):
             rows.recipients.append(recipient_row(iid, row_id, rprops))
-        doc = P.dumps(P.encode(props))
+        encoded = P.encode(props)
+        doc = P.dumps(encoded)
         size = len(item.source) if item.source is not None else len(doc) + att_size
         has_attach = any(not a[0].get(tags.ATTACHMENT_HIDDEN) for a in item.attachments)
         hot = self._hot(props, has_attach)
@@ -106,6 +122,7 @@ class Items(AttachmentWrites, RelocationWrites):
                 item.source_type,
                 upstream,
                 conversation.conversation_id(props),
+                sender_name_prop(encoded),
             )
         )
         rows.categories.extend((iid, c) for c in self._categories(props))

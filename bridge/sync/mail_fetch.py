@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from bridge.config import FolderSync, SyncConfig
 from bridge.formats.mime import KEYWORDS
@@ -40,6 +40,11 @@ CREATE_BATCH = 100  # items per store transaction
 BATCH_BYTES = 2 << 20  # ... or fewer, when their messages are this large together
 PARSE_AHEAD = 1  # batches at the parsing worker besides the one being filled
 PARSE_BATCH_BYTES = 1 << 20  # a batch for the worker is held in several copies on its way
+# Parsed items are written this much at a time (or CREATE_BATCH). Each store transaction
+# costs several round trips to the database thread besides its rows, so larger is faster;
+# but with batches there and back in flight as well, BATCH_BYTES (2 MB) would add about
+# 8 MB to the peak memory of a large pull.
+POOLED_WRITE_BYTES = 3 << 19  # 1.5 MB
 SECTION_BATCH = 100  # messages per round of body-section fetches
 HEADERS, TEXT = "headers", "text"  # the content marker of a partly stored item
 FULL_SETTINGS = FolderSync("full", None, None)
@@ -163,18 +168,30 @@ class MailFetch:
         pool: ParsePool,
     ) -> None:
         """`_pipeline` with the parsing in the worker process: while batches are fetched
-        here, up to PARSE_AHEAD are parsed there, and the one parsed before is written."""
+        here, up to PARSE_AHEAD are parsed there, and the items parsed before are written.
+        Parsed items are written in batches of their own (CREATE_BATCH items or
+        POOLED_WRITE_BYTES), whatever the batches sent to the worker held."""
         parsing: deque[asyncio.Future[list[NewItem]]] = deque()
         writing: asyncio.Future[None] | None = None
         batch: list[FetchedMessage] = []
         size = 0
+        ready: list[NewItem] = []
+        ready_size = 0
 
-        async def write_next() -> None:
+        async def write(items: list[NewItem]) -> None:
             nonlocal writing
-            items = await parsing.popleft()
             if writing is not None:
                 await writing
             writing = asyncio.ensure_future(self._write(fid, mailbox, items))
+
+        async def take_parsed() -> None:
+            nonlocal ready, ready_size
+            for item in await parsing.popleft():
+                ready.append(item)
+                ready_size += len(item.source or b"")
+                if len(ready) >= CREATE_BATCH or ready_size >= POOLED_WRITE_BYTES:
+                    await write(ready)
+                    ready, ready_size = [], 0
 
         try:
             async for msg in messages:
@@ -184,11 +201,13 @@ class MailFetch:
                     parsing.append(asyncio.ensure_future(whole_items(pool, batch, mailbox, state)))
                     batch, size = [], 0
                     while len(parsing) > PARSE_AHEAD or (parsing and parsing[0].done()):
-                        await write_next()
+                        await take_parsed()
             if batch:
                 parsing.append(asyncio.ensure_future(whole_items(pool, batch, mailbox, state)))
             while parsing:
-                await write_next()
+                await take_parsed()
+            if ready:
+                await write(ready)
             if writing is not None:
                 await writing
         finally:
@@ -249,6 +268,12 @@ def _with_flags(item: NewItem, msg: FetchedMessage, mailbox: str, state: Mailbox
     }
 
 
+def has_content(raw: bytes | None) -> TypeGuard[bytes]:
+    """Whether `raw` holds more than whitespace (what `raw.strip()` tells, without copying
+    the message)."""
+    return raw is not None and len(raw) > 0 and not raw.isspace()
+
+
 def whole_item(msg: FetchedMessage, mailbox: str, state: MailboxState) -> NewItem:
     if msg.raw is None and msg.header is not None:
         # over the adapter's literal limit: it sent the header block instead
@@ -260,7 +285,7 @@ def whole_item(msg: FetchedMessage, mailbox: str, state: MailboxState) -> NewIte
         )
         return partial_item(msg, mailbox, state, [], {})
     raw = msg.raw
-    if raw is None or not raw.strip():
+    if not has_content(raw):
         raw = b"Subject: (message of %d bytes not downloaded: over the size limit)\r\n\r\n" % (
             msg.size
         )
@@ -273,11 +298,11 @@ async def whole_items(
     pool: ParsePool, msgs: list[FetchedMessage], mailbox: str, state: MailboxState
 ) -> list[NewItem]:
     """`whole_item` of each message, the usual ones parsed by the pool."""
-    usual = [m for m in msgs if m.raw is not None and m.raw.strip()]
+    usual = [m for m in msgs if has_content(m.raw)]
     parsed = iter(await pool.parse([m.raw for m in usual if m.raw is not None]))
     items = []
     for msg in msgs:
-        if msg.raw is not None and msg.raw.strip():
+        if has_content(msg.raw):
             item = next(parsed)
             _with_flags(item, msg, mailbox, state)
         else:

@@ -115,12 +115,15 @@ class _Worker:
     def _send(self) -> None:
         while True:
             data = self.outbox.get()
+            if data is None:
+                with contextlib.suppress(OSError):
+                    self.conn.send_bytes(b"")  # the worker stops
+                return
             try:
-                self.conn.send_bytes(data or b"")  # b"": the worker stops
+                self.conn.send_bytes(data)
             except OSError:
                 return  # the receiver sees the end too
-            if data is None:
-                return
+            del data  # not held while waiting for the next batch
 
     def _receive(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
@@ -134,6 +137,7 @@ class _Worker:
                 return
             if data is None:
                 return
+            del data  # not held while waiting for the next answer
 
     def _answer(self, data: bytes | None) -> None:
         if data is None:  # the worker is gone: every batch still waiting parses here

@@ -4,12 +4,17 @@ order of the calls, and its failure only moves the parsing back here."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
+from bridge.model import tags
 from bridge.store.rfc822 import item_from_rfc822
-from bridge.sync import parse_pool
+from bridge.store.store import Store
+from bridge.sync import mail_fetch, parse_pool
+from bridge.sync.mail_fetch import MailFetch
 from bridge.sync.parse_pool import ParsePool
+from bridge.upstream.base import FetchedMessage, MailboxState
 
 
 def message(n: int) -> bytes:
@@ -62,3 +67,34 @@ async def test_no_worker_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     pool = ParsePool()
     assert await pool.parse([message(2)]) == [item_from_rfc822(message(2))]
     await pool.close()
+
+
+async def test_parsed_items_are_written_in_store_batches(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batches sent to the worker are small; what it parsed is written in batches of
+    CREATE_BATCH items, in order, with the flags of each message."""
+    monkeypatch.setattr(mail_fetch, "PARSE_BATCH_BYTES", 1)  # one message per batch
+    monkeypatch.setattr(mail_fetch, "CREATE_BATCH", 3)
+    inbox = store.folders.roles["inbox"]
+    written: list[int] = []
+
+    async def fetched() -> AsyncIterator[FetchedMessage]:
+        for n in range(7):
+            raw = message(n)
+            yield FetchedMessage(n + 1, frozenset({"\\Seen"} if n % 2 else ()), None, raw, len(raw))
+
+    pool = ParsePool()
+    fetch = MailFetch(store, None, on_stored=written.append, pool=pool)  # type: ignore[arg-type]
+    try:
+        await fetch._pooled(inbox, "INBOX", MailboxState(1, 8, 7), fetched(), pool)
+    finally:
+        await pool.close()
+    assert written == [3, 3, 1]
+    links = await store.sync.linked_items("INBOX")
+    assert sorted((i.upstream or {})["uid"] for i in links) == list(range(1, 8))
+    for item in links:
+        uid = int((item.upstream or {})["uid"])
+        view = await store.queries.get(item.id)
+        assert view.props.get(tags.SUBJECT) == f"message {uid - 1}"
+        assert item.read == (uid % 2 == 0)

@@ -268,3 +268,58 @@ async def test_submit_moves_to_outbox(store: Store) -> None:
     assert ("item_submit", iid) in await journal(store)
     with pytest.raises(Conflict):
         await store.items.submit(iid)
+
+
+async def test_sender_name_column_as_the_document_says(store: Store) -> None:
+    """create_many gives sender_name_prop itself (schema 0014), a copy leaves it to the
+    trigger: either way it is what the document holds, and the sender counts agree."""
+    inbox = store.folders.roles["inbox"]
+    names = [None, "", "Ann", 'Zoë "Z" \\ O\'Brien', "x\u2028y"]
+    new = []
+    for name in names:
+        item = mail(f"from {name!r}")
+        if name is not None:
+            item.props[tags.SENDER_NAME] = name
+        new.append(item)
+    ids = await store.items.create_many(inbox, new, origin=UPSTREAM)
+    copy = await store.items.copy(ids[2], inbox)
+    async with store.core.reader.execute(
+        "SELECT id, sender_name_prop, json_extract(props, '$.\"0x0C1A001F\"') FROM items "
+        "WHERE folder_id = ? ORDER BY id",
+        (inbox,),
+    ) as cur:
+        rows = [tuple(r) for r in await cur.fetchall()]
+    assert [r[0] for r in rows] == [*ids, copy]
+    assert [r[1] for r in rows] == [*names, "Ann"]
+    assert all(r[1] == r[2] or r[1] is r[2] is None for r in rows)
+    async with store.core.reader.execute(
+        "SELECT has_sender, sender, count FROM item_sender_counts "
+        "WHERE folder_id = ? AND count > 0",
+        (inbox,),
+    ) as cur:
+        counts = [tuple(r) for r in await cur.fetchall()]
+    expected = [(0, "", 1), (1, "", 1), (1, "Ann", 2), *[(1, n, 1) for n in names[3:]]]
+    assert sorted(counts) == sorted(expected)
+
+
+async def test_create_checks_the_folder_before_any_row(store: Store) -> None:
+    """The folder is looked up while the rows are prepared: a search folder or a missing
+    folder still refuses the whole batch (an empty one too), and nothing is written."""
+    from bridge.store.search_folders import Criteria
+
+    inbox = store.folders.roles["inbox"]
+    search = await store.search_folders.create(
+        store.folders.roles["ipm_subtree"],
+        "found",
+        Criteria({"exist": "PidTagSubject"}, (inbox,), False),
+    )
+    before = dump(store)
+    for folder, batch, error in [
+        (search, [mail("a"), mail("b")], Conflict),
+        (search, [], Conflict),
+        (10**6, [mail("c")], NotFound),
+    ]:
+        with pytest.raises(error):
+            await store.items.create_many(folder, batch, origin=UPSTREAM)
+    assert dump(store) == before
+    assert await store.items.create_many(inbox, []) == []
