@@ -6,7 +6,10 @@ exception, and one address book of M contacts).
 
 Radicale is seeded by writing the resources straight into its storage folder, then warmed
 up (its item cache built) before anything is timed. Measured, for each client: the initial
-sync into an empty local copy and a second sync with nothing changed. Figures are printed
+sync into an empty local copy and a second sync with nothing changed. Also measured, as the
+floor of the initial sync: a bare client that lists the collections and multigets every
+member in the bridge's batches and requests in flight, dropping the answers unparsed (the
+time the server alone needs to answer). Figures are printed
 next to their goals (bridge ≥ 2× faster initial sync, ≥ 20× faster no-change resync) and
 written as JSON (default bench/out/bench_dav_sync.json); nothing is asserted.
 
@@ -38,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bridge.store.store import Store
 from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
 from bridge.upstream import dav_href
+from bridge.upstream import dav_xml as X
 from bridge.upstream.dav import HttpDavAdapter
 from bridge.upstream.dav_base import ADDRESSBOOK, CALENDAR, DavSettings
 from tests.servers import cyrus, radicale
@@ -197,6 +201,40 @@ async def bridge_sync(settings: DavSettings, work: Path) -> dict[str, Any]:
     }
 
 
+async def bare_multiget(settings: DavSettings) -> dict[str, Any]:
+    """The floor: what Radicale alone needs to answer. Lists every collection and multigets
+    all members in batches as the bridge asks (the adapter's batch size and requests in
+    flight), reading each answer whole and dropping it unparsed."""
+    adapter = HttpDavAdapter(settings)
+    size = max(1, settings.multiget_batch)
+    count = received = 0
+
+    gate = asyncio.Semaphore(max(1, settings.max_in_flight))
+
+    async def multiget(href: str, addressbook: bool, batch: list[str]) -> None:
+        nonlocal received
+        async with gate:
+            body = X.multiget(addressbook, batch)
+            answer = await adapter.http.request("REPORT", href, body=body)
+        if answer.status != 207:
+            raise RuntimeError(f"REPORT {href}: {answer.status}")
+        received += len(answer.body)
+
+    t = time.perf_counter()
+    await adapter.connect()
+    try:
+        for coll in await adapter.collections():
+            href = dav_href.as_collection(coll.href)
+            members = [m.href for m in await adapter.listing(coll)]
+            count += len(members)
+            book = coll.kind == ADDRESSBOOK
+            batches = [members[i : i + size] for i in range(0, len(members), size)]
+            await asyncio.gather(*(multiget(href, book, b) for b in batches))
+    finally:
+        await adapter.close()
+    return {"initial_s": time.perf_counter() - t, "items": count, "bytes": received}
+
+
 VDIR_CONFIG = """\
 [general]
 status_path = "{work}/status/"
@@ -273,13 +311,19 @@ def vdirsyncer_sync(settings: DavSettings, work: Path) -> dict[str, Any]:
 
 
 def report(fig: dict[str, Any]) -> str:
-    b, v = fig["bridge"], fig["vdirsyncer"]
+    b, v, bare = fig["bridge"], fig["vdirsyncer"], fig["bare_multiget"]
     n = fig["events"] + fig["contacts"]
+    floor = (
+        f"bare multiget (floor: the server answering the bridge's batches, data dropped): "
+        f"{bare['initial_s']:.2f} s for {bare['items']} items, "
+        f"{bare['bytes'] / 1e6:.1f} MB; bridge / floor {b['initial_s'] / bare['initial_s']:.2f}x"
+    )
     if "error" in v:
         return (
             f"DAV sync: {fig['events']} events, {fig['contacts']} contacts\n"
             f"bridge: initial {b['initial_s']:.2f} s ({n / b['initial_s']:.0f} items/s), "
             f"no-change resync {b['resync_s']:.3f} s, {b['items']} items\n"
+            f"{floor}\n"
             f"vdirsyncer failed: {v['error']}"
         )
     init_ratio = v["initial_s"] / b["initial_s"] if b["initial_s"] else float("inf")
@@ -302,6 +346,7 @@ def report(fig: dict[str, Any]) -> str:
         f"{'items in the copy':24}{b['items']:12d}{v['items']:12d}",
         f"(vdirsyncer discover, not timed above: {v['discover_s']:.2f} s; bridge resync "
         f"fetched {b['resync_fetched']} items)",
+        floor,
     ]
     return "\n".join(rows)
 
@@ -339,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(seed_by_put(settings, args.events, args.contacts))
             seeded = time.perf_counter() - t
             bridge = asyncio.run(bridge_sync(settings, work))
+            bare = asyncio.run(bare_multiget(settings))
             try:
                 vdir = vdirsyncer_sync(settings, work)
             except RuntimeError as exc:  # reported, the bridge's figures still count
@@ -350,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "contacts": args.contacts,
         "seed_and_warm_s": seeded,
         "bridge": bridge,
+        "bare_multiget": bare,
         "vdirsyncer": vdir,
         "server": args.server,
         "radicale": _version([sys.executable, "-m", "radicale", "--version"]),

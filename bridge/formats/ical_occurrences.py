@@ -15,7 +15,8 @@ import icalendar
 import recurring_ical_events
 
 from bridge.formats import ical_values as V
-from bridge.formats.ical_parse import busy_status, load_calendar
+from bridge.formats.ical_load import load_calendar
+from bridge.formats.ical_parse import busy_status
 from bridge.formats.timezones import resolve_tzid
 
 

@@ -19,12 +19,14 @@ import icalendar
 
 from bridge.formats import ical_values as V
 from bridge.formats import recur_ical, recur_ical_write
+from bridge.formats.ical_attendees import read_people
+from bridge.formats.ical_load import load_calendar, short_error
 from bridge.formats.ical_recur import describe_rrule, series_end
-from bridge.formats.parsed import ParsedItem, decode_text
+from bridge.formats.parsed import ParsedItem
 from bridge.formats.recur_blob import Series
 from bridge.formats.timezones import description, local_zone, resolve_tzid, tzid_description
 from bridge.formats.tz_rules import appointment_props
-from bridge.model import classes, flags, tags
+from bridge.model import classes, tags
 
 ITEM_COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
 CLASS_OF = {
@@ -32,46 +34,6 @@ CLASS_OF = {
     "VTODO": classes.IPM_TASK,
     "VJOURNAL": classes.IPM_STICKYNOTE,
 }
-
-
-def load_calendar(data: bytes) -> icalendar.Calendar:
-    """Parse the bytes into one VCALENDAR; raises IcalError with the reason."""
-    text = decode_text(data, "an iCalendar object", V.IcalError)
-    head = text.lstrip()[:15].upper()
-    if not head.startswith("BEGIN:VCALENDAR"):
-        raise V.IcalError("not an iCalendar object: it must start with BEGIN:VCALENDAR")
-    if not text.rstrip().upper().endswith("END:VCALENDAR"):
-        raise V.IcalError("not an iCalendar object: it must end with END:VCALENDAR (truncated?)")
-    _check_nesting(text)
-    try:
-        cal = icalendar.Calendar.from_ical(text)
-    except Exception as exc:
-        raise V.IcalError(f"not a valid iCalendar object: {_short(exc)}") from None
-    if not isinstance(cal, icalendar.Calendar):
-        raise V.IcalError("not an iCalendar object: expected exactly one VCALENDAR")
-    return cal
-
-
-def _check_nesting(text: str) -> None:
-    """Every BEGIN has the END of the same name (the parser itself lets a mismatch pass)."""
-    stack: list[str] = []
-    for line in text.splitlines():
-        head = line[:6].upper()
-        if head.startswith("BEGIN:"):
-            stack.append(line[6:].strip().upper())
-        elif head.startswith("END:"):
-            name = line[4:].strip().upper()
-            if not stack or stack[-1] != name:
-                opened = stack[-1] if stack else "nothing"
-                raise V.IcalError(f"not a valid iCalendar object: END:{name[:40]} closes {opened}")
-            stack.pop()
-    if stack:
-        raise V.IcalError(f"not a valid iCalendar object: {stack[-1]} is not closed")
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def master_component(cal: icalendar.Calendar) -> icalendar.Component:
@@ -89,13 +51,13 @@ def parse_ical(data: bytes, *, floating_tz: dt.tzinfo | None = None) -> ParsedIt
 
     Floating times and all-day dates are read in `floating_tz` (default: the machine's zone);
     a TZID that names no known zone and has no VTIMEZONE is read as UTC."""
-    cal = load_calendar(data)
+    cal = load_calendar(data, share_zones=True)  # only read
     try:
         return read_calendar(cal, floating_tz or local_zone())
     except V.IcalError:
         raise
     except Exception as exc:
-        raise V.IcalError(f"an iCalendar value could not be read: {_short(exc)}") from None
+        raise V.IcalError(f"an iCalendar value could not be read: {short_error(exc)}") from None
 
 
 def read_calendar(cal: icalendar.Calendar, floating_tz: dt.tzinfo) -> ParsedItem:
@@ -277,7 +239,7 @@ def _event(comp: icalendar.Component, reader: _Reader, item: ParsedItem) -> None
     seq = _int(comp.get("SEQUENCE"))
     if seq is not None:
         n[V.SEQUENCE] = seq
-    _people(comp, item)
+    read_people(comp, item)
 
 
 def _zones(
@@ -372,61 +334,6 @@ def _reminder(
         n[V.REMINDER_SIGNAL_TIME] = fire
         return
     n[V.REMINDER_SET] = False
-
-
-def _address(value: Any) -> tuple[str, str | None]:
-    text = str(value)
-    addr = text[7:] if text.lower().startswith("mailto:") else text
-    params = getattr(value, "params", {})
-    cn = params.get("CN")
-    return addr, (str(cn) if cn else None)
-
-
-def _people(comp: icalendar.Component, item: ParsedItem) -> None:
-    p, rows = item.props, item.recipients
-    organizer = comp.get("ORGANIZER")
-    org_addr = None
-    if organizer is not None:
-        addr, name = _address(organizer)
-        org_addr = addr.lower()
-        p[tags.SENT_REPRESENTING_EMAIL_ADDRESS] = p[tags.SENT_REPRESENTING_SMTP_ADDRESS] = addr
-        p[tags.SENT_REPRESENTING_ADDRTYPE] = "SMTP"
-        p[tags.SENT_REPRESENTING_NAME] = name or addr
-        rows.append(_row(addr, name, flags.MAPI_TO, V.RECIP_SENDABLE | V.RECIP_ORGANIZER, 1))
-    attendees = comp.get("ATTENDEE")
-    if attendees is None:
-        return
-    for att in attendees if isinstance(attendees, list) else [attendees]:
-        addr, name = _address(att)
-        if addr.lower() == org_addr:
-            continue
-        params = att.params
-        role = str(params.get("ROLE", "REQ-PARTICIPANT")).upper()
-        cutype = str(params.get("CUTYPE", "INDIVIDUAL")).upper()
-        if cutype in ("RESOURCE", "ROOM"):
-            rtype = flags.MAPI_BCC
-        elif role in ("OPT-PARTICIPANT", "NON-PARTICIPANT"):
-            rtype = flags.MAPI_CC
-        else:
-            rtype = flags.MAPI_TO
-        track = V.TRACK_BY_PARTSTAT.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), 0)
-        rows.append(_row(addr, name, rtype, V.RECIP_SENDABLE, track))
-    if rows:
-        item.named[V.STATE_FLAGS] = 1
-        names = [str(r.get(tags.DISPLAY_NAME)) for r in rows if r.get(tags.DISPLAY_NAME)]
-        item.named[V.ALL_ATTENDEES] = "; ".join(names)
-
-
-def _row(addr: str, name: str | None, rtype: int, rflags: int, track: int) -> dict[int, Any]:
-    return {
-        tags.RECIPIENT_TYPE: rtype,
-        tags.DISPLAY_NAME: name or addr,
-        tags.EMAIL_ADDRESS: addr,
-        tags.SMTP_ADDRESS: addr,
-        tags.ADDRTYPE: "SMTP",
-        tags.RECIPIENT_FLAGS: rflags,
-        tags.RECIPIENT_TRACKSTATUS: track,
-    }
 
 
 def _todo(comp: icalendar.Component, reader: _Reader, item: ParsedItem) -> None:

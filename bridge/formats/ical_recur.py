@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from dateutil import rrule as du_rrule  # type: ignore[import-untyped]
+from bridge.formats import recur_expand
 
 _FREQ = {
     "SECONDLY": ("second", "seconds"),
@@ -112,9 +112,8 @@ def series_end(rule: Any, start: dt.datetime) -> dt.datetime | None:
         if not 0 < int(count) <= MAX_COUNT_EXPANDED:
             return None
         text = rule.to_ical().decode("ascii", "replace")
-        last = None
-        for last in du_rrule.rrulestr(text, dtstart=start):  # noqa: B007
-            pass
+        every = recur_expand.starts(text, start)
+        last = every[-1] if every else None
     except (ValueError, TypeError, OverflowError):
         return None
     return last.astimezone(dt.UTC) if isinstance(last, dt.datetime) else None

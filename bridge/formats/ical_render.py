@@ -20,8 +20,8 @@ from typing import Any
 import icalendar
 
 from bridge.formats import ical_values as V
+from bridge.formats.ical_load import load_calendar
 from bridge.formats.ical_parse import (
-    load_calendar,
     master_component,
     read_calendar,
     write_recurrence,

@@ -29,6 +29,7 @@ import dataclasses
 import datetime as dt
 import struct
 
+from bridge.formats import recur_expand
 from bridge.formats.ical_values import IcalError
 
 # Days as Outlook numbers them (FirstDOW, the day bit 1 << n): Sunday first.
@@ -204,20 +205,12 @@ def rrule_parts(series: Series) -> list[str]:
 def occurrence_starts(series: Series, limit: int = MAX_OCCURRENCES) -> list[dt.datetime]:
     """The pattern's occurrences (deleted ones included), at most `limit`; with no end the
     first `limit`."""
-    from dateutil import rrule as du_rrule  # type: ignore[import-untyped]
-
     parts = rrule_parts(series)
     if series.count is not None:
         parts.append(f"COUNT={series.count}")
     elif series.until is not None:
         parts.append(f"UNTIL={series.until:%Y%m%d}T235959")
-    rule = du_rrule.rrulestr(";".join(parts), dtstart=series.start)
-    out: list[dt.datetime] = []
-    for when in rule:
-        out.append(when)
-        if len(out) >= limit:
-            break
-    return out
+    return recur_expand.starts(";".join(parts), series.start, limit)
 
 
 # -- encode -----------------------------------------------------------------------------

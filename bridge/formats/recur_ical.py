@@ -21,6 +21,7 @@ from typing import Any
 import icalendar
 
 from bridge.formats import recur_blob as R
+from bridge.formats import recur_expand
 from bridge.formats.recur_blob import Override, Series
 
 ZoneFor = Callable[[str], dt.tzinfo]
@@ -183,18 +184,11 @@ def _pattern(rule: Any, start: dt.datetime) -> dict[str, Any] | None:
 
 
 def _source_starts(rule: Any, start: dt.datetime, until: dt.datetime | None) -> list[dt.datetime]:
-    from dateutil import rrule as du_rrule  # type: ignore[import-untyped]
-
     parts = [p for p in rule.to_ical().decode("ascii", "replace").split(";")]
     parts = [p for p in parts if not p.upper().startswith("UNTIL=")]
     if until is not None:
         parts.append(f"UNTIL={until:%Y%m%dT%H%M%S}")
-    out: list[dt.datetime] = []
-    for when in du_rrule.rrulestr(";".join(parts), dtstart=start):
-        out.append(when)
-        if len(out) >= CHECKED:
-            break
-    return out
+    return recur_expand.starts(";".join(parts), start, CHECKED)
 
 
 def _ends(
@@ -253,7 +247,7 @@ def text_of(comp: icalendar.Component, name: str) -> str:
 def _is_occurrence(series: Series, when: dt.datetime) -> bool:
     if when < series.start:
         return False
-    from dateutil import rrule as du_rrule
+    from dateutil import rrule as du_rrule  # type: ignore[import-untyped]
 
     parts = R.rrule_parts(series)
     if series.count is not None:

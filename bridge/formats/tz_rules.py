@@ -176,17 +176,50 @@ def appointment_props(
     out: dict[NamedProp, bytes] = {}
     for prop, value in ((V.TZ_DEFINITION_START, start), (V.TZ_DEFINITION_END, end)):
         if value is not None and value.tzinfo is not None:
-            defn = definition(value.tzinfo, value.year, label=label)
-            out[prop] = S.encode_definition(defn)
+            name = key_name(value.tzinfo, label)
+            out[prop] = _encoded(value.tzinfo, value.year, value.year, False, name)
     anchor = recur_start if recur_start is not None else start
     if anchor is not None and anchor.tzinfo is not None:
-        out[V.TZ_STRUCT] = S.encode_tzreg(zone_rule(anchor.tzinfo, anchor.year))
+        out[V.TZ_STRUCT] = _encoded_tzreg(anchor.tzinfo, anchor.year)
     if recur_start is not None and recur_start.tzinfo is not None:
         last = recur_last.year if recur_last is not None else recur_start.year + MAX_YEARS
         zone, year = recur_start.tzinfo, recur_start.year
-        defn = definition(zone, year, last_year=last, recur=True, label=label)
-        out[V.TZ_DEFINITION_RECUR] = S.encode_definition(defn)
+        out[V.TZ_DEFINITION_RECUR] = _encoded(zone, year, last, True, key_name(zone, label))
     return out
+
+
+# Every event of a calendar in the same zone and year has the same blobs: they are made once.
+# The key name is part of the key (zones that compare equal may be named apart, as fixed
+# offsets are); a zone that cannot be a cache key (a tzinfo without hashing) is encoded
+# every time.
+
+
+def _encoded(tz: dt.tzinfo, year: int, last_year: int, recur: bool, name: str) -> bytes:
+    try:
+        return _encoded_cached(tz, year, last_year, recur, name)
+    except TypeError:  # unhashable zone
+        return _encode(tz, year, last_year, recur, name)
+
+
+def _encode(tz: dt.tzinfo, year: int, last_year: int, recur: bool, name: str) -> bytes:
+    """`definition` named `name` (the `key_name` it would give itself), encoded."""
+    defn = definition(tz, year, last_year=last_year, recur=recur, label=name)
+    return S.encode_definition(defn)
+
+
+_encoded_cached = functools.lru_cache(maxsize=1024)(_encode)
+
+
+def _encoded_tzreg(tz: dt.tzinfo, year: int) -> bytes:
+    try:
+        return _encoded_tzreg_cached(tz, year)
+    except TypeError:  # unhashable zone
+        return S.encode_tzreg(zone_rule(tz, year))
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_tzreg_cached(tz: dt.tzinfo, year: int) -> bytes:
+    return S.encode_tzreg(zone_rule(tz, year))
 
 
 def describe(data: bytes) -> dict[str, Any]:

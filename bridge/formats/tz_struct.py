@@ -57,7 +57,16 @@ class SystemTime:
     milliseconds: int = 0
 
     def pack(self) -> bytes:
-        return _SYSTEMTIME.pack(*dataclasses.astuple(self))
+        return _SYSTEMTIME.pack(
+            self.year,
+            self.month,
+            self.day_of_week,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second,
+            self.milliseconds,
+        )
 
     @classmethod
     def unpack(cls, data: bytes) -> SystemTime:

@@ -181,6 +181,8 @@ def parse_card(text: str) -> Card:
 
 
 def unescape(value: str) -> str:
+    if "\\" not in value:
+        return value
     out: list[str] = []
     i = 0
     while i < len(value):
@@ -197,6 +199,8 @@ def unescape(value: str) -> str:
 
 def split_unescaped(value: str, sep: str) -> list[str]:
     """Split on `sep` not preceded by a backslash; parts stay escaped."""
+    if "\\" not in value:
+        return value.split(sep)
     parts: list[str] = []
     cur: list[str] = []
     i = 0

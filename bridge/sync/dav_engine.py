@@ -383,6 +383,9 @@ class DavEngine:
             done, parsed = flight.popleft()
             for got, one in zip(done, await parsed, strict=True):
                 await take(got, one)
+            # Parsed here, a chunk holds the loop for a while: let it read the answers
+            # coming in and move the store writes on before the next one.
+            await asyncio.sleep(0)
 
         try:
             async for got in self.adapter.fetch(collection, list(wanted)):
