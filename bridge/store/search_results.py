@@ -1,13 +1,12 @@
 """The results of a full-text search: the page of matching items newest (received) first
-and their total, with the full-text index read once.
+and their total.
 
-The matches are counted first. With few (at most MANY_MATCHES), the ids of the items among
-them that pass the other conditions are sorted by delivery time, and their number is the
-total. With more, the index is walked in key order (search_keys: received second, then item
-id), newest first, until the page is full; the page's last second is then read whole and
-sorted exactly, so the order is the same as the sort by delivery time. Then only the rows of
-the page are read and rendered. Counts are reused while the database is unchanged
-(`_Counts`)."""
+The matches that pass the other conditions are counted (the total), then the index is
+walked in key order (search_keys: received second, then item id), newest first, until the
+page is full; the page's last second is read whole and sorted exactly, so the order is the
+sort by delivery time. Then only the rows of the page are read and rendered. Totals are
+reused while the database is unchanged (`_Counts`), so the next page of a search, or the
+same search again, only walks."""
 
 from __future__ import annotations
 
@@ -24,8 +23,6 @@ from bridge.store.ids import IdCodec
 from bridge.store.queries import ItemView
 from bridge.store.search_query import QueryError, SearchQuery
 
-# Above this many matches a search walks the items newest first instead of sorting them all.
-MANY_MATCHES = 2000
 # Up to this many associated items, the total looks each of them up in the index.
 FEW_ASSOCIATED = 500
 _ORDER = "ORDER BY i.received DESC, i.id DESC"
@@ -87,33 +84,23 @@ async def page_ids(
         return [r[0] for r in rows], int(count[0][0])
     match = query.match
     counts = await _counts(conn)
-    matches = counts.get((match,))
-    if matches is None:
-        sql = "SELECT count(*) FROM search_fts WHERE search_fts MATCH ?"
-        matches = counts[(match,)] = int((await _all(conn, sql, [match]))[0][0])
-    if matches <= MANY_MATCHES:
-        # The matches first (CROSS JOIN keeps this order), then sorted: ids only, all of
-        # them, so that their number is the total.
-        rows = await _all(
-            conn,
-            f"SELECT i.id FROM search_fts CROSS JOIN items i ON i.id = {_ITEM} "
-            f"WHERE search_fts MATCH ? AND {f.where} {_ORDER}",
-            [match, *f.params],
-        )
-        return [r[0] for r in rows[offset : offset + limit]], len(rows)
-    found = await _walk(conn, match, f, offset + limit)
-    matching = f"i.id IN (SELECT {_ITEM} FROM search_fts WHERE search_fts MATCH ?)"
     key = (match, f.where, *f.params)
     total = counts.get(key)
     if total is None:
-        if f.only_text:
-            # Every indexed item but the associated ones: count those instead.
-            total = matches - await _associated_matches(conn, match, matching)
-        else:
-            sql = f"SELECT count(*) FROM items i WHERE {f.where} AND {matching}"
-            total = int((await _all(conn, sql, [*f.params, match]))[0][0])
-        counts[key] = total
-    return found[offset:], total
+        total = counts[key] = await _total(conn, match, f)
+    return (await _walk(conn, match, f, offset + limit))[offset:], total
+
+
+async def _total(conn: aiosqlite.Connection, match: str, f: Filter) -> int:
+    """How many items match and pass the other conditions."""
+    matching = f"i.id IN (SELECT {_ITEM} FROM search_fts WHERE search_fts MATCH ?)"
+    if f.only_text:
+        # Every indexed item but the associated ones: count those apart.
+        sql = "SELECT count(*) FROM search_fts WHERE search_fts MATCH ?"
+        matches = int((await _all(conn, sql, [match]))[0][0])
+        return matches - await _associated_matches(conn, match, matching)
+    sql = f"SELECT count(*) FROM items i WHERE {f.where} AND {matching}"
+    return int((await _all(conn, sql, [*f.params, match]))[0][0])
 
 
 async def _associated_matches(conn: aiosqlite.Connection, match: str, matching: str) -> int:
