@@ -47,7 +47,7 @@ class DavSettings:
     timeout: float = 60.0
     multiget_batch: int = 500  # Radicale refuses REPORT answers of > 10,000 components
     max_response_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (split multiget)
-    max_in_flight: int = 4  # multiget batches requested at once
+    max_in_flight: int = 2  # multiget batches requested at once
     probe_modified: bool = True  # between full listings, getlastmodified (see dav_marks)
     full_listing_every: float = 600.0  # s: CTags of every collection read at least this often
 
