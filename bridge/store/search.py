@@ -31,7 +31,11 @@ from bridge.store.search_query import SearchQuery
 
 log = logging.getLogger(__name__)
 
-WINDOW = 250  # change numbers per indexing transaction (its text is held in memory)
+# Change numbers per indexing transaction at most, and the text it holds in memory: the
+# window ends early (at a change number) once its items' text passes WINDOW_BYTES. Larger
+# transactions make fewer, larger index segments to merge.
+WINDOW = 2000
+WINDOW_BYTES = 4 << 20
 DEBOUNCE = 0.05  # s between a wake-up and indexing, so bulk writes come in batches
 # While other writers keep committing, indexing waits until they pause this long (unless a
 # search is waiting for it, or it has waited MAX_DEFER already): a bulk import is not slowed
@@ -46,13 +50,14 @@ BODY_PATH = f'$."{P.key(tags.BODY)}"'
 
 _ITEMS_IN_WINDOW = (
     "SELECT id, subject, sender_name, sender_email, json_extract(props, "
-    f"'{BODY_PATH}'), received "
-    "FROM items WHERE folder_id IN (SELECT id FROM folders) AND cn > ? AND cn <= ?"
+    f"'{BODY_PATH}'), received, cn "
+    "FROM items WHERE folder_id IN (SELECT id FROM folders) AND cn > ? AND cn <= ? "
+    "ORDER BY cn"
 )
 _FTS_DELETE = (
     "INSERT INTO search_fts (search_fts, rowid, subject, body, sender, recipients, "
     "attachments) SELECT 'delete', id, subject, body, sender, recipients, attachments "
-    "FROM search_docs WHERE item_id IN (SELECT value FROM json_each(?))"
+    "FROM search_docs WHERE item_id IN (SELECT value FROM json_each(?)) ORDER BY id"
 )
 
 
@@ -179,12 +184,21 @@ class SearchIndex:
         async with self.core.write(SYSTEM) as tx:
             conn = tx.conn
             upto = min(self.indexed + WINDOW, self.core.counters["next_cn"] - 1)
+            rows: list[Any] = []
+            size = 0
             async with conn.execute(_ITEMS_IN_WINDOW, (self.indexed, upto)) as cur:
-                rows = list(await cur.fetchall())
+                async for row in cur:
+                    if size > WINDOW_BYTES and row[6] != rows[-1][6]:
+                        upto = rows[-1][6]  # the rest is the next window's
+                        break
+                    rows.append(row)
+                    size += sum(len(v) for v in row[1:5] if isinstance(v, str))
             rows = _indexable(rows)
             if rows:
                 ids = [r[0] for r in rows]
-                docs = await self._documents(conn, rows)
+                # In key order: FTS5 writes out what it holds whenever a rowid is not above
+                # the one before, and entries out of order made a tiny segment each.
+                docs = sorted(await self._documents(conn, rows))
                 id_list = json.dumps(ids)
                 await conn.execute(_FTS_DELETE, (id_list,))
                 await conn.execute(
@@ -244,7 +258,7 @@ class SearchIndex:
                 " ".join(recipients.get(iid, [])),
                 " ".join(attachments.get(iid, [])),
             )
-            for iid, subject, sender_name, sender_email, body, received in rows
+            for iid, subject, sender_name, sender_email, body, received, _cn in rows
         ]
 
     # -- searching -------------------------------------------------------------------

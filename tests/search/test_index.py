@@ -260,3 +260,20 @@ async def test_walk_in_key_order_matches_the_exact_order(store: Store, seed: int
     last = expected[-1]
     await store.items.update(last, {tags.MESSAGE_DELIVERY_TIME: base + dt.timedelta(hours=1)})
     assert (await ids(store, "walking", limit=1)) == [last]
+
+
+async def test_windows_cut_by_text_size_skip_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window ends early once its text passes WINDOW_BYTES; the items after the cut are
+    indexed by the next windows, none skipped."""
+    from bridge.store import search
+
+    monkeypatch.setattr(search, "WINDOW_BYTES", 40)
+    inbox = store.folders.roles["inbox"]
+    made = await store.items.create_many(
+        inbox, [mail(f"cutting {n}", body="a fairly long body text " * 3) for n in range(30)]
+    )
+    page = await store.search.search(parse("cutting"), limit=100)
+    assert page.complete and sorted(i.id for i in page.items) == sorted(made)
+    assert store.search.indexed == store.search.target
