@@ -168,15 +168,20 @@ async def seed_by_put(settings: DavSettings, events: int, contacts: int) -> None
         await adapter.close()
 
 
+def _runner(store: Store, settings: DavSettings) -> DavRunner:
+    """The bridge's CalDAV and CardDAV sync of the account, as `kbridge serve` sets it up."""
+    return DavRunner(
+        store,
+        [DavEndpoint("caldav", settings), DavEndpoint("carddav", settings)],
+        DavOptions(),
+        adapter_factory=HttpDavAdapter,
+    )
+
+
 async def bridge_sync(settings: DavSettings, work: Path) -> dict[str, Any]:
     store = await Store.open(work / "bridge" / "store.sqlite")
     try:
-        runner = DavRunner(
-            store,
-            [DavEndpoint("caldav", settings), DavEndpoint("carddav", settings)],
-            DavOptions(),
-            adapter_factory=HttpDavAdapter,
-        )
+        runner = _runner(store, settings)
         try:
             t = time.perf_counter()
             await runner.run(strict=True)
@@ -190,12 +195,7 @@ async def bridge_sync(settings: DavSettings, work: Path) -> dict[str, Any]:
             await runner.close()
         # A new session (as after a restart): discovery, then the CTags of every collection
         # are read, which the runs in between full listings leave out (upstream/dav_marks.py).
-        runner = DavRunner(
-            store,
-            [DavEndpoint("caldav", settings), DavEndpoint("carddav", settings)],
-            DavOptions(),
-            adapter_factory=HttpDavAdapter,
-        )
+        runner = _runner(store, settings)
         try:
             t = time.perf_counter()
             await runner.run(strict=True)
