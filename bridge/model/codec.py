@@ -173,7 +173,11 @@ def _parse_time(value: object) -> object:
 
 
 def _format_time(value: object) -> object:
-    dt = _utc(value)
+    return format_utc(_utc(value))
+
+
+def format_utc(dt: datetime) -> str:
+    """The JSON form of a SYSTIME value that is already a UTC datetime (to_json's)."""
     text = (
         f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
     )

@@ -9,7 +9,7 @@ from typing import Any
 import aiosqlite
 
 from bridge.model import flags, tags
-from bridge.model.codec import filetime_to_datetime, to_json
+from bridge.model.codec import filetime_to_datetime, format_utc, to_json
 from bridge.model.proptypes import PropType
 from bridge.store import conversation
 from bridge.store import props as P
@@ -19,7 +19,6 @@ from bridge.store.ids import IdCodec
 FOLDER_RIGHTS_OWNER = 0x7FB
 ACCESS_ALL = 0x3F
 _BIN = PropType.BINARY
-_TIME = PropType.SYSTIME
 
 # Store-object pointers (MAPI.md §1b) and the Inbox/Root ones.
 STORE_POINTERS = {
@@ -48,7 +47,8 @@ def b64(value: bytes) -> Any:
 
 
 def systime(ft: int | None) -> Any:
-    return None if ft is None else to_json(_TIME, filetime_to_datetime(ft))
+    # what to_json(SYSTIME, …) gives, without its checks (rows render many)
+    return None if ft is None else format_utc(filetime_to_datetime(ft))
 
 
 def folder_pointers(ids: IdCodec, roles: dict[str, int]) -> P.JsonProps:
