@@ -221,7 +221,7 @@ def _event(comp: icalendar.Component, reader: _Reader, item: ParsedItem) -> None
             n[V.TZ_DESCRIPTION] = tz
         _recurrence(comp, begin, reader.local(comp, "DTSTART") or begin, item)
         if n.get(V.RECURRING) is True:
-            blob = recur_ical.safe_blob_of(
+            blob = recur_ical.blob_of(
                 reader.cal,
                 comp,
                 zone_for=reader.zone,

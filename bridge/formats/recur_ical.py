@@ -342,30 +342,14 @@ def blob_of(
     floating: dt.tzinfo,
     busy: BusyOf,
 ) -> bytes | None:
-    """PidLidAppointmentRecur for the master component of `cal`; None when inexpressible."""
-    series = series_from_ical(
-        master, overrides_of(cal, master), zone_for=zone_for, floating=floating, busy=busy
-    )
-    if series is None:
-        return None
+    """PidLidAppointmentRecur for the master component of `cal`; None when inexpressible,
+    and for anything unexpected: the blob is an extra, and an object that reads otherwise
+    must never fail for it."""
     try:
-        return R.encode(series)
-    except (R.RecurBlobError, ValueError, OverflowError):
-        return None
-
-
-def safe_blob_of(
-    cal: icalendar.Calendar,
-    master: icalendar.Component,
-    *,
-    zone_for: ZoneFor,
-    floating: dt.tzinfo,
-    busy: BusyOf,
-) -> bytes | None:
-    """`blob_of`, with None for anything unexpected: the blob is an extra, and an object
-    that reads otherwise must never fail for it."""
-    try:
-        return blob_of(cal, master, zone_for=zone_for, floating=floating, busy=busy)
+        series = series_from_ical(
+            master, overrides_of(cal, master), zone_for=zone_for, floating=floating, busy=busy
+        )
+        return None if series is None else R.encode(series)
     except Exception:
         return None
 

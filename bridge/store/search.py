@@ -196,8 +196,8 @@ class SearchIndex:
             rows = _indexable(rows)
             if rows:
                 ids = [r[0] for r in rows]
-                # In key order: FTS5 writes out what it holds whenever a rowid is not above
-                # the one before, and entries out of order made a tiny segment each.
+                # In key order: FTS5 flushes what it holds whenever a rowid is not above
+                # the one before.
                 docs = sorted(await self._documents(conn, rows))
                 id_list = json.dumps(ids)
                 await conn.execute(_FTS_DELETE, (id_list,))
