@@ -16,7 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from bridge.config.model import FolderSync
@@ -186,6 +186,8 @@ class DavEngine:
         except UpstreamError as exc:
             log.info("%s: no sync-collection (%s); listing", collection.href, exc)
             report.paths[collection.href] = "listing"
+        linked = await self.store.dav_refs.linked_to(collection.href)
+        prefetched: dict[str, Fetched] | None = None
         if delta is not None:
             members = [dav_plan.Member(r.href, r.etag) for r in delta.changed]
             removed = list(delta.removed)
@@ -194,13 +196,16 @@ class DavEngine:
         else:
             if new_token is None:  # asked before the listing: what changes after it is seen
                 new_token = await self._sync_token(collection)
-            members = [
-                dav_plan.Member(r.href, r.etag) for r in await self.adapter.listing(collection)
-            ]
+            if not linked:  # everything is to be fetched: one query instead of two passes
+                prefetched = await self._everything(collection, report)
+            if prefetched is not None:
+                members = [dav_plan.Member(f.href, f.etag) for f in prefetched.values()]
+            else:
+                listed = await self.adapter.listing(collection)
+                members = [dav_plan.Member(r.href, r.etag) for r in listed]
         members = [m for m in members if m.href not in ignore]
         if removed is not None:
             removed = [h for h in removed if h not in ignore]
-        linked = await self.store.dav_refs.linked_to(collection.href)
         dirty = await self.store.sync.dirty_times()
         known = [
             dav_plan.KnownItem(
@@ -219,11 +224,25 @@ class DavEngine:
         }
         actions = dav_plan.plan_pull(known, members, removed, skipped, self.policy, observed_at)
         by_id = {i.id: i for i in linked}
-        await self._apply(fid, collection, actions, by_id, report, path)
+        await self._apply(fid, collection, actions, by_id, report, path, prefetched)
         await self.store.sync.set_folder_link(
             fid, {**ref, "token": new_token, "ctag": collection.ctag, "window": window}
         )
         crashpoint.step(f"{collection.href} pulled")
+
+    async def _everything(
+        self, collection: Collection, report: DavReport
+    ) -> dict[str, Fetched] | None:
+        """Every member with its data in one query; None when the server refuses it."""
+        try:
+            got = await self.adapter.fetch_all(collection)
+        except (ConnectFailed, AuthFailed):
+            raise
+        except UpstreamError as exc:
+            log.info("%s: no query for every member (%s); listing", collection.href, exc)
+            return None
+        report.paths[collection.href] = "initial (query)"
+        return {f.href: f for f in got}
 
     async def _sync_token(self, collection: Collection) -> str | None:
         try:
@@ -242,6 +261,7 @@ class DavEngine:
         linked: dict[int, DavItem],
         report: DavReport,
         path: str,
+        prefetched: dict[str, Fetched] | None = None,
     ) -> None:
         fetch: dict[str, dav_plan.Fetch] = {}
         unskip: list[str] = []
@@ -274,7 +294,7 @@ class DavEngine:
         await self.store.sync.set_item_links(links)
         await self.store.dav_refs.set_skipped(collection.href, {}, unskip)
         if fetch:
-            await self._fetch(fid, collection, fetch, linked, report, path)
+            await self._fetch(fid, collection, fetch, linked, report, path, prefetched)
 
     async def _fetch(
         self,
@@ -284,6 +304,7 @@ class DavEngine:
         linked: dict[int, DavItem],
         report: DavReport,
         path: str,
+        prefetched: dict[str, Fetched] | None,
     ) -> None:
         window = self.window_days(path) if collection.kind == CALENDAR else None
         cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=window) if window is not None else None
@@ -303,17 +324,37 @@ class DavEngine:
             writing = asyncio.ensure_future(self._create(fid, items, report))
 
         try:
+            source = self._source(collection, list(wanted), prefetched)
             await self._fetch_into(
-                fid, collection, wanted, pending_by_uid, cutoff, skipped, report, write
+                fid, source, collection, wanted, pending_by_uid, cutoff, skipped, report, write
             )
         finally:
             if writing is not None:
                 await writing
         await self.store.dav_refs.set_skipped(collection.href, skipped)
 
+    async def _source(
+        self, collection: Collection, hrefs: list[str], prefetched: dict[str, Fetched] | None
+    ) -> AsyncIterator[Fetched]:
+        """The members' data: taken from `prefetched` (each let go once handed out), the
+        rest by multiget."""
+        rest = hrefs
+        if prefetched is not None:
+            rest = []
+            for href in hrefs:
+                got = prefetched.pop(href, None)
+                if got is None:
+                    rest.append(href)
+                else:
+                    yield got
+        if rest:
+            async for got in self.adapter.fetch(collection, rest):
+                yield got
+
     async def _fetch_into(
         self,
         fid: int,
+        source: AsyncIterator[Fetched],
         collection: Collection,
         wanted: dict[str, dav_plan.Fetch],
         pending_by_uid: dict[str, DavItem],
@@ -388,7 +429,7 @@ class DavEngine:
             await asyncio.sleep(0)
 
         try:
-            async for got in self.adapter.fetch(collection, list(wanted)):
+            async for got in source:
                 action = wanted.get(got.href)
                 if action is None:
                     continue

@@ -5,7 +5,8 @@ asked for DAV:current-user-principal; the principal names the calendar and addre
 home sets, and `collections()` lists both. Pull: REPORT sync-collection (RFC 6578) with
 truncated answers continued; PROPFIND depth 1 as the fallback listing; calendar-multiget and
 addressbook-multiget in batches, several in flight, a batch whose answer is too large split
-in halves. Push: PUT and DELETE with If-Match / If-None-Match.
+in halves; a first pull as one calendar-query / addressbook-query (`fetch_all`). Push: PUT
+and DELETE with If-Match / If-None-Match.
 
 Every href handed out is a canonical absolute path (`dav_href.normalize`).
 """
@@ -322,6 +323,20 @@ class HttpDavAdapter(DavAdapter):
                 t.cancel()
             if window:
                 await asyncio.gather(*window, return_exceptions=True)
+
+    async def fetch_all(self, collection: Collection) -> list[Fetched]:
+        href = dav_href.as_collection(collection.href)
+        addressbook = collection.kind == ADDRESSBOOK
+        answer = await self.http.request(
+            "REPORT",
+            href,
+            body=X.query_all(addressbook),
+            headers={"Depth": "1"},
+            limit=self.settings.query_all_bytes,
+        )
+        if answer.status != 207:
+            raise A.error("REPORT query", answer)
+        return A.query_results(A.parse(answer), href, addressbook)
 
     async def _multiget(self, collection: Collection, batch: list[str]) -> list[Fetched]:
         href = dav_href.as_collection(collection.href)

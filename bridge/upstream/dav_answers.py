@@ -100,11 +100,25 @@ def members(ms: X.Multistatus, href: str) -> list[Resource]:
     return out
 
 
+def query_results(ms: X.Multistatus, href: str, addressbook: bool) -> list[Fetched]:
+    """The members a calendar-query / addressbook-query of the collection `href` names,
+    with their ETags and data (members the server could not read: data None, error set)."""
+    parents = {href, dav_href.as_collection(ms.base)}
+    members = [r for r in ms.responses if is_member(r.href, parents)]
+    return _results(members, [r.href for r in members], [r.href for r in members], addressbook)
+
+
 def multiget_results(
     ms: X.Multistatus, batch: list[str], paths: list[str], addressbook: bool
 ) -> list[Fetched]:
     """One result per href asked for (`batch`, as `paths` on the server), in order."""
-    by_href = {r.href: r for r in ms.responses}
+    return _results(ms.responses, batch, paths, addressbook)
+
+
+def _results(
+    responses: list[X.Response], batch: list[str], paths: list[str], addressbook: bool
+) -> list[Fetched]:
+    by_href = {r.href: r for r in responses}
     data_prop = X.ADDRESS_DATA if addressbook else X.CALENDAR_DATA
     out = []
     for original, path in zip(batch, paths, strict=True):

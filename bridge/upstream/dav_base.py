@@ -48,6 +48,7 @@ class DavSettings:
     multiget_batch: int = 500  # Radicale refuses REPORT answers of > 10,000 components
     max_response_bytes: int = 64 * 1024 * 1024  # a larger answer is refused (split multiget)
     max_in_flight: int = 2  # multiget batches requested at once
+    query_all_bytes: int = 32 * 1024 * 1024  # first pull in one query up to this answer size
     probe_modified: bool = True  # between full listings, getlastmodified (see dav_marks)
     full_listing_every: float = 600.0  # s: CTags of every collection read at least this often
 
@@ -128,6 +129,14 @@ class DavAdapter(abc.ABC):
     @abc.abstractmethod
     def fetch(self, collection: Collection, hrefs: Iterable[str]) -> AsyncIterator[Fetched]:
         """The members' data, by multiget in batches of `multiget_batch`."""
+
+    @abc.abstractmethod
+    async def fetch_all(self, collection: Collection) -> list[Fetched]:
+        """Every member with its ETag and data in one query (calendar-query /
+        addressbook-query), for a first pull: the server reads each member once, where a
+        listing and multigets read it twice. Raises UpstreamError when the server refuses
+        (Radicale, by default, any answer of more than 10,000 VEVENTs) or the answer is over
+        `query_all_bytes`; the caller then lists and multigets."""
 
     @abc.abstractmethod
     async def put(

@@ -229,6 +229,21 @@ def multiget(addressbook: bool, hrefs: list[str]) -> bytes:
     ).encode()
 
 
+def query_all(addressbook: bool) -> bytes:
+    """calendar-query / addressbook-query for every member with its data: a calendar filter
+    of VCALENDAR alone matches every calendar object (RFC 4791 9.7.1); an address book filter
+    with no prop-filter matches every vCard on the servers tested (Radicale, Cyrus)."""
+    if addressbook:
+        return (
+            f"{_HEAD}<A:addressbook-query {_NS}><D:prop><D:getetag/><A:address-data/>"
+            f"</D:prop><A:filter/></A:addressbook-query>"
+        ).encode()
+    return (
+        f"{_HEAD}<C:calendar-query {_NS}><D:prop><D:getetag/><C:calendar-data/></D:prop>"
+        f'<C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>'
+    ).encode()
+
+
 def mkcalendar(name: str, components: list[str]) -> bytes:
     comps = "".join(f'<C:comp name="{_x(c)}"/>' for c in components)
     return (

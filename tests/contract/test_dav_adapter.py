@@ -186,6 +186,41 @@ async def test_listing(dav: DavAdapter) -> None:
     assert c.href not in {r.href for r in listed}
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_fetch_all_is_listing_and_fetch_in_one(dav: DavAdapter, kind: str) -> None:
+    c = await dav.create_collection(kind, f"all {kind}")
+    assert await dav.fetch_all(c) == []
+    put = [
+        await dav.put(
+            c, f"a{i}{EXT[kind]}", SAMPLE[kind](f"all-{kind}-{i}", f"Zürich {i}"), create=True
+        )
+        for i in range(4)
+    ]
+    got = {f.href: f for f in await dav.fetch_all(c)}
+    assert set(got) == {r.href for r in put}  # the members, not the collection itself
+    assert {h: f.etag for h, f in got.items()} == {r.href: r.etag for r in await dav.listing(c)}
+    fetched = {f.href: f.data async for f in dav.fetch(c, list(got))}
+    for i, r in enumerate(put):
+        f = got[r.href]
+        assert f.error is None and f.data is not None
+        assert f.data == fetched[r.href]
+        assert f"UID:all-{kind}-{i}" in unfold(f.data) and f"Zürich {i}" in unfold(f.data)
+
+
+async def test_fetch_all_over_its_size_limit_is_an_upstream_error(account: Account) -> None:
+    dav = account.adapter(query_all_bytes=4096)
+    await dav.connect()
+    try:
+        c = await _collection(dav)
+        for i in range(3):
+            await dav.put(c, f"b{i}.ics", event(f"b{i}", "big", "x" * 3000), create=True)
+        with pytest.raises(UpstreamError):
+            await dav.fetch_all(c)
+        assert len([f async for f in dav.fetch(c, [r.href for r in await dav.listing(c)])]) == 3
+    finally:
+        await dav.close()
+
+
 async def test_fetch_in_batches_with_a_missing_href(account: Account) -> None:
     dav = account.adapter(multiget_batch=2, max_in_flight=2)
     await dav.connect()

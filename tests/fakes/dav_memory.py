@@ -7,6 +7,7 @@ several clients (one the bridge, one "another client" editing the server).
 
 Switches for the paths the engine must handle:
 - `sync_collection = False`: `changes()` raises UpstreamError (a server without RFC 6578);
+- `query_all = False`: `fetch_all()` raises UpstreamError (the engine lists and multigets);
 - `expire_tokens()`: every token handed out so far raises SyncTokenInvalid;
 - `offline = True`: every call raises ConnectFailed;
 - `return_etags = False`: `put()` returns no ETag (the engine must read it back);
@@ -106,6 +107,7 @@ class MemoryDavServer:
         self.home = f"/dav/{dav_href.quote_segment(username)}/"
         self.collections: dict[str, _Collection] = {}
         self.sync_collection = True
+        self.query_all = True  # False: fetch_all refused, as by a server without queries
         self.offline = False
         self.return_etags = True
         self.unique_uids = True
@@ -237,6 +239,15 @@ class MemoryDavAdapter(DavAdapter):
         self._check(f"listing {collection.href}")
         c = self._coll(collection.href)
         return [Resource(h, i.etag) for h, i in sorted(c.items.items())]
+
+    async def fetch_all(self, collection: Collection) -> list[Fetched]:
+        self._check(f"fetch_all {collection.href}")
+        c = self._coll(collection.href)
+        if not self.server.query_all:
+            raise UpstreamError(f"REPORT query on {c.href}: 501 Not Implemented")
+        if sum(len(i.data) for i in c.items.values()) > self.settings.query_all_bytes:
+            raise UpstreamError(f"REPORT query on {c.href}: the answer is over the limit")
+        return [Fetched(h, i.etag, i.data) for h, i in sorted(c.items.items())]
 
     async def fetch(self, collection: Collection, hrefs: Iterable[str]) -> AsyncIterator[Fetched]:
         wanted = list(hrefs)

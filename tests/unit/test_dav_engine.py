@@ -233,6 +233,36 @@ async def test_server_edits_appear(s: Setup) -> None:
     assert await s.store.queries.journal_pending() == 0
 
 
+@pytest.mark.parametrize("query_all", [True, False])
+async def test_first_pull_in_one_query_else_listing_and_multiget(s: Setup, query_all: bool) -> None:
+    for n in range(5):
+        await s.put(CALENDAR, f"e{n}.ics", event(f"e{n}", f"Event {n}"))
+    s.server.query_all = query_all
+    s.server.calls.clear()
+    report = await s.run()
+    cal = s.coll(CALENDAR)
+    calls = [c for c in s.server.calls if cal in c]
+    if query_all:
+        assert report.paths[cal] == "initial (query)"
+        assert calls == [f"fetch_all {cal}"]  # each member read once, no listing
+    else:
+        assert report.paths[cal] == "initial"
+        assert calls == [
+            f"fetch_all {cal}",
+            f"listing {cal}",
+            f"fetch {cal} 5",
+            f"multiget {cal} 5",
+        ]
+    assert report.fetched == 5 and not report.malformed
+    assert await s.subjects("calendar") == [f"Event {n}" for n in range(5)]
+    # Later pulls ask for changes only, never everything again.
+    await s.put(CALENDAR, "new.ics", event("new", "New one"))
+    s.server.calls.clear()
+    again = await s.run()
+    assert again.paths[cal] == "sync-collection" and again.fetched == 1
+    assert not [c for c in s.server.calls if c.startswith(("fetch_all", "listing"))]
+
+
 @pytest.mark.parametrize("sync_collection", [True, False])
 async def test_expired_token_or_no_sync_collection_full_resync(
     s: Setup, sync_collection: bool
