@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import base64
+import functools
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
 
 from bridge.model import flags, tags
-from bridge.model.codec import filetime_to_datetime, format_utc, to_json
+from bridge.model.codec import MAX_FILETIME, filetime_to_datetime, format_utc, to_json
 from bridge.model.proptypes import PropType
 from bridge.store import conversation
 from bridge.store import props as P
@@ -19,6 +21,8 @@ from bridge.store.ids import IdCodec
 FOLDER_RIGHTS_OWNER = 0x7FB
 ACCESS_ALL = 0x3F
 _BIN = PropType.BINARY
+_NAIVE_EPOCH = datetime(1601, 1, 1)
+_LAST_FILETIME = min(MAX_FILETIME, 2650467743999999999)  # 9999-12-31T23:59:59.9999999
 
 # Store-object pointers (MAPI.md §1b) and the Inbox/Root ones.
 STORE_POINTERS = {
@@ -47,8 +51,24 @@ def b64(value: bytes) -> Any:
 
 
 def systime(ft: int | None) -> Any:
-    # what to_json(SYSTIME, …) gives, without its checks (rows render many)
-    return None if ft is None else format_utc(filetime_to_datetime(ft))
+    # what to_json(SYSTIME, …) gives, without its checks (rows render many): a naive
+    # datetime's isoformat() is format_utc's text without the "Z"
+    if ft is None:
+        return None
+    if type(ft) is int and 0 <= ft <= _LAST_FILETIME:
+        return (_NAIVE_EPOCH + timedelta(microseconds=ft // 10)).isoformat() + "Z"
+    return format_utc(filetime_to_datetime(ft))  # raises the codec's error
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_refs(ids: IdCodec, fid: int) -> tuple[str, str, str]:
+    """An item's parent entry id and source key and its store's entry id (the same for
+    every item of the folder)."""
+    return (
+        b64(ids.entry_id("folder", fid)),
+        b64(ids.source_key("folder", fid)),
+        b64(ids.store_entry_id()),
+    )
 
 
 def folder_pointers(ids: IdCodec, roles: dict[str, int]) -> P.JsonProps:
@@ -115,14 +135,15 @@ def item_props(ids: IdCodec, row: aiosqlite.Row) -> P.JsonProps:
     out = P.decode_doc(row["props"])
     iid, fid = row["id"], row["folder_id"]
     eid = b64(ids.entry_id("item", iid))
+    parent, parent_key, store_eid = _folder_refs(ids, fid)
     out.update(
         {
             tags.ENTRYID: eid,
             tags.RECORD_KEY: eid,
             tags.SOURCE_KEY: b64(ids.source_key("item", iid)),
-            tags.PARENT_ENTRYID: b64(ids.entry_id("folder", fid)),
-            tags.PARENT_SOURCE_KEY: b64(ids.source_key("folder", fid)),
-            tags.STORE_ENTRYID: b64(ids.store_entry_id()),
+            tags.PARENT_ENTRYID: parent,
+            tags.PARENT_SOURCE_KEY: parent_key,
+            tags.STORE_ENTRYID: store_eid,
             tags.OBJECT_TYPE: flags.MAPI_MESSAGE,
             tags.MESSAGE_CLASS: row["message_class"],
             tags.MESSAGE_FLAGS: row["flags"],
