@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,11 @@ from bridge.store.errors import Conflict
 
 SLICE = 200  # items prepared per slice of a bulk create
 
+# Each insert: its head and the placeholders of one row. A slice's rows of a table go in
+# statements of several rows (`_statements`): SQLite then takes one step per statement,
+# not per row, so the database thread gives the GIL up and waits to take it back (from the
+# event loop's thread) once per statement, and binds with less overhead.
+# props comes as UTF-8 bytes (props.dumps_utf8), stored as the same text.
 # sender_name_prop is given, so that the insert triggers need not read it out of the
 # document (schema 0014_sender_name_insert): what json_extract gives for PidTagSenderName,
 # None to leave it to them.
@@ -26,23 +32,59 @@ _INSERT_ITEM = (
     "INSERT INTO items (id, folder_id, message_class, subject, sender_name, sender_email, "
     "received, sent, importance, sensitivity, start_time, end_time, due_time, flags, size, "
     "has_attach, associated, created, modified, created_cn, cn, props, source_blob, "
-    "source_type, upstream, conversation_id, sender_name_prop) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "source_type, upstream, conversation_id, sender_name_prop)",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), "
+    "?, ?, ?, ?, ?)",
 )
 _SENDER_NAME_KEY = P.key(tags.SENDER_NAME)
+_INSERT_BLOB = ("INSERT INTO blobs (id, size, sha256)", "(?, ?, ?)")
+_INSERT_CHUNK = ("INSERT INTO blob_chunks (id, data)", "(?, ?)")
 _INSERT_RECIPIENT = (
-    "INSERT INTO recipients (item_id, row_id, type, display_name, email, props) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO recipients (item_id, row_id, type, display_name, email, props)",
+    "(?, ?, ?, ?, ?, ?)",
 )
 _INSERT_ATTACHMENT = (
     "INSERT INTO attachments (item_id, num, filename, mime_tag, size, content_id, method, "
-    "hidden, blob_id, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "hidden, blob_id, props)",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 )
-_INSERT_CATEGORY = "INSERT OR IGNORE INTO item_categories (item_id, category) VALUES (?, ?)"
+_INSERT_CATEGORY = ("INSERT OR IGNORE INTO item_categories (item_id, category)", "(?, ?)")
 _INSERT_JOURNAL = (
-    "INSERT INTO journal (ts, op, kind, object_id, folder_id, cn, payload) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO journal (ts, op, kind, object_id, folder_id, cn, payload)",
+    "(?, ?, ?, ?, ?, ?, ?)",
 )
+# Rows per statement, largest first. A prepared statement keeps its last bound values
+# until it runs again, so there are few shapes of it, and blob chunks go one per statement.
+GROUPS = (32, 8, 1)
+_CHUNK_GROUPS = (1,)
+
+
+@functools.lru_cache(maxsize=32)
+def _sql(head: str, row: str, count: int) -> str:
+    return f"{head} VALUES {', '.join([row] * count)}"
+
+
+def _statements(
+    conn: aiosqlite.Connection,
+    insert: tuple[str, str],
+    rows: list[tuple[Any, ...]],
+    groups: tuple[int, ...] = GROUPS,
+) -> list[asyncio.Future[Any]]:
+    """Start the inserts of `rows`, in their order: as many statements of the largest
+    group as they fill, then of the next one, and so on."""
+    head, row = insert
+    started: list[asyncio.Future[Any]] = []
+    at = 0
+    for per in groups:
+        end = at + (len(rows) - at) // per * per
+        if end > at:
+            params = [
+                [value for r in rows[start : start + per] for value in r]
+                for start in range(at, end, per)
+            ]
+            started.append(asyncio.ensure_future(conn.executemany(_sql(head, row, per), params)))
+            at = end
+    return started
 
 
 @dataclass(slots=True)
@@ -64,18 +106,20 @@ class Rows:
 
     def queue(self, conn: aiosqlite.Connection, journaled: bool) -> list[asyncio.Future[Any]]:
         """Start the inserts in table order (blobs before the items that point at them)."""
-        statements: list[tuple[str, list[Any]]] = [
-            ("INSERT INTO blobs (id, size, sha256) VALUES (?, ?, ?)", self.blobs),
-            ("INSERT INTO blob_chunks (id, data) VALUES (?, ?)", self.chunks),
-            (_INSERT_ITEM, self.items),
-            (_INSERT_RECIPIENT, self.recipients),
-            (_INSERT_ATTACHMENT, self.attachments),
-            (_INSERT_CATEGORY, self.categories),
+        tables: list[tuple[tuple[str, str], list[Any], tuple[int, ...]]] = [
+            (_INSERT_BLOB, self.blobs, GROUPS),
+            (_INSERT_CHUNK, self.chunks, _CHUNK_GROUPS),
+            (_INSERT_ITEM, self.items, GROUPS),
+            (_INSERT_RECIPIENT, self.recipients, GROUPS),
+            (_INSERT_ATTACHMENT, self.attachments, GROUPS),
+            (_INSERT_CATEGORY, self.categories, GROUPS),
         ]
         if journaled:
-            statements.append((_INSERT_JOURNAL, self.journal))
+            tables.append((_INSERT_JOURNAL, self.journal, GROUPS))
         return [
-            asyncio.ensure_future(conn.executemany(sql, rows)) for sql, rows in statements if rows
+            started
+            for insert, rows, groups in tables
+            for started in _statements(conn, insert, rows, groups)
         ]
 
 

@@ -99,8 +99,12 @@ class Items(AttachmentWrites, RelocationWrites):
         for row_id, rprops in enumerate(item.recipients):
             rows.recipients.append(recipient_row(iid, row_id, rprops))
         encoded = P.encode(props)
-        doc = P.dumps(encoded)
-        size = len(item.source) if item.source is not None else len(doc) + att_size
+        doc = P.dumps_utf8(encoded)
+        size = (
+            len(item.source)
+            if item.source is not None
+            else len(doc.decode("utf-8")) + att_size  # the stored text's length
+        )
         has_attach = any(not a[0].get(tags.ATTACHMENT_HIDDEN) for a in item.attachments)
         hot = self._hot(props, has_attach)
         upstream = json.dumps(item.upstream) if item.upstream else None

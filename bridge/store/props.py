@@ -3,11 +3,12 @@ mirror a few of them, and the properties the store computes instead of storing."
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -80,10 +81,41 @@ HOT_COLUMN_OF_TAG = {tag: col for col, tag in HOT_TAGGED}
 def dumps(doc: Mapping[str, Any]) -> str:
     """A stored document as compact JSON text. orjson also refuses lone surrogates, which
     is the one check the string fast path of `encode` leaves to it."""
+    return dumps_utf8(doc).decode("utf-8")
+
+
+def dumps_utf8(doc: Mapping[str, Any]) -> bytes:
+    """`dumps` as UTF-8 bytes (bound as `CAST(? AS TEXT)`, the same stored text without a
+    round trip through a Python string)."""
     try:
-        return orjson.dumps(doc).decode("utf-8")
+        return orjson.dumps(doc)
     except (orjson.JSONEncodeError, TypeError) as exc:
         raise InvalidValue(f"a property value cannot be stored: {exc}") from None
+
+
+class Encoded:
+    """A property value already in its stored JSON form (`pre_encode`): a parsing worker
+    process encodes the large ones (body, HTML, header block), so that they cross back as
+    bytes and are spliced into the document unchanged."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+
+    def __reduce__(self) -> tuple[type[Encoded], tuple[bytes]]:
+        return Encoded, (self.json,)
+
+
+def pre_encode(props: dict[int, Any], which: Iterable[int]) -> None:
+    """Replace the values of the tags `which` by their stored JSON form, in place; a value
+    that cannot be stored is left as it is (the write reports it)."""
+    for tag in which:
+        value = props.get(tag)
+        if value is None:
+            continue
+        with contextlib.suppress(InvalidValue):
+            props[tag] = Encoded(dumps_utf8(encode({tag: value})[key(tag)]))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -106,7 +138,9 @@ def encode(props: Mapping[int, Any]) -> dict[str, Any]:
     for tag, value in props.items():
         ptype = tag & 0xFFFF
         kind = type(value)
-        if (
+        if kind is Encoded:
+            out[key(tag)] = orjson.Fragment(value.json)
+        elif (
             (kind is str and ptype in _STRINGS)
             or (kind is int and ptype in _INTS and _INTS[ptype][0] <= value < _INTS[ptype][1])
             or (kind is bool and ptype == PropType.BOOLEAN)

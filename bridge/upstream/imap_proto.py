@@ -32,6 +32,23 @@ _QUOTED = re.compile(rb'"((?:[^"\\]|\\.)*)"', re.S)
 _ESCAPED = re.compile(rb"\\(.)", re.S)
 _ATOM = re.compile(rb"[^ ()\r\n\[\]]+")
 
+
+def _plain_token(group: bytes) -> bytes:
+    """One token of the usual segment, which `_tokens` reads in one pass: a parenthesis, a
+    quoted string without escapes, an atom (its bracketed sections nesting no brackets)
+    that ends where the general loop would end it, or the literal announcement at the end.
+    `group` opens each alternative's group. Any other segment takes the general loop."""
+    return (
+        rb"[ \r\n]*+(?:" + group + rb"\()|" + group + rb"\))|" + group + rb'"[^"\\]*+")|'
+        + group + rb'(?:[^ ()\r\n\[\]"{]|\[[^\[\]]*+\])++)(?=[ ()\r\n]|\Z)'
+        rb"|\{\d+\+?\}\r\n\Z)"
+    )  # fmt: skip
+
+
+_PLAIN_TOKENS = re.compile(_plain_token(b"("))  # (, ), quoted string, atom
+# without groups: a group inside a possessive repeat trips the re module of Python 3.11
+_PLAIN_SEGMENT = re.compile(rb"(?:" + _plain_token(b"(?:") + rb")*+[ \r\n]*+")
+
 Value = Any
 
 
@@ -48,13 +65,16 @@ class Response:
     values: list[Value]
     text: str = ""  # human text of a status response
     code: str = ""  # response code of a status response, without brackets
+    # OK/NO/BAD/BYE/PREAUTH, FETCH/EXISTS/EXPUNGE (after a number), LIST, ... (set once:
+    # a response is read several times on its way, never changed)
+    kind: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def kind(self) -> str:
-        """OK/NO/BAD/BYE/PREAUTH, FETCH/EXISTS/EXPUNGE (after a number), LIST, ..."""
-        if len(self.values) >= 2 and isinstance(self.values[0], str) and self.values[0].isdigit():
-            return str(self.values[1]).upper()
-        return str(self.values[0]).upper() if self.values else ""
+    def __post_init__(self) -> None:
+        values = self.values
+        if len(values) >= 2 and isinstance(values[0], str) and values[0].isdigit():
+            self.kind = str(values[1]).upper()
+        else:
+            self.kind = str(values[0]).upper() if values else ""
 
 
 class CommandFailed(UpstreamError):
@@ -74,6 +94,21 @@ class Command:
 
 def _tokens(text: bytes, stack: list[list[Value]]) -> None:
     """Tokenize one segment of a response into the current list on `stack`."""
+    if _PLAIN_SEGMENT.fullmatch(text):
+        for opening, closing, quoted, atom in _PLAIN_TOKENS.findall(text):
+            if atom:
+                word = atom.decode("utf-8", "replace")
+                stack[-1].append(None if word.upper() == "NIL" else word)
+            elif opening:
+                inner: list[Value] = []
+                stack[-1].append(inner)
+                stack.append(inner)
+            elif quoted:
+                stack[-1].append(quoted[1:-1].decode("utf-8", "replace"))
+            elif closing and len(stack) > 1:
+                stack.pop()
+            # else the literal announcement, always last (the literal follows)
+        return
     i, n = 0, len(text)
     while i < n:
         c = text[i : i + 1]

@@ -1,14 +1,19 @@
-"""The parsing worker process gives the same items as parsing in the sync process, in the
-order of the calls, and its failure only moves the parsing back here."""
+"""The parsing worker process gives the same items as parsing in the sync process (their
+large texts already in stored form), in the order of the calls, and its failure only moves
+the parsing back here."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 
 from bridge.model import tags
+from bridge.store import props as P
+from bridge.store.items import NewItem
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.sync import mail_fetch, parse_pool
@@ -27,6 +32,20 @@ def message(n: int) -> bytes:
     ).encode()
 
 
+def stored(items: list[NewItem]) -> list[NewItem]:
+    """The items with their properties as the store keeps them."""
+    return [dataclasses.replace(i, props=json.loads(P.dumps(P.encode(i.props)))) for i in items]
+
+
+def test_pre_encoded_texts_are_stored_as_parsed() -> None:
+    items = parse_pool.parse_raws([message(5)])
+    assert all(
+        isinstance(items[0].props[t], P.Encoded)
+        for t in (tags.BODY, tags.TRANSPORT_MESSAGE_HEADERS)
+    )
+    assert stored(items) == stored([dataclasses.replace(item_from_rfc822(message(5)), source=None)])
+
+
 async def test_worker_items_equal_local_ones_in_call_order() -> None:
     pool = ParsePool()
     try:
@@ -35,7 +54,7 @@ async def test_worker_items_equal_local_ones_in_call_order() -> None:
     finally:
         await pool.close()
     for batch, items in zip(batches, results, strict=True):
-        assert items == [item_from_rfc822(raw) for raw in batch]
+        assert stored(items) == stored([item_from_rfc822(raw) for raw in batch])
         assert [i.source for i in items] == batch
 
 
@@ -48,13 +67,13 @@ async def test_a_dead_worker_means_parsing_here(monkeypatch: pytest.MonkeyPatch)
         worker.process.kill()  # the worker dies between batches
         await asyncio.to_thread(worker.process.join)
         items = await pool.parse([message(1)])
-        assert items == [item_from_rfc822(message(1))]
+        assert stored(items) == stored([item_from_rfc822(message(1))])
         assert pool._broken
     finally:
         await pool.close()
     assert pool._start() is not None  # a new sync run starts a new worker
     try:
-        assert await pool.parse([message(3)]) == [item_from_rfc822(message(3))]
+        assert stored(await pool.parse([message(3)])) == stored([item_from_rfc822(message(3))])
     finally:
         await pool.close()
 
@@ -65,7 +84,7 @@ async def test_no_worker_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(parse_pool.ParsePool, "_start", refuse)
     pool = ParsePool()
-    assert await pool.parse([message(2)]) == [item_from_rfc822(message(2))]
+    assert stored(await pool.parse([message(2)])) == stored([item_from_rfc822(message(2))])
     await pool.close()
 
 
