@@ -24,8 +24,9 @@ events, a tenth with a moved occurrence: 11,000 VEVENTs), and the bridge's first
 for a whole collection in one calendar-query (on a server with the default limit it is
 refused and the bridge falls back to listing and multigets in batches of 500). The raised
 limit is the same server for both clients.
-Both run beside Radicale on the same machine (the bridge parses in worker processes only
-with three cores or more).
+Both run beside Radicale on the same machine (the bridge parses in worker processes: one
+on two cores once a collection's data has all arrived, as after the one query of a first
+pull; while multigets are still answered, only with three cores or more).
 """
 
 from __future__ import annotations

@@ -326,7 +326,16 @@ class DavEngine:
         try:
             source = self._source(collection, list(wanted), prefetched)
             await self._fetch_into(
-                fid, source, collection, wanted, pending_by_uid, cutoff, skipped, report, write
+                fid,
+                source,
+                collection,
+                wanted,
+                pending_by_uid,
+                cutoff,
+                skipped,
+                report,
+                write,
+                all_arrived=prefetched is not None,
             )
         finally:
             if writing is not None:
@@ -362,6 +371,8 @@ class DavEngine:
         skipped: dict[str, tuple[str | None, str]],
         report: DavReport,
         write: Callable[[list[NewItem]], Awaitable[None]],
+        *,
+        all_arrived: bool,
     ) -> None:
         batch: list[NewItem] = []
         unlinked: dict[str, int] | None = None
@@ -409,7 +420,7 @@ class DavEngine:
 
         # Resources are parsed in chunks; with worker processes, a few chunks at once,
         # taken in the order they came.
-        parser = ResourceParser(len(wanted))
+        parser = ResourceParser(len(wanted), all_arrived=all_arrived)
         ahead = 2 if parser.parallel else 0
         flight: deque[tuple[list[Fetched], asyncio.Future[list[Parsed]]]] = deque()
         chunk: list[Fetched] = []

@@ -55,12 +55,18 @@ def parse_many(kind: str, datas: Sequence[bytes]) -> list[Parsed]:
 class ResourceParser:
     """Parses for one pull; `close()` ends its workers."""
 
-    def __init__(self, expected: int, workers: int | None = None) -> None:
-        # One core is left to the rest (the event loop, SQLite, a local server): on two
-        # cores, workers only add their overhead (measured with bench_dav_sync).
-        count = workers if workers is not None else min(2, (os.cpu_count() or 1) - 1)
+    def __init__(
+        self, expected: int, workers: int | None = None, *, all_arrived: bool = False
+    ) -> None:
+        # While the server still answers (multigets), one core is left to the rest (the
+        # event loop, SQLite, a server on the same machine): on two cores, workers then only
+        # add their overhead (measured with bench_dav_sync). When everything has arrived
+        # (a first pull in one query), one worker parses beside the store writes.
+        cores = os.cpu_count() or 1
+        count = workers if workers is not None else min(2, cores - 1)
+        least = 1 if all_arrived else 2
         self.pool: Executor | None = None
-        if (expected >= POOL_FROM and count > 1) or workers is not None:
+        if (expected >= POOL_FROM and count >= least) or workers is not None:
             self.pool = ProcessPoolExecutor(
                 max_workers=max(1, count), mp_context=multiprocessing.get_context("spawn")
             )

@@ -50,6 +50,22 @@ async def test_small_pulls_parse_here() -> None:
     parser.close()
 
 
+@pytest.mark.parametrize(
+    ("cores", "all_arrived", "parallel"),
+    [(2, False, False), (2, True, True), (1, True, False), (3, False, True)],
+)
+def test_workers_on_two_cores_only_once_everything_arrived(
+    monkeypatch: pytest.MonkeyPatch, cores: int, all_arrived: bool, parallel: bool
+) -> None:
+    monkeypatch.setattr(dav_parse.os, "cpu_count", lambda: cores)
+    parser = ResourceParser(dav_parse.POOL_FROM, all_arrived=all_arrived)
+    try:
+        assert parser.parallel is parallel
+        assert not ResourceParser(dav_parse.POOL_FROM - 1, all_arrived=all_arrived).parallel
+    finally:
+        parser.close()
+
+
 async def test_a_large_pull_through_worker_processes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
