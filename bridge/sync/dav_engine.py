@@ -241,6 +241,10 @@ class DavEngine:
         except UpstreamError as exc:
             log.info("%s: no query for every member (%s); listing", collection.href, exc)
             return None
+        if not got:
+            # An empty answer is listed again: a server that read the empty address book
+            # filter as "match nothing" must not make a full collection look empty.
+            return None
         report.paths[collection.href] = "initial (query)"
         return {f.href: f for f in got}
 
