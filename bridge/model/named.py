@@ -7,7 +7,8 @@ or ``{PS_PUBLIC_STRINGS}:Keywords``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from bridge.model.errors import PropKeyError
@@ -42,13 +43,18 @@ _SET_BY_LOWER = {name.lower(): guid for name, guid in SET_NAMES.items()}
 MAX_LID = 0xFFFFFFFF
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class NamedProp:
-    """A named property: set GUID plus either a numeric LID (MNID_ID) or a string (MNID_STRING)."""
+    """A named property: set GUID plus either a numeric LID (MNID_ID) or a string (MNID_STRING).
+
+    A dictionary key met hundreds of thousands of times in a large pull: its hash is
+    computed once, and a prop that comes out of a pickle (from a parse worker) is the one
+    object this process already has for it, so that lookups end at the identity test."""
 
     guid: UUID
     lid: int | None = None
     name: str | None = None
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.lid is None) == (self.name is None):
@@ -57,6 +63,46 @@ class NamedProp:
             raise ValueError(f"LID out of range: {self.lid}")
         if self.name is not None and (not self.name or "\x00" in self.name):
             raise ValueError("a property name must be non-empty and contain no NUL")
+        object.__setattr__(self, "_hash", hash((self.guid.int, self.lid, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, NamedProp):
+            return NotImplemented
+        return (
+            self._hash == other._hash
+            and self.lid == other.lid
+            and self.name == other.name
+            and self.guid == other.guid
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes, int | None, str | None]]:
+        # Not the hash: another process has other string hashes.
+        return _unpickle, (self.guid.bytes, self.lid, self.name)
+
+
+_INTERNED: dict[tuple[bytes, int | None, str | None], NamedProp] = {}
+MAX_INTERNED = 4096  # names come from the outside too: the table stays bounded
+
+
+def _unpickle(guid: bytes, lid: int | None, name: str | None) -> NamedProp:
+    found = _INTERNED.get((guid, lid, name))
+    return found if found is not None else interned(NamedProp(UUID(bytes=guid), lid, name))
+
+
+def interned(np: NamedProp) -> NamedProp:
+    """The object this process keeps for `np` (`np` itself when it is the first)."""
+    key = (np.guid.bytes, np.lid, np.name)
+    found = _INTERNED.get(key)
+    if found is not None:
+        return found
+    if len(_INTERNED) < MAX_INTERNED:
+        _INTERNED[key] = np
+    return np
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +231,8 @@ def _build_known() -> dict[NamedProp, NamedInfo]:
 
 
 KNOWN: dict[NamedProp, NamedInfo] = _build_known()
+for _np in KNOWN:
+    interned(_np)
 _KNOWN_BY_NAME = {info.canonical.lower(): info for info in KNOWN.values()}
 
 

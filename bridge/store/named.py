@@ -26,7 +26,7 @@ class NamedMap:
     async def load(self, conn: aiosqlite.Connection) -> None:
         async with conn.execute("SELECT id, guid, lid, name, ptype FROM named_props") as cur:
             async for row in cur:
-                np = NamedProp(UUID(row["guid"]), row["lid"], row["name"])
+                np = model_named.interned(NamedProp(UUID(row["guid"]), row["lid"], row["name"]))
                 self._ids[np] = (row["id"], row["ptype"])
                 self._props[row["id"]] = np
                 self._next = max(self._next, row["id"] + 1)

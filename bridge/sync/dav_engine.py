@@ -55,8 +55,14 @@ class DavEngine:
         policy: str = "keep-both",
         calendar_window_days: int | None = None,
         folders: Mapping[str, FolderSync] | None = None,
+        server_turn: asyncio.Lock | None = None,
     ) -> None:
         self.store = store
+        # Held while a pull asks the server what to fetch (and, at a first pull, for all
+        # of it): engines run side by side share it, so that the server answers one at a
+        # time (a threaded server such as Radicale slows down for all when asked twice at
+        # once) while each stores what it was sent beside the other.
+        self.server_turn = server_turn or asyncio.Lock()
         self.adapter = adapter
         self.service = service
         self.kinds = kinds
@@ -170,39 +176,10 @@ class DavEngine:
             report.paths[collection.href] = "unchanged"
             return
         observed_at = now_filetime()
-        removed: list[str] | None = None
-        # Without a token (first pull), the listing is what sync-collection would send,
-        # and cheaper to produce; the collection's current token serves the next pull.
-        new_token = collection.sync_token
-        delta = None
-        report.paths[collection.href] = "initial"
-        try:
-            if token is not None:
-                delta = await self.adapter.changes(collection, token)
-        except SyncTokenInvalid:
-            report.paths[collection.href] = "listing (sync token expired)"
-        except (ConnectFailed, AuthFailed):
-            raise
-        except UpstreamError as exc:
-            log.info("%s: no sync-collection (%s); listing", collection.href, exc)
-            report.paths[collection.href] = "listing"
-        linked = await self.store.dav_refs.linked_to(collection.href)
-        prefetched: dict[str, Fetched] | None = None
-        if delta is not None:
-            members = [dav_plan.Member(r.href, r.etag) for r in delta.changed]
-            removed = list(delta.removed)
-            new_token = delta.token
-            report.paths[collection.href] = "sync-collection"
-        else:
-            if new_token is None:  # asked before the listing: what changes after it is seen
-                new_token = await self._sync_token(collection)
-            if not linked:  # everything is to be fetched: one query instead of two passes
-                prefetched = await self._everything(collection, report)
-            if prefetched is not None:
-                members = [dav_plan.Member(f.href, f.etag) for f in prefetched.values()]
-            else:
-                listed = await self.adapter.listing(collection)
-                members = [dav_plan.Member(r.href, r.etag) for r in listed]
+        async with self.server_turn:
+            members, removed, new_token, prefetched, linked = await self._survey(
+                collection, token, report
+            )
         members = [m for m in members if m.href not in ignore]
         if removed is not None:
             removed = [h for h in removed if h not in ignore]
@@ -229,6 +206,62 @@ class DavEngine:
             fid, {**ref, "token": new_token, "ctag": collection.ctag, "window": window}
         )
         crashpoint.step(f"{collection.href} pulled")
+
+    async def _survey(
+        self, collection: Collection, token: str | None, report: DavReport
+    ) -> tuple[
+        list[dav_plan.Member],
+        list[str] | None,
+        str | None,
+        dict[str, Fetched] | None,
+        list[DavItem],
+    ]:
+        """What the server has: the members (all of them, or what changed since `token`),
+        the removed ones (None: not known, a listing), the token for the next pull, the
+        members' data when it came with them, and the cache's linked items."""
+        removed: list[str] | None = None
+        # Without a token (first pull), the listing is what sync-collection would send,
+        # and cheaper to produce; the collection's current token serves the next pull.
+        new_token = collection.sync_token
+        delta = None
+        report.paths[collection.href] = "initial"
+        try:
+            if token is not None:
+                delta = await self.adapter.changes(collection, token)
+        except SyncTokenInvalid:
+            report.paths[collection.href] = "listing (sync token expired)"
+        except (ConnectFailed, AuthFailed):
+            raise
+        except UpstreamError as exc:
+            log.info("%s: no sync-collection (%s); listing", collection.href, exc)
+            report.paths[collection.href] = "listing"
+        linked = await self.store.dav_refs.linked_to(collection.href)
+        if token is None and linked:  # no token kept (see below): what is here is listed
+            report.paths[collection.href] = "listing"
+        prefetched: dict[str, Fetched] | None = None
+        if delta is not None:
+            members = [dav_plan.Member(r.href, r.etag) for r in delta.changed]
+            removed = list(delta.removed)
+            new_token = delta.token
+            report.paths[collection.href] = "sync-collection"
+        else:
+            # A token is asked for before the data, so that what changes after is seen.
+            # A first pull in one query does without when the collection has a CTag
+            # (read before the query): the next pull is skipped while the CTag stays, and
+            # a change is then found by a listing, which reads the token (a server such as
+            # Radicale reads every member to answer either).
+            if new_token is None and (linked or collection.ctag is None):
+                new_token = await self._sync_token(collection)
+            if not linked:  # everything is to be fetched: one query instead of two passes
+                prefetched = await self._everything(collection, report)
+            if prefetched is not None:
+                members = [dav_plan.Member(f.href, f.etag) for f in prefetched.values()]
+            else:
+                if new_token is None:
+                    new_token = await self._sync_token(collection)
+                listed = await self.adapter.listing(collection)
+                members = [dav_plan.Member(r.href, r.etag) for r in listed]
+        return members, removed, new_token, prefetched, linked
 
     async def _everything(
         self, collection: Collection, report: DavReport

@@ -1,5 +1,5 @@
 """Running the DAV sync: `DavRunner` keeps one adapter per configured CalDAV / CardDAV
-endpoint and runs their engines one after the other, recording a state per upstream;
+endpoint and runs their engines side by side, recording a state per upstream;
 `DavSyncService` is its background service (the loop of bridge/sync/loop.py, polling every
 `sync.interval`); with a mail upstream too, it runs beside the mail service, so a DAV
 server that is down does not hold up the mail sync, nor the other way round.
@@ -7,6 +7,7 @@ server that is down does not hold up the mail sync, nor the other way round.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -68,47 +69,79 @@ class DavRunner:
         self.options = options
         self.adapter_factory = adapter_factory
         self._adapters: dict[tuple[str, str], DavAdapter] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._turns: dict[tuple[str, str], asyncio.Lock] = {}  # one server, one question
 
     async def run(self, *, strict: bool = False) -> None:
-        """One run of every endpoint. Each failure is recorded on its endpoint; with
-        `strict` the first one is raised after all endpoints had their turn. Endpoints on
-        the same account (same URL and login) share one connection and one listing."""
-        first: UpstreamError | None = None
+        """One run of every endpoint, all at once: the server answers one while the bridge
+        stores what another sent (a CalDAV and a CardDAV pull touch different folders).
+        Each failure is recorded on its endpoint; with `strict` the first one (in the order
+        of the endpoints) is raised after all endpoints had their turn. Endpoints on the
+        same account (same URL and login) share one connection and one listing."""
         listed: dict[tuple[str, str], list[Collection]] = {}
-        for ep in self.endpoints:
-            try:
-                await self._run_one(ep, listed)
-                ep.state, ep.message = "online", "in step with the server"
-            except AuthFailed as exc:
-                ep.state, ep.message = "auth-failed", f"{exc}; fix the password and sync again"
-                first = first or exc
-            except ConnectFailed as exc:
-                ep.state, ep.message = "offline", f"{exc}; retrying"
-                first = first or exc
-            except UpstreamError as exc:
-                ep.state, ep.message = "error", str(exc)
-                first = first or exc
-            except Exception as exc:
-                log.exception("DAV sync run failed")
-                ep.state, ep.message = "error", f"internal error: {exc!r}"
-                first = first or UpstreamError(ep.message)
-            if ep.state != "online":
-                await self._close(_key(ep))
+        failures = await asyncio.gather(*(self._run_guarded(ep, listed) for ep in self.endpoints))
+        # A failed endpoint's connection is closed once no other run uses it.
+        for key in dict.fromkeys(_key(ep) for ep in self.endpoints if ep.state != "online"):
+            await self._close(key)
+        first = next((f for f in failures if f is not None), None)
         if strict and first is not None:
             raise first
+
+    async def _run_guarded(
+        self, ep: DavEndpoint, listed: dict[tuple[str, str], list[Collection]]
+    ) -> UpstreamError | None:
+        """One endpoint's run; its failure is recorded on it and returned."""
+        try:
+            await self._run_one(ep, listed)
+            ep.state, ep.message = "online", "in step with the server"
+            return None
+        except AuthFailed as exc:
+            ep.state, ep.message = "auth-failed", f"{exc}; fix the password and sync again"
+            return exc
+        except ConnectFailed as exc:
+            ep.state, ep.message = "offline", f"{exc}; retrying"
+            return exc
+        except UpstreamError as exc:
+            ep.state, ep.message = "error", str(exc)
+            return exc
+        except Exception as exc:
+            log.exception("DAV sync run failed")
+            ep.state, ep.message = "error", f"internal error: {exc!r}"
+            return UpstreamError(ep.message)
+
+    async def _adapter(self, ep: DavEndpoint) -> DavAdapter:
+        key = _key(ep)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            adapter = self._adapters.get(key)
+            if adapter is None:
+                if ep.password_command and not ep.settings.password:
+                    password = await run_password_command(ep.password_command)
+                    ep.settings = dataclasses.replace(ep.settings, password=password)
+                adapter = self.adapter_factory(ep.settings)
+                await adapter.connect()
+                self._adapters[key] = adapter
+            return adapter
+
+    async def _shared_listing(
+        self,
+        ep: DavEndpoint,
+        adapter: DavAdapter,
+        listed: dict[tuple[str, str], list[Collection]],
+    ) -> list[Collection] | None:
+        """The account's collections, listed once for the endpoints that share it (None:
+        the endpoint is alone on its account and its engine lists them)."""
+        key = _key(ep)
+        if sum(_key(other) == key for other in self.endpoints) < 2:
+            return None
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if key not in listed:
+                listed[key] = await adapter.collections()
+            return listed[key]
 
     async def _run_one(
         self, ep: DavEndpoint, listed: dict[tuple[str, str], list[Collection]]
     ) -> None:
-        key = _key(ep)
-        adapter = self._adapters.get(key)
-        if adapter is None:
-            if ep.password_command and not ep.settings.password:
-                password = await run_password_command(ep.password_command)
-                ep.settings = dataclasses.replace(ep.settings, password=password)
-            adapter = self.adapter_factory(ep.settings)
-            await adapter.connect()
-            self._adapters[key] = adapter
+        adapter = await self._adapter(ep)
         ep.state = "syncing"
         engine = DavEngine(
             self.store,
@@ -118,11 +151,9 @@ class DavRunner:
             policy=self.options.policy,
             calendar_window_days=self.options.calendar_window_days,
             folders=self.options.folders,
+            server_turn=self._turns.setdefault(_key(ep), asyncio.Lock()),
         )
-        shared = listed.get(key)
-        if shared is None and sum(_key(other) == key for other in self.endpoints) > 1:
-            shared = listed[key] = await adapter.collections()
-        report = await engine.run(shared)
+        report = await engine.run(await self._shared_listing(ep, adapter, listed))
         ep.last_sync = time.time()
         ep.last_run = report.as_dict()
 

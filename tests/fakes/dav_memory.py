@@ -9,6 +9,8 @@ Switches for the paths the engine must handle:
 - `sync_collection = False`: `changes()` raises UpstreamError (a server without RFC 6578);
 - `query_all = False`: `fetch_all()` raises UpstreamError (the engine lists and multigets);
 - `expire_tokens()`: every token handed out so far raises SyncTokenInvalid;
+- `token_in_listing = False`: `collections()` gives the CTag only and the token is asked
+  for by itself (`sync_token()`), as the HTTP adapter does;
 - `offline = True`: every call raises ConnectFailed;
 - `return_etags = False`: `put()` returns no ETag (the engine must read it back);
 - `add_collection(..., writable=False)`: a read-only (shared) collection, PUT/DELETE → 403;
@@ -20,6 +22,7 @@ Switches for the paths the engine must handle:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import AsyncIterator, Iterable
@@ -108,6 +111,7 @@ class MemoryDavServer:
         self.collections: dict[str, _Collection] = {}
         self.sync_collection = True
         self.query_all = True  # False: fetch_all refused, as by a server without queries
+        self.token_in_listing = True
         self.offline = False
         self.return_etags = True
         self.unique_uids = True
@@ -200,7 +204,14 @@ class MemoryDavAdapter(DavAdapter):
 
     async def collections(self) -> list[Collection]:
         self._check("collections")
-        return [c.snapshot() for c in self.server.collections.values()]
+        listed = [c.snapshot() for c in self.server.collections.values()]
+        if self.server.token_in_listing:
+            return listed
+        return [dataclasses.replace(c, sync_token=None) for c in listed]
+
+    async def sync_token(self, collection: Collection) -> str | None:
+        self._check(f"sync_token {collection.href}")
+        return self._coll(collection.href).token()
 
     async def create_collection(self, kind: str, name: str) -> Collection:
         self._check(f"create_collection {kind} {name}")

@@ -266,6 +266,39 @@ async def test_first_pull_in_one_query_else_listing_and_multiget(s: Setup, query
     assert not [c for c in s.server.calls if c.startswith(("fetch_all", "listing"))]
 
 
+async def test_first_pull_in_one_query_reads_no_token_when_the_ctag_marks_it(s: Setup) -> None:
+    """As over HTTP (the listing gives CTags, the token costs a request of its own): a
+    first pull in one query leaves the token out, as the CTag read before it marks the
+    data. The next change is found by an ETag listing (which reads the token), the one
+    after by sync-collection; nothing is fetched twice, nothing is missed."""
+    s.server.token_in_listing = False
+    for n in range(3):
+        await s.put(CALENDAR, f"e{n}.ics", event(f"e{n}", f"Event {n}"))
+    cal = s.coll(CALENDAR)
+    s.server.calls.clear()
+    report = await s.run()
+    assert report.paths[cal] == "initial (query)"
+    assert [c for c in s.server.calls if cal in c] == [f"fetch_all {cal}"]
+    # Nothing changed: the CTag says so, the server is not asked.
+    s.server.calls.clear()
+    assert (await s.run()).paths[cal] == "unchanged"
+    assert not [c for c in s.server.calls if cal in c]
+    await s.put(CALENDAR, "new.ics", event("new", "New one"))
+    s.server.calls.clear()
+    report = await s.run()
+    assert report.paths[cal] == "listing" and report.fetched == 1
+    assert [c for c in s.server.calls if cal in c] == [
+        f"sync_token {cal}",
+        f"listing {cal}",
+        f"fetch {cal} 1",
+        f"multiget {cal} 1",
+    ]
+    await s.other.delete(dav_href.member(cal, "e0.ics"))
+    report = await s.run()
+    assert report.paths[cal] == "sync-collection" and report.deleted == 1
+    assert await s.subjects("calendar") == ["Event 1", "Event 2", "New one"]
+
+
 @pytest.mark.parametrize("sync_collection", [True, False])
 async def test_expired_token_or_no_sync_collection_full_resync(
     s: Setup, sync_collection: bool
