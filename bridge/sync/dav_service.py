@@ -18,6 +18,7 @@ from typing import Any
 
 from bridge.config.model import Config, FolderSync
 from bridge.store.store import Store
+from bridge.sync import workers
 from bridge.sync.credentials import run_password_command
 from bridge.sync.dav_engine import DavEngine
 from bridge.sync.dav_scope import CALDAV_KINDS, CARDDAV_KINDS
@@ -79,6 +80,7 @@ class DavRunner:
         of the endpoints) is raised after all endpoints had their turn. Endpoints on the
         same account (same URL and login) share one connection and one listing."""
         listed: dict[tuple[str, str], list[Collection]] = {}
+        workers.warm_up()  # a large pull's parsers are then ready when its data arrives
         failures = await asyncio.gather(*(self._run_guarded(ep, listed) for ep in self.endpoints))
         # A failed endpoint's connection is closed once no other run uses it.
         for key in dict.fromkeys(_key(ep) for ep in self.endpoints if ep.state != "online"):

@@ -51,16 +51,17 @@ async def test_small_pulls_parse_here() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cores", "all_arrived", "parallel"),
-    [(2, False, False), (2, True, True), (1, True, False), (3, False, True)],
+    ("cores", "all_arrived", "workers"),
+    [(2, False, 0), (2, True, 2), (1, True, 0), (3, False, 2), (8, True, 2), (8, False, 2)],
 )
 def test_workers_on_two_cores_only_once_everything_arrived(
-    monkeypatch: pytest.MonkeyPatch, cores: int, all_arrived: bool, parallel: bool
+    monkeypatch: pytest.MonkeyPatch, cores: int, all_arrived: bool, workers: int
 ) -> None:
     monkeypatch.setattr(dav_parse.os, "cpu_count", lambda: cores)
     parser = ResourceParser(dav_parse.POOL_FROM, all_arrived=all_arrived)
     try:
-        assert parser.parallel is parallel
+        assert parser.parallel is (workers > 0)
+        assert parser.workers == workers
         assert not ResourceParser(dav_parse.POOL_FROM - 1, all_arrived=all_arrived).parallel
     finally:
         parser.close()
