@@ -3,6 +3,7 @@ mirror a few of them, and the properties the store computes instead of storing."
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import functools
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 
 from bridge.model import flags, tags
-from bridge.model.codec import datetime_to_filetime, to_json
+from bridge.model.codec import FILETIME_EPOCH, datetime_to_filetime, format_utc, to_json
 from bridge.model.named import PS_PUBLIC_STRINGS, NamedProp, PSETID_Appointment, PSETID_Task
 from bridge.model.proptypes import MV_FLAG, PropType, hex_tag
 from bridge.store.errors import InvalidValue
@@ -133,7 +134,7 @@ _INTS: dict[int, tuple[int, int]] = {
 
 def encode(props: Mapping[int, Any]) -> dict[str, Any]:
     """Python values → the stored JSON document (validated by the codec; the common
-    string, integer and boolean cases are checked here without it)."""
+    string, integer, boolean, UTC time and binary cases are checked here without it)."""
     out: dict[str, Any] = {}
     for tag, value in props.items():
         ptype = tag & 0xFFFF
@@ -146,6 +147,15 @@ def encode(props: Mapping[int, Any]) -> dict[str, Any]:
             or (kind is bool and ptype == PropType.BOOLEAN)
         ):
             out[key(tag)] = value
+        elif (
+            kind is dt.datetime
+            and ptype == PropType.SYSTIME
+            and value.tzinfo is dt.UTC
+            and value >= FILETIME_EPOCH
+        ):
+            out[key(tag)] = format_utc(value)  # what the codec makes of it, without its checks
+        elif kind is bytes and ptype == PropType.BINARY:
+            out[key(tag)] = base64.b64encode(value).decode("ascii")
         else:
             out[key(tag)] = to_json(ptype, value)
     return out
