@@ -30,7 +30,7 @@ from bridge.store.store import Store
 from bridge.store.syncstate import JournalEntry
 from bridge.sync import crashpoint, dav_content, dav_plan
 from bridge.sync.dav_hierarchy import DavHierarchy
-from bridge.sync.dav_parse import Parsed, ResourceParser
+from bridge.sync.dav_parse import Parsed, ParserPool, ResourceParser
 from bridge.sync.dav_push import DavPusher
 from bridge.sync.dav_report import DavReport
 from bridge.sync.dav_scope import dav_entry_ids, kind_of
@@ -56,8 +56,10 @@ class DavEngine:
         calendar_window_days: int | None = None,
         folders: Mapping[str, FolderSync] | None = None,
         server_turn: asyncio.Lock | None = None,
+        parsers: ParserPool | None = None,
     ) -> None:
         self.store = store
+        self.parsers = parsers  # the run's shared parse workers (started for a first pull)
         # Held while a pull asks the server what to fetch (and, at a first pull, for all
         # of it): engines run side by side share it, so that the server answers one at a
         # time (a threaded server such as Radicale slows down for all when asked twice at
@@ -253,6 +255,8 @@ class DavEngine:
             if new_token is None and (linked or collection.ctag is None):
                 new_token = await self._sync_token(collection)
             if not linked:  # everything is to be fetched: one query instead of two passes
+                if self.parsers is not None:
+                    self.parsers.start()  # ready when the answer is
                 prefetched = await self._everything(collection, report)
             if prefetched is not None:
                 members = [dav_plan.Member(f.href, f.etag) for f in prefetched.values()]
@@ -457,8 +461,8 @@ class DavEngine:
 
         # Resources are parsed in chunks; with worker processes, a few chunks at once,
         # taken in the order they came.
-        parser = ResourceParser(len(wanted), all_arrived=all_arrived)
-        ahead = 2 if parser.parallel else 0
+        parser = ResourceParser(len(wanted), all_arrived=all_arrived, shared=self.parsers)
+        ahead = 2 * parser.workers if parser.parallel else 0
         flight: deque[tuple[list[Fetched], asyncio.Future[list[Parsed]]]] = deque()
         chunk: list[Fetched] = []
 

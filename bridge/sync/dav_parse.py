@@ -6,6 +6,11 @@ SQLite writes instead of between them.
 A resource that cannot become an item comes back as its error message. Workers come from
 bridge/sync/workers.py (forked by a fork server that has the converters imported, or
 spawned); a pool that breaks (a worker killed) is given up and the rest is parsed here.
+
+The workers of a first pull in one query are started before the query is sent
+(`ParserPool.start`) and shared by the run's pulls: a new worker still imports the
+program's main module (about half a second of CPU), which then happens while the server
+works on its answer instead of after it.
 """
 
 from __future__ import annotations
@@ -52,29 +57,69 @@ def parse_many(kind: str, datas: Sequence[bytes]) -> list[Parsed]:
     return [parse_one(kind, d) for d in datas]
 
 
+def worker_count(*, all_arrived: bool) -> int:
+    """How many parse workers a large pull gets on this machine.
+
+    While the server still answers (multigets), one core is left to the rest (the event
+    loop, SQLite, a server on the same machine): on two cores, workers then only add their
+    overhead (measured with bench_dav_sync). When everything has arrived (a first pull in
+    one query), two workers parse beside the store writes, even on two cores: the writes
+    leave them most of a core (measured: 10.6–12.7 s instead of 12.6–14.1 s for 10,000
+    events and 5,000 contacts)."""
+    cores = os.cpu_count() or 1
+    if all_arrived:
+        return min(2, cores) if cores > 1 else 0
+    return min(2, cores - 1) if cores > 2 else 0
+
+
+class ParserPool:
+    """Worker processes shared by the pulls of one sync run; `close()` ends them."""
+
+    def __init__(self) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        self.workers = 0
+
+    def start(self) -> None:
+        """Start the workers of a first pull in one query now, each on its way (the pool
+        starts a worker per task it is given while none is idle)."""
+        if self.pool is not None:
+            return
+        count = worker_count(all_arrived=True)
+        if count == 0:
+            return
+        self.pool = ProcessPoolExecutor(max_workers=count, mp_context=workers_context())
+        self.workers = count
+        for _ in range(count):
+            self.pool.submit(os.getpid)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+
 class ResourceParser:
-    """Parses for one pull; `close()` ends its workers."""
+    """Parses for one pull, in the run's started workers (`shared`) or in its own;
+    `close()` ends its own."""
 
     def __init__(
-        self, expected: int, workers: int | None = None, *, all_arrived: bool = False
+        self,
+        expected: int,
+        workers: int | None = None,
+        *,
+        all_arrived: bool = False,
+        shared: ParserPool | None = None,
     ) -> None:
-        # While the server still answers (multigets), one core is left to the rest (the
-        # event loop, SQLite, a server on the same machine): on two cores, workers then only
-        # add their overhead (measured with bench_dav_sync). When everything has arrived
-        # (a first pull in one query), two workers parse beside the store writes, even on
-        # two cores: the writes leave them most of a core (measured: 10.6–12.7 s instead of
-        # 12.6–14.1 s for 10,000 events and 5,000 contacts).
-        cores = os.cpu_count() or 1
-        if workers is not None:
-            count = workers
-        elif all_arrived:
-            count = min(2, cores) if cores > 1 else 0
-        else:
-            count = min(2, cores - 1) if cores > 2 else 0
+        count = workers if workers is not None else worker_count(all_arrived=all_arrived)
         self.workers = count
         self.pool: Executor | None = None
-        if (expected >= POOL_FROM and count > 0) or workers is not None:
+        self.own = False
+        if workers is None and expected >= POOL_FROM and shared is not None and shared.pool:
+            self.pool, self.workers = shared.pool, shared.workers
+        elif (expected >= POOL_FROM and count > 0) or workers is not None:
             self.pool = ProcessPoolExecutor(max_workers=max(1, count), mp_context=workers_context())
+            self.own = True
 
     @property
     def parallel(self) -> bool:
@@ -92,7 +137,7 @@ class ResourceParser:
             return parse_many(kind, datas)
 
     def close(self) -> None:
-        if self.pool is not None:
+        if self.pool is not None and self.own:
             with contextlib.suppress(Exception):
                 self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
+        self.pool = None

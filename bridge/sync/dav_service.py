@@ -21,6 +21,7 @@ from bridge.store.store import Store
 from bridge.sync import workers
 from bridge.sync.credentials import run_password_command
 from bridge.sync.dav_engine import DavEngine
+from bridge.sync.dav_parse import ParserPool
 from bridge.sync.dav_scope import CALDAV_KINDS, CARDDAV_KINDS
 from bridge.sync.loop import SyncLoop
 from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
@@ -81,7 +82,13 @@ class DavRunner:
         same account (same URL and login) share one connection and one listing."""
         listed: dict[tuple[str, str], list[Collection]] = {}
         workers.warm_up()  # a large pull's parsers are then ready when its data arrives
-        failures = await asyncio.gather(*(self._run_guarded(ep, listed) for ep in self.endpoints))
+        parsers = ParserPool()
+        try:
+            failures = await asyncio.gather(
+                *(self._run_guarded(ep, listed, parsers) for ep in self.endpoints)
+            )
+        finally:
+            parsers.close()
         # A failed endpoint's connection is closed once no other run uses it.
         for key in dict.fromkeys(_key(ep) for ep in self.endpoints if ep.state != "online"):
             await self._close(key)
@@ -90,11 +97,14 @@ class DavRunner:
             raise first
 
     async def _run_guarded(
-        self, ep: DavEndpoint, listed: dict[tuple[str, str], list[Collection]]
+        self,
+        ep: DavEndpoint,
+        listed: dict[tuple[str, str], list[Collection]],
+        parsers: ParserPool,
     ) -> UpstreamError | None:
         """One endpoint's run; its failure is recorded on it and returned."""
         try:
-            await self._run_one(ep, listed)
+            await self._run_one(ep, listed, parsers)
             ep.state, ep.message = "online", "in step with the server"
             return None
         except AuthFailed as exc:
@@ -141,7 +151,10 @@ class DavRunner:
             return listed[key]
 
     async def _run_one(
-        self, ep: DavEndpoint, listed: dict[tuple[str, str], list[Collection]]
+        self,
+        ep: DavEndpoint,
+        listed: dict[tuple[str, str], list[Collection]],
+        parsers: ParserPool,
     ) -> None:
         adapter = await self._adapter(ep)
         ep.state = "syncing"
@@ -154,6 +167,7 @@ class DavRunner:
             calendar_window_days=self.options.calendar_window_days,
             folders=self.options.folders,
             server_turn=self._turns.setdefault(_key(ep), asyncio.Lock()),
+            parsers=parsers,
         )
         report = await engine.run(await self._shared_listing(ep, adapter, listed))
         ep.last_sync = time.time()

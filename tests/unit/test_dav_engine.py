@@ -12,6 +12,7 @@ from bridge.store.items import NewItem
 from bridge.store.search_folders import Criteria
 from bridge.store.store import Store
 from bridge.sync.dav_engine import DavEngine
+from bridge.sync.dav_parse import ParserPool
 from bridge.sync.dav_report import DavReport
 from bridge.sync.dav_scope import CALDAV_KINDS, CARDDAV_KINDS, dav_entry_ids
 from bridge.upstream import dav_href
@@ -719,3 +720,32 @@ async def test_search_folders_never_become_collections(s: Setup) -> None:
     assert set(s.server.collections) == before
     assert found not in await s.store.dav_refs.folder_refs()
     assert await s.store.queries.journal_pending() == 0
+
+
+class _Pool(ParserPool):
+    """Records when the engine starts the run's parse workers (and starts none)."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def start(self) -> None:
+        self.calls.append("start parsers")
+
+
+async def test_parse_workers_start_before_a_first_pull_query_and_only_then(s: Setup) -> None:
+    for n in range(3):
+        await s.put(CALENDAR, f"e{n}.ics", event(f"e{n}", f"Event {n}"))
+    cal = s.coll(CALENDAR)
+    s.server.calls.clear()
+    pool = _Pool(s.server.calls)
+    await s.engine("caldav", parsers=pool).run()
+    calls = [c for c in s.server.calls if c.startswith(("start parsers", "fetch_all"))]
+    assert f"fetch_all {cal}" in calls
+    # Each first pull's query is sent with the workers on their way.
+    assert calls == [c for fetch in calls[1::2] for c in ("start parsers", fetch)]
+    await s.put(CALENDAR, "new.ics", event("new", "New one"))
+    s.server.calls.clear()
+    await s.engine("caldav", parsers=pool).run()
+    assert "start parsers" not in s.server.calls  # a later pull asks for changes only
+    assert await s.subjects("calendar") == ["Event 0", "Event 1", "Event 2", "New one"]

@@ -82,3 +82,36 @@ async def test_a_large_pull_through_worker_processes(
     assert await s.subjects("calendar") == [f"Event {i:03d}" for i in range(250)]
     again = await s.run()
     assert again.fetched == 0 and not again.malformed
+
+
+async def test_a_run_pool_starts_its_workers_before_any_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dav_parse.os, "cpu_count", lambda: 2)
+    shared = dav_parse.ParserPool()
+    shared.start()
+    try:
+        assert shared.pool is not None and shared.workers == 2
+        # Both workers are on their way before the first resource is handed over.
+        assert len(shared.pool._processes) == 2
+        first = ResourceParser(dav_parse.POOL_FROM, all_arrived=True, shared=shared)
+        assert first.pool is shared.pool and first.workers == 2
+        [item] = await first.parse(CALENDAR, [event("a", "A")])
+        assert isinstance(item, NewItem)
+        first.close()  # a pull's end leaves the run's workers to the next pull
+        second = ResourceParser(dav_parse.POOL_FROM, shared=shared)
+        [card_item] = await second.parse(ADDRESSBOOK, [card("c", "Cy")])
+        assert isinstance(card_item, NewItem)
+        # A small pull parses here, started workers or not.
+        assert not ResourceParser(dav_parse.POOL_FROM - 1, shared=shared).parallel
+    finally:
+        shared.close()
+    assert shared.pool is None
+
+
+def test_a_run_pool_on_one_core_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dav_parse.os, "cpu_count", lambda: 1)
+    shared = dav_parse.ParserPool()
+    shared.start()
+    assert shared.pool is None
+    assert not ResourceParser(dav_parse.POOL_FROM, all_arrived=True, shared=shared).parallel
