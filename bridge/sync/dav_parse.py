@@ -8,9 +8,9 @@ bridge/sync/workers.py (forked by a fork server that has the converters imported
 spawned); a pool that breaks (a worker killed) is given up and the rest is parsed here.
 
 The workers of a first pull in one query are started before the query is sent
-(`ParserPool.start`) and shared by the run's pulls: a new worker still imports the
-program's main module (about half a second of CPU), which then happens while the server
-works on its answer instead of after it.
+(`ParserPool.start`) and shared by the run's pulls: a worker's start (a fork and the
+import of the program's main module, or a whole new interpreter where workers are
+spawned) then happens while the server works on its answer instead of after it.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def preload() -> list[str]:
 
 
 def warm_up() -> None:
-    """Start the fork server now (it imports PRELOAD while the sync waits on the server),
+    """Start the fork server now (it imports `preload()` while the sync waits on the server),
     so that the first workers cost nothing later. Without a fork server: nothing to do."""
     ctx = context()
     if ctx.get_start_method() != "forkserver":
