@@ -48,12 +48,13 @@ class ItemsBase:
 
     async def resolve_named(self, tx: Tx, named: Mapping[NamedProp, Any]) -> dict[int, Any]:
         out: dict[int, Any] = {}
-        lookup = self.core.named.lookup
+        known_tag = self.core.named.known_tag
         for np, value in named.items():
-            known = lookup(np)
-            if known is not None and known[1]:  # the common case, in one lookup
-                out[make_tag(known[0], known[1])] = value
+            tag = known_tag(np)
+            if tag is not None:  # the common case, in one look-up
+                out[tag] = value
                 continue
+            known = self.core.named.lookup(np)
             ptype = (known and known[1]) or (KNOWN[np].ptype if np in KNOWN else None)
             if ptype is None:
                 ptype = P.infer_type(value)

@@ -107,7 +107,7 @@ class Items(AttachmentWrites, RelocationWrites):
         )
         has_attach = any(not a[0].get(tags.ATTACHMENT_HIDDEN) for a in item.attachments)
         hot = self._hot(props, has_attach)
-        upstream = json.dumps(item.upstream) if item.upstream else None
+        upstream = P.dumps(item.upstream) if item.upstream else None
         rows.items.append(
             (
                 iid,

@@ -20,20 +20,31 @@ class NamedMap:
 
     def __init__(self) -> None:
         self._ids: dict[NamedProp, tuple[int, int | None]] = {}
+        self._tags: dict[NamedProp, int] = {}  # the tag of each mapping with a type
         self._props: dict[int, NamedProp] = {}
         self._next = FIRST_ID
+
+    def _map(self, np: NamedProp, pid: int, ptype: int | None) -> None:
+        self._ids[np] = (pid, ptype)
+        if ptype:
+            self._tags[np] = make_tag(pid, ptype)
+        self._props[pid] = np
 
     async def load(self, conn: aiosqlite.Connection) -> None:
         async with conn.execute("SELECT id, guid, lid, name, ptype FROM named_props") as cur:
             async for row in cur:
                 np = model_named.interned(NamedProp(UUID(row["guid"]), row["lid"], row["name"]))
-                self._ids[np] = (row["id"], row["ptype"])
-                self._props[row["id"]] = np
+                self._map(np, row["id"], row["ptype"])
                 self._next = max(self._next, row["id"] + 1)
 
     def lookup(self, np: NamedProp) -> tuple[int, int | None] | None:
         """(property id, type recorded at first use) or None when not mapped yet."""
         return self._ids.get(np)
+
+    def known_tag(self, np: NamedProp) -> int | None:
+        """The tag of `np` when it is mapped with a type (what `lookup` and `make_tag` give,
+        in one look-up: items are written with a dozen named properties each)."""
+        return self._tags.get(np)
 
     def prop_for(self, prop_id: int) -> NamedProp | None:
         return self._props.get(prop_id)
@@ -55,13 +66,13 @@ class NamedMap:
             (pid, str(np.guid).upper(), np.lid, np.name, ptype),
         )
         self._next += 1
-        self._ids[np] = (pid, ptype)
-        self._props[pid] = np
+        self._map(np, pid, ptype)
         return pid
 
     def forget(self, np: NamedProp) -> None:
         """Undo an in-memory mapping whose transaction rolled back."""
         found = self._ids.pop(np, None)
+        self._tags.pop(np, None)
         if found:
             self._props.pop(found[0], None)
             self._next = min(self._next, found[0])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import functools
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,7 +14,7 @@ from typing import Any
 import orjson
 
 from bridge.model import flags, tags
-from bridge.model.codec import FILETIME_EPOCH, datetime_to_filetime, format_utc, to_json
+from bridge.model.codec import FILETIME_EPOCH, datetime_to_filetime, to_json
 from bridge.model.named import PS_PUBLIC_STRINGS, NamedProp, PSETID_Appointment, PSETID_Task
 from bridge.model.proptypes import MV_FLAG, PropType, hex_tag
 from bridge.store.errors import InvalidValue
@@ -119,10 +118,18 @@ def pre_encode(props: dict[int, Any], which: Iterable[int]) -> None:
             props[tag] = Encoded(dumps_utf8(encode({tag: value})[key(tag)]))
 
 
-@functools.lru_cache(maxsize=4096)
+_KEYS: dict[int, str] = {}
+MAX_KEYS = 4096
+
+
 def key(tag: int) -> str:
     """The key of a property in a stored document."""
-    return hex_tag(tag)
+    found = _KEYS.get(tag)
+    if found is None:
+        found = hex_tag(tag)
+        if len(_KEYS) < MAX_KEYS:
+            _KEYS[tag] = found
+    return found
 
 
 _STRINGS = frozenset({PropType.UNICODE, PropType.STRING8})
@@ -136,28 +143,32 @@ def encode(props: Mapping[int, Any]) -> dict[str, Any]:
     """Python values → the stored JSON document (validated by the codec; the common
     string, integer, boolean, UTC time and binary cases are checked here without it)."""
     out: dict[str, Any] = {}
+    keys = _KEYS
     for tag, value in props.items():
         ptype = tag & 0xFFFF
         kind = type(value)
+        name = keys.get(tag) or key(tag)
         if kind is Encoded:
-            out[key(tag)] = orjson.Fragment(value.json)
+            out[name] = orjson.Fragment(value.json)
         elif (
             (kind is str and ptype in _STRINGS)
             or (kind is int and ptype in _INTS and _INTS[ptype][0] <= value < _INTS[ptype][1])
             or (kind is bool and ptype == PropType.BOOLEAN)
         ):
-            out[key(tag)] = value
+            out[name] = value
         elif (
             kind is dt.datetime
             and ptype == PropType.SYSTIME
             and value.tzinfo is dt.UTC
             and value >= FILETIME_EPOCH
         ):
-            out[key(tag)] = format_utc(value)  # what the codec makes of it, without its checks
+            # What the codec makes of it (format_utc), without its checks: the ISO form of a
+            # UTC time, with microseconds only when there are any, and a Z for +00:00.
+            out[name] = value.isoformat()[:-6] + "Z"
         elif kind is bytes and ptype == PropType.BINARY:
-            out[key(tag)] = base64.b64encode(value).decode("ascii")
+            out[name] = base64.b64encode(value).decode("ascii")
         else:
-            out[key(tag)] = to_json(ptype, value)
+            out[name] = to_json(ptype, value)
     return out
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.model.codec import PropValueError, to_json
-from bridge.model.proptypes import PropType, make_tag
+from bridge.model.proptypes import PropType, hex_tag, make_tag
 from bridge.store import props as P
 
 SYSTIME = make_tag(0x0E06, PropType.SYSTIME)
@@ -43,3 +43,9 @@ def test_what_the_codec_refuses_is_refused() -> None:
         P.encode({SYSTIME: dt.datetime(1600, 12, 31, 23, tzinfo=dt.UTC)})
     with pytest.raises(PropValueError):
         P.encode({BINARY: "not bytes"})
+
+
+@given(st.integers(min_value=0, max_value=0xFFFFFFFF))
+def test_document_keys_are_the_hex_tags(tag: int) -> None:
+    assert P.key(tag) == hex_tag(tag)
+    assert P.key(tag) == hex_tag(tag)  # and again, from the cache

@@ -107,6 +107,32 @@ async def test_named_properties_get_stable_store_ids(store: Store) -> None:
     assert (await store.queries.get(iid)).props[tag] == "value"
 
 
+async def test_a_named_mapping_rolled_back_is_forgotten_with_its_tag(store: Store) -> None:
+    """The tag cache of the named-property map follows a rolled-back mapping: the next
+    item with that property gets a mapping that exists in the database."""
+    inbox = store.folders.roles["inbox"]
+    custom = NamedProp(PSETID_Appointment, name="X-Rolled-Back")
+    bad = mail("bad")
+    bad.named[custom] = "value"
+    bad.props[tags.IMPORTANCE] = "very"  # fails inside the transaction, after the mapping
+    with pytest.raises(ValueError):
+        await store.items.create_many(inbox, [bad])
+    assert store.core.named.lookup(custom) is None
+    assert store.core.named.known_tag(custom) is None
+    good = mail("good")
+    good.named[custom] = "kept"
+    iid = await store.items.create(inbox, good)
+    mapped = store.core.named.lookup(custom)
+    assert mapped is not None
+    tag = (mapped[0] << 16) | 0x001F
+    assert store.core.named.known_tag(custom) == tag
+    assert (await store.queries.get(iid)).props[tag] == "kept"
+    async with store.core.reader.execute(
+        "SELECT id FROM named_props WHERE name = ?", ("X-Rolled-Back",)
+    ) as cur:
+        assert [r[0] for r in await cur.fetchall()] == [mapped[0]]
+
+
 async def test_computed_properties_are_refused(store: Store) -> None:
     inbox = store.folders.roles["inbox"]
     before = dump(store)
