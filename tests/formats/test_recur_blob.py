@@ -245,6 +245,7 @@ INEXPRESSIBLE = [
     "RDATE:20240120T100000Z",
     "RRULE:FREQ=MONTHLY;BYMONTHDAY=31",  # skips short months; Outlook would not
     "RRULE:FREQ=MONTHLY;BYDAY=5MO",  # the fifth Monday, not the last
+    "RRULE:FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29",  # skips 2100; Outlook would not
     "RRULE:FREQ=YEARLY;BYDAY=1MO",  # the first Monday of the year
     "RRULE:FREQ=YEARLY;BYMONTH=1,7",
     "RRULE:FREQ=WEEKLY;BYDAY=TU",  # DTSTART (a Monday) is not on the rule
