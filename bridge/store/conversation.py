@@ -39,7 +39,13 @@ _MSGID = re.compile(r"<([^<>\s]+)>")
 
 def normalized_subject(subject: str) -> str:
     """The subject without reply/forward prefixes, whitespace collapsed."""
-    return _SPACE.sub(" ", _PREFIX.sub("", subject)).strip()
+    if ":" in subject:  # every prefix ends in a colon
+        subject = _PREFIX.sub("", subject)
+    if "  " in subject or not subject.isprintable():
+        # A run of spaces, or whitespace other than the space (not printable, as are all
+        # the other characters \s matches).
+        subject = _SPACE.sub(" ", subject)
+    return subject.strip()
 
 
 def topic(props: Mapping[int, Any]) -> str | None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
 from bridge.api.app import create_app
@@ -43,6 +46,28 @@ def test_normalized_subject() -> None:
     assert conversation.normalized_subject("Hello   big  world") == "Hello big world"
     assert conversation.normalized_subject("Research: notes") == "Research: notes"
     assert conversation.normalized_subject("Re:") == ""
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from([*"Re:FWd AwSv[]2 x\t\n", "\u00a0", "\u2028", "\x85", "ü"]),
+        max_size=30,
+    )
+    | st.text(max_size=30)
+)
+def test_normalized_subject_shortcuts_change_nothing(subject: str) -> None:
+    """The regular expressions are skipped when they cannot match; the result is the same."""
+    full = conversation._SPACE.sub(" ", conversation._PREFIX.sub("", subject)).strip()
+    assert conversation.normalized_subject(subject) == full
+
+
+def test_whitespace_other_than_the_space_is_never_printable() -> None:
+    """What the shortcut of normalized_subject relies on, for every code point."""
+    space = re.compile(r"\s")
+    for code in range(0x110000):
+        c = chr(code)
+        if c != " " and space.match(c):
+            assert not c.isprintable(), hex(code)
 
 
 def test_key_prefers_thread_index_then_references_then_subject() -> None:
