@@ -6,9 +6,13 @@ milliseconds, where a spawned worker spends about half a second of CPU importing
 at the very moment a large pull's data has arrived. The sync process itself is never
 forked (it runs threads). Elsewhere (Windows), workers are spawned.
 
-The fork server also imports the modules of this package that the sync process has
-imported when it starts: a new worker imports the program's main module again (that is
-how multiprocessing finds a task's function), and the main module imports them.
+A new worker also imports the program's main module again (that is how multiprocessing
+finds a task's function). The `kbridge` command's main module imports `bridge.cli` and
+nothing else, so the fork server imports that too: a worker then starts in a few
+milliseconds. (Importing every module the sync process has, as an embedding program's
+main module may need, would cost the fork server about 25 MB more for as long as the
+bridge runs; such a program's workers import what they miss at their start, which the
+sync overlaps with the server's work: see `dav_parse.ParserPool`.)
 """
 
 from __future__ import annotations
@@ -16,35 +20,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import sys
 from multiprocessing.context import BaseContext
 
 log = logging.getLogger(__name__)
 
-PRELOAD = ["bridge.sync.dav_parse"]  # what every worker needs, imported once by the server
+# What every worker needs, and what the `kbridge` command's main module imports.
+PRELOAD = ["bridge.sync.dav_parse", "bridge.cli"]
 
 
 def context() -> BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(preload())
+        ctx.set_forkserver_preload(PRELOAD)
         return ctx
     return multiprocessing.get_context("spawn")
 
 
-def preload() -> list[str]:
-    """What the fork server imports: PRELOAD and the package's modules imported here (a
-    `__main__` module is left out: importing it would run the program)."""
-    here = sorted(
-        name
-        for name in list(sys.modules)
-        if (name == "bridge" or name.startswith("bridge.")) and not name.endswith("__main__")
-    )
-    return PRELOAD + [name for name in here if name not in PRELOAD]
-
-
 def warm_up() -> None:
-    """Start the fork server now (it imports `preload()` while the sync waits on the server),
+    """Start the fork server now (it imports PRELOAD while the sync waits on the server),
     so that the first workers cost nothing later. Without a fork server: nothing to do."""
     ctx = context()
     if ctx.get_start_method() != "forkserver":
