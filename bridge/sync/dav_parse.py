@@ -79,13 +79,13 @@ class ParserPool:
         self.pool: ProcessPoolExecutor | None = None
         self.workers = 0
 
-    def start(self) -> None:
-        """Start the workers of a first pull in one query now, each on its way (the pool
-        starts a worker per task it is given while none is idle)."""
+    def start(self, count: int | None = None) -> None:
+        """Start `count` workers (None: those of a first pull in one query) now, each on
+        its way (the pool starts a worker per task it is given while none is idle)."""
         if self.pool is not None:
             return
-        count = worker_count(all_arrived=True)
-        if count == 0:
+        count = worker_count(all_arrived=True) if count is None else count
+        if count <= 0:
             return
         self.pool = ProcessPoolExecutor(max_workers=count, mp_context=workers_context())
         self.workers = count
@@ -114,12 +114,13 @@ class ResourceParser:
         count = workers if workers is not None else worker_count(all_arrived=all_arrived)
         self.workers = count
         self.pool: Executor | None = None
-        self.own = False
+        self._own: ParserPool | None = None
         if workers is None and expected >= POOL_FROM and shared is not None and shared.pool:
             self.pool, self.workers = shared.pool, shared.workers
         elif (expected >= POOL_FROM and count > 0) or workers is not None:
-            self.pool = ProcessPoolExecutor(max_workers=max(1, count), mp_context=workers_context())
-            self.own = True
+            self._own = ParserPool()
+            self._own.start(max(1, count))
+            self.pool = self._own.pool
 
     @property
     def parallel(self) -> bool:
@@ -137,7 +138,7 @@ class ResourceParser:
             return parse_many(kind, datas)
 
     def close(self) -> None:
-        if self.pool is not None and self.own:
-            with contextlib.suppress(Exception):
-                self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._own is not None:
+            self._own.close()
+            self._own = None
         self.pool = None
