@@ -18,11 +18,8 @@ sync overlaps with the server's work: see `dav_parse.ParserPool`.)
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 from multiprocessing.context import BaseContext
-
-log = logging.getLogger(__name__)
 
 # What every worker needs, and what the `kbridge` command's main module imports.
 PRELOAD = ["bridge.sync.dav_parse", "bridge.cli"]
