@@ -174,7 +174,12 @@ class DavEngine:
             # A new calendar window: what it set aside is listed and looked at again.
             await self.store.dav_refs.unskip(collection.href, WINDOW_REASON)
             token = None
-        elif ref.get("ctag") and collection.ctag == ref.get("ctag"):
+        elif (ref.get("ctag") and collection.ctag == ref.get("ctag")) or (
+            # a first sync's mark (no CTag was read): good until a listing reads the CTag
+            collection.ctag is None
+            and collection.modified
+            and collection.modified == ref.get("modified")
+        ):
             report.paths[collection.href] = "unchanged"
             return
         observed_at = now_filetime()
@@ -205,7 +210,14 @@ class DavEngine:
         by_id = {i.id: i for i in linked}
         await self._apply(fid, collection, actions, by_id, report, path, prefetched)
         await self.store.sync.set_folder_link(
-            fid, {**ref, "token": new_token, "ctag": collection.ctag, "window": window}
+            fid,
+            {
+                **ref,
+                "token": new_token,
+                "ctag": collection.ctag,
+                "modified": collection.modified,
+                "window": window,
+            },
         )
         crashpoint.step(f"{collection.href} pulled")
 
@@ -248,11 +260,12 @@ class DavEngine:
             report.paths[collection.href] = "sync-collection"
         else:
             # A token is asked for before the data, so that what changes after is seen.
-            # A first pull in one query does without when the collection has a CTag
-            # (read before the query): the next pull is skipped while the CTag stays, and
-            # a change is then found by a listing, which reads the token (a server such as
-            # Radicale reads every member to answer either).
-            if new_token is None and (linked or collection.ctag is None):
+            # A first pull in one query does without when the collection has a CTag or a
+            # first sync's mark (read before the query): the next pull is skipped while
+            # the mark stays, and a change is then found by a listing, which reads the
+            # token (a server such as Radicale reads every member to answer either).
+            marked = collection.ctag is not None or collection.modified is not None
+            if new_token is None and (linked or not marked):
                 new_token = await self._sync_token(collection)
             if not linked:  # everything is to be fetched: one query instead of two passes
                 if self.parsers is not None:

@@ -84,7 +84,7 @@ class DavHierarchy:
         folder to pull and push. `listed`: the server's collections when already known."""
         await self.reload()
         if listed is None:
-            listed = await self.adapter.collections()
+            listed = await self.adapter.collections(first_sync=not self.refs)
         remote = [c for c in listed if c.kind in self.kinds]
         by_href = {c.href: c for c in remote}
         renamed = {e.object_id for e in entries if e.kind == "folder" and e.op == "folder_update"}

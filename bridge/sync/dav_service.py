@@ -147,7 +147,10 @@ class DavRunner:
             return None
         async with self._locks.setdefault(key, asyncio.Lock()):
             if key not in listed:
-                listed[key] = await adapter.collections()
+                services = {other.service for other in self.endpoints if _key(other) == key}
+                refs = (await self.store.dav_refs.folder_refs()).values()
+                first = not any(ref.get("dav") in services for ref in refs)
+                listed[key] = await adapter.collections(first_sync=first)
             return listed[key]
 
     async def _run_one(

@@ -38,7 +38,7 @@ from bridge.upstream.dav_base import (
     SyncTokenInvalid,
 )
 from bridge.upstream.dav_http import DavHttp, ResponseTooLarge
-from bridge.upstream.dav_marks import ChangeMarks
+from bridge.upstream.dav_marks import ChangeMarks, settled
 
 COMPONENT_OF = {CALENDAR: "VEVENT", TASKS: "VTODO", NOTES: "VJOURNAL"}
 MAX_SYNC_ROUNDS = 10_000  # truncated sync-collection answers followed, at most
@@ -136,13 +136,16 @@ class HttpDavAdapter(DavAdapter):
 
     # --- collections --------------------------------------------------------------------
 
-    async def collections(self) -> list[Collection]:
+    async def collections(self, *, first_sync: bool = False) -> list[Collection]:
         probing = self.marks.probing()
+        # A first sync lists last-modified instead of CTags too: a settled one is the
+        # collection's change mark until the next full listing (see dav_marks).
+        cheap = probing or (first_sync and self.marks.enabled)
         homes = [h for h in (self.calendar_home, self.addressbook_home) if h is not None]
         found: dict[str, tuple[Collection, str | None, str | None]] = {}
         for home in dict.fromkeys(homes):
             ms, date = await self._propfind_dated(
-                home, 1, _PROBE_PROPS if probing else _COLLECTION_PROPS
+                home, 1, _PROBE_PROPS if cheap else _COLLECTION_PROPS
             )
             for r in ms.responses:
                 if dav_href.as_collection(r.href) == home or not r.href.startswith(home):
@@ -155,10 +158,18 @@ class HttpDavAdapter(DavAdapter):
             if probing:
                 seen = self.marks.unchanged(href, modified)
                 if seen is not None:
+                    mark = None if seen.ctag else seen.modified
                     listed.append(
-                        dataclasses.replace(c, ctag=seen.ctag, sync_token=seen.sync_token)
+                        dataclasses.replace(
+                            c, ctag=seen.ctag, sync_token=seen.sync_token, modified=mark
+                        )
                     )
                     continue
+            elif cheap and modified is not None and settled(modified, date):
+                self.marks.record_first(href, modified, date)
+                listed.append(dataclasses.replace(c, modified=modified))
+                continue
+            if cheap:
                 c, modified, date = await self._collection_at(c, modified, date)
             if c.ctag is None:  # without a CTag the sync token is the change mark
                 try:

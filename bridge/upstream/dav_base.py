@@ -62,6 +62,10 @@ class Collection:
     ctag: str | None = None  # getctag, else the collection's sync token as a change mark
     sync_token: str | None = None  # DAV:sync-token, when known (see DavAdapter.sync_token)
     writable: bool = True
+    # Listed without its CTag (a first sync, see `collections`): the collection's settled
+    # DAV:getlastmodified, which stands in for the CTag as its change mark until the next
+    # listing that reads CTags.
+    modified: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +102,14 @@ class DavAdapter(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    async def collections(self) -> list[Collection]:
-        """Every calendar / address book in the home sets, with ctag and sync token."""
+    async def collections(self, *, first_sync: bool = False) -> list[Collection]:
+        """Every calendar / address book in the home sets, with ctag and sync token.
+
+        `first_sync`: the cache holds nothing of the account yet, so the listing is only
+        the base of a first pull. An adapter may then give a collection, instead of its
+        CTag (which a server such as Radicale computes by reading every member), a change
+        mark that is cheaper to produce: `modified`, a last-modified that a later change of
+        the collection changes too."""
 
     @abc.abstractmethod
     async def create_collection(self, kind: str, name: str) -> Collection:

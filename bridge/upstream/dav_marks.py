@@ -14,6 +14,12 @@ was read: a later change then bears a later second. On top of that:
   CTags, and if one changed under an unchanged, settled last-modified, the server's
   last-modified does not follow its members: the probe is off for this session;
 - a collection that names no last-modified, or one in another format, is always asked.
+
+A first sync (a cache that holds nothing of the account) reads no CTags at all: its pull
+fetches everything anyway, and a settled last-modified, read before the data, is the
+collection's change mark (`Collection.modified`) until the next full listing. That listing
+then reads the CTag, and since no CTag was seen beside that last-modified, the sync lists
+the collection once to check it (the check a changed CTag leads to).
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ class ChangeMarks:
             and before is not None
             and before.settled
             and before.modified == modified
+            and before.ctag is not None  # a first sync's mark has none to compare
             and before.ctag != ctag
         ):
             log.warning(
@@ -112,3 +119,7 @@ class ChangeMarks:
             )
             self.enabled = False
         self.seen[href] = Seen(modified, ctag, sync_token, settled(modified, server_date))
+
+    def record_first(self, href: str, modified: str, server_date: str | None) -> None:
+        """A first sync's mark: a collection's last-modified, listed without its CTag."""
+        self.seen[href] = Seen(modified, None, None, settled(modified, server_date))

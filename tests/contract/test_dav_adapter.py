@@ -283,6 +283,34 @@ async def test_uid_conflict_is_an_upstream_error(dav: DavAdapter) -> None:
     assert [r.href for r in await dav.listing(c)] == [first.href]
 
 
+async def test_a_first_sync_listing_marks_every_collection(
+    account: Account, dav: DavAdapter
+) -> None:
+    """A first sync's listing may leave the CTags out, and the HTTP adapter does where the
+    server names a settled last-modified; every collection still carries a change mark,
+    the same while nothing changes and another after a change by another client."""
+    c = await _collection(dav, CALENDAR, "first")
+    await dav.put(c, "a.ics", event("a", "a"), create=True)
+    await asyncio.sleep(2.2)  # the collection's last-modified settles
+    first = next(x for x in await dav.collections(first_sync=True) if x.href == c.href)
+    assert first.ctag or first.modified
+    if isinstance(dav, HttpDavAdapter):
+        assert first.modified and not first.ctag  # Radicale's and Cyrus's are settled
+    again = await _fresh(dav, c)
+    assert (again.ctag, again.modified) == (first.ctag, first.modified)
+    other = account.adapter()
+    await other.connect()
+    try:
+        await other.put(c, "b.ics", event("b", "b"), create=True)
+    finally:
+        await other.close()
+    after = await _fresh(dav, c)
+    assert (after.ctag or after.modified) and (after.ctag, after.modified) != (
+        first.ctag,
+        first.modified,
+    )
+
+
 async def test_changes_seen_between_full_listings(account: Account, dav: DavAdapter) -> None:
     """Between full listings the HTTP adapter asks the home sets for last-modified only
     (dav_marks); a change by another client must still show as a new CTag, whether an

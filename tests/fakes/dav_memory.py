@@ -202,8 +202,8 @@ class MemoryDavAdapter(DavAdapter):
     async def close(self) -> None:
         self.connected = False
 
-    async def collections(self) -> list[Collection]:
-        self._check("collections")
+    async def collections(self, *, first_sync: bool = False) -> list[Collection]:
+        self._check("collections")  # CTags always: `first_sync` allows, never requires, less
         listed = [c.snapshot() for c in self.server.collections.values()]
         if self.server.token_in_listing:
             return listed

@@ -61,3 +61,49 @@ async def test_changes_between_full_listings(store: Store, other: Other) -> None
         assert all(s["last_run"]["fetched"] == 0 for s in r.status().values()), r.status()
     finally:
         await r.close()
+
+
+async def test_a_first_sync_reads_no_ctag_and_misses_no_change(
+    store: Store,
+    other: Other,  # noqa: F811
+) -> None:
+    """A first sync takes each collection's settled last-modified as its change mark
+    instead of the CTag; runs after it see every change; the next session's full listing
+    reads the CTags and checks each collection once by listing it."""
+    await seed(other)
+    await asyncio.sleep(SETTLE)  # the collections' last-modified is settled
+    r = runner(store, other)
+    try:
+        await r.run(strict=True)
+        refs = (await store.dav_refs.folder_refs()).values()
+        assert len(refs) >= 4
+        assert all(ref["modified"] and not ref["ctag"] and not ref["token"] for ref in refs)
+        assert await subjects(store, "contacts") == ["Ann Example", "Bob Example"]
+
+        await other.put("calendar", "new.ics", ical(vevent("new", "Planning")))
+        await other.delete("contacts", "bob.vcf")
+        await r.run(strict=True)
+        assert await subjects(store, "calendar") == ["Planning", "Review", "Standup"]
+        assert await subjects(store, "contacts") == ["Ann Example"]
+        paths = r.status()["caldav"]["last_run"]["paths"]
+        assert paths[other.href("calendar")].startswith("listing"), paths
+        assert paths[other.href("tasks")] == "unchanged", paths
+    finally:
+        await r.close()
+
+    r = runner(store, other)  # a new session: CTags, and one check of each first mark
+    try:
+        await r.run(strict=True)
+        runs = [s["last_run"] for s in r.status().values()]
+        assert all(run["fetched"] == 0 for run in runs), runs
+        assert r.status()["caldav"]["last_run"]["paths"][other.href("tasks")] == "listing"
+        refs = (await store.dav_refs.folder_refs()).values()
+        assert all(ref["ctag"] for ref in refs), list(refs)
+        await r.run(strict=True)
+        paths = [
+            p for run in (s["last_run"] for s in r.status().values()) for p in run["paths"].values()
+        ]
+        assert set(paths) == {"unchanged"}, paths
+        assert await subjects(store, "calendar") == ["Planning", "Review", "Standup"]
+    finally:
+        await r.close()

@@ -382,9 +382,9 @@ async def test_put_412_between_pull_and_push(store: Store, other: Other) -> None
         adapter = HttpDavAdapter(settings)
         real = adapter.collections
 
-        async def listed_then_edited() -> Any:
+        async def listed_then_edited(*, first_sync: bool = False) -> Any:
             nonlocal edited
-            found = await real()
+            found = await real(first_sync=first_sync)
             if not edited:
                 edited = True
                 _, etag = await other.get(other.href("calendar", "standup.ics"))

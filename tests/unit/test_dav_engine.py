@@ -419,8 +419,8 @@ async def test_push_412_is_a_conflict(s: Setup) -> None:
     await s.store.items.update(iid, {tags.SUBJECT: "Local"})
     real_collections = s.bridge.collections
 
-    async def list_then_edit() -> Any:
-        listed = await real_collections()
+    async def list_then_edit(*, first_sync: bool = False) -> Any:
+        listed = await real_collections(first_sync=first_sync)
         s.bridge.collections = real_collections  # type: ignore[method-assign]
         await s.put(CALENDAR, "a.ics", event("a", "Server"), etag=etag)
         return listed

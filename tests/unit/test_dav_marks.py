@@ -72,3 +72,24 @@ def test_a_server_whose_last_modified_lags_turns_the_probe_off() -> None:
     marks.full_listing_done()
     marks.record("/c/", T0, T5, "ctag-2", "tok-2")  # the next full listing: CTag moved
     assert not marks.enabled and not marks.probing()
+
+
+def test_a_first_sync_mark_has_no_ctag_and_is_reused_while_settled() -> None:
+    marks = ChangeMarks(True, 600.0, Clock())
+    marks.record_first("/c/", T0, T5)
+    marks.full_listing_done()
+    seen = marks.unchanged("/c/", T0)
+    assert seen is not None and seen.ctag is None and seen.modified == T0
+    assert marks.unchanged("/c/", T1) is None
+    unsettled = ChangeMarks(True, 600.0, Clock())
+    unsettled.record_first("/c/", T0, T1)
+    assert unsettled.unchanged("/c/", T0) is None
+
+
+def test_a_ctag_read_after_a_first_sync_mark_keeps_the_probe_on() -> None:
+    """No CTag was seen beside the first mark: a CTag now is no sign of a lagging server."""
+    marks = ChangeMarks(True, 600.0, Clock())
+    marks.record_first("/c/", T0, T5)
+    marks.record("/c/", T0, T5, "ctag-1", None)
+    assert marks.enabled
+    assert marks.seen["/c/"].ctag == "ctag-1"
