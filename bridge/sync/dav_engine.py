@@ -184,8 +184,11 @@ class DavEngine:
             return
         observed_at = now_filetime()
         async with self.server_turn:
+            # A first sync's mark now listed with a CTag: the collection is listed once to
+            # check it, and the CTag (read before) is its mark from then on; no token.
+            checking = bool(ref.get("modified")) and not ref.get("ctag") and bool(collection.ctag)
             members, removed, new_token, prefetched, linked = await self._survey(
-                collection, token, report
+                collection, token, report, need_token=not checking
             )
         members = [m for m in members if m.href not in ignore]
         if removed is not None:
@@ -222,7 +225,7 @@ class DavEngine:
         crashpoint.step(f"{collection.href} pulled")
 
     async def _survey(
-        self, collection: Collection, token: str | None, report: DavReport
+        self, collection: Collection, token: str | None, report: DavReport, need_token: bool
     ) -> tuple[
         list[dav_plan.Member],
         list[str] | None,
@@ -265,7 +268,7 @@ class DavEngine:
             # the mark stays, and a change is then found by a listing, which reads the
             # token (a server such as Radicale reads every member to answer either).
             marked = collection.ctag is not None or collection.modified is not None
-            if new_token is None and (linked or not marked):
+            if new_token is None and need_token and (linked or not marked):
                 new_token = await self._sync_token(collection)
             if not linked:  # everything is to be fetched: one query instead of two passes
                 if self.parsers is not None:
@@ -274,7 +277,7 @@ class DavEngine:
             if prefetched is not None:
                 members = [dav_plan.Member(f.href, f.etag) for f in prefetched.values()]
             else:
-                if new_token is None:
+                if new_token is None and need_token:
                     new_token = await self._sync_token(collection)
                 listed = await self.adapter.listing(collection)
                 members = [dav_plan.Member(r.href, r.etag) for r in listed]
