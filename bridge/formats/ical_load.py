@@ -8,7 +8,8 @@ The icalendar package does the parsing, with three shortcuts that give the same 
   `DTSTART;TZID=X:…`) themselves, with each distinct parameter section parsed once by
   icalendar and reused. Every other line, and any line icalendar would refuse, takes
   icalendar's own path, so values, parameters and error messages are icalendar's.
-- The value type of a property is looked up once per name and VALUE parameter.
+- The value type of a property is looked up once per name and VALUE parameter, and a
+  text value is made once (icalendar makes it twice: once parsing, once adding).
 - For a caller that only reads (`share_zones`), a VTIMEZONE whose lines were read before
   is that earlier component: every event of a calendar carries the same VTIMEZONE, and
   reading it again cost more than the event itself.
@@ -136,6 +137,28 @@ class _Parser(ComponentIcalParser):
                 _FACTORIES[key] = found
         return found
 
+    def parse_and_add_property(
+        self, name: str, params: Any, val: str, tzid: str | None, line: Any
+    ) -> None:
+        """icalendar's own, without making a second value object of the same class from
+        the one its factory has just made (text, addresses, URIs: the same value, and the
+        parameters are set on it right after either way)."""
+        factory = self.get_factory_for_property(name, params)
+        if factory not in _SELF_MADE:
+            super().parse_and_add_property(name, params, val, tzid, line)
+            return
+        try:
+            value = factory.from_ical(val, tzid) if tzid else factory.from_ical(val)
+        except (ValueError, TypeError) as e:
+            self.handle_property_parse_error(e, name, params, val, line)
+            return
+        if type(value) is not factory:
+            value = factory(value)
+        value.params = params
+        component = self.component
+        assert component is not None  # handle_property refuses a line outside one
+        component.add(name, value, encode=False)
+
     def parse_content_lines(self) -> None:
         """icalendar's loop, plus the two kinds of VTIMEZONE lines."""
         for line in self._content_lines_iterator:
@@ -171,6 +194,8 @@ class _Parser(ComponentIcalParser):
 
 
 _FACTORIES: dict[tuple[str, str | None], Any] = {}
+# Value classes whose `from_ical` makes an instance of the class itself.
+_SELF_MADE = frozenset({icalendar.vText, icalendar.vCalAddress, icalendar.vUri})
 
 
 class _ZoneBlock(Contentline):

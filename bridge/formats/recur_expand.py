@@ -3,6 +3,10 @@
 Reading one recurring event expands the same rule several times: its last occurrence
 (PidLidClipEnd), the check that the Outlook pattern gives the source's occurrences, and
 the end of the recurrence blob. Each is the same list, made once.
+
+A rule is expanded in wall-clock time: dateutil gives a start with a time zone the start
+without it, with the zone attached. So the starts of a rule without UNTIL (the one part
+compared as an instant) are kept without a zone, and serve a start in any zone.
 """
 
 from __future__ import annotations
@@ -26,27 +30,33 @@ def starts(text: str, dtstart: dt.datetime, limit: int | None = None) -> list[dt
     (no further than the `limit`th); its errors (ValueError, TypeError, OverflowError, …)
     pass."""
     zone = dtstart.tzinfo
-    key = (text, dtstart.replace(tzinfo=None), dtstart.fold, id(zone))
+    wall = zone is not None and "UNTIL" not in text.upper()  # kept without the zone
+    kept_zone = None if wall else zone
+    key = (text, dtstart.replace(tzinfo=None), dtstart.fold, id(kept_zone))
     with _lock:
         found = _kept.get(key)
-        if found is not None and found[0] is zone:
+        if found is not None and found[0] is kept_zone:
             _, out, complete = found
             if complete or (limit is not None and len(out) >= limit):
                 _kept.move_to_end(key)
-                return out[:limit]
+                return _zoned(out[:limit], zone) if wall else out[:limit]
     from dateutil import rrule as du_rrule  # type: ignore[import-untyped]
 
     out = []
     complete = True
-    for when in du_rrule.rrulestr(text, dtstart=dtstart):
+    for when in du_rrule.rrulestr(text, dtstart=dtstart.replace(tzinfo=kept_zone)):
         out.append(when)
         if limit is not None and len(out) >= limit:
             complete = False  # perhaps more: not asked for, as the caller did not ask
             break
     if len(out) <= KEPT_STARTS:
         with _lock:
-            _kept[key] = (zone, out, complete)
+            _kept[key] = (kept_zone, out, complete)
             _kept.move_to_end(key)
             while len(_kept) > KEPT_RULES:
                 _kept.popitem(last=False)
-    return list(out)
+    return _zoned(out, zone) if wall else list(out)
+
+
+def _zoned(starts: list[dt.datetime], zone: dt.tzinfo | None) -> list[dt.datetime]:
+    return [s.replace(tzinfo=zone) for s in starts]

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import icalendar
 import pytest
 from dateutil import rrule as du_rrule
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from icalendar.parser.content_line import Contentline
 from icalendar.parser.parameter import Parameters
 
@@ -87,6 +89,36 @@ def test_calendar_as_icalendar_reads_it(data: bytes) -> None:
     theirs = icalendar.Calendar.from_ical(data.decode())
     assert type(ours) is icalendar.Calendar
     assert ours.to_ical() == theirs.to_ical()
+
+
+TEXTS = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:t\r\nBEGIN:VEVENT\r\nUID:u-1\r\n"
+    b"DTSTAMP:20260101T000000Z\r\nDTSTART:20270101T100000Z\r\n"
+    b"SUMMARY;LANGUAGE=de:Gr\xc3\xbc\xc3\x9fe\\, Teil\\; zwei\\nZeile \\\\ Ende\r\n"
+    b'LOCATION;ALTREP="http://x/y:z":Room 1\r\nDESCRIPTION:a:b\r\n'
+    b'ORGANIZER;CN="Smith, Ann":mailto:ann@example.com\r\n'
+    b"ATTENDEE;CN=Bob;PARTSTAT=ACCEPTED:mailto:bob@example.com\r\n"
+    b"URL:http://example.com/a?b=c\r\nX-TEXT:free\\, form\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def _properties(cal: icalendar.Component) -> list[tuple[str, str, type, str, dict[str, object]]]:
+    return [
+        (c.name, name, type(v), str(v), dict(v.params))
+        for c in cal.walk()
+        for name, values in c.property_items(recursive=False, sorted=False)
+        for v in (values if isinstance(values, list) else [values])
+        if hasattr(v, "params")
+    ]
+
+
+@pytest.mark.parametrize("data", [MEETING, SERIES, TEXTS])
+def test_values_as_icalendar_makes_them(data: bytes) -> None:
+    """Text, address and URI values made once are the values icalendar makes twice."""
+    ours = _properties(load_calendar(data))
+    theirs = _properties(icalendar.Calendar.from_ical(data.decode()))
+    assert ours == theirs
+    assert any(t is icalendar.vCalAddress for _, _, t, _, _ in ours) or data is not TEXTS
 
 
 @pytest.mark.parametrize("bad", [b"PRODID;=x:y", b"NOCOLON", b"X-P;:x"])
@@ -173,6 +205,45 @@ def test_rule_expansion_as_dateutil(limit: int | None) -> None:
         assert all(g.tzinfo is berlin for g in got)
         got.append(start)  # the caller's own list
     assert recur_expand.starts(text, start) == expected if limit is None else True
+
+
+_RULES = st.builds(
+    lambda freq, interval, byday, count: ";".join(
+        [
+            f"FREQ={freq}",
+            f"INTERVAL={interval}",
+            *([f"BYDAY={byday}"] if byday else []),
+            f"COUNT={count}",
+        ]
+    ),
+    st.sampled_from(["DAILY", "WEEKLY", "MONTHLY", "YEARLY"]),
+    st.integers(1, 3),
+    st.sampled_from(["", "MO", "MO,WE", "SU", "-1FR"]),
+    st.integers(1, 30),
+)
+_ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    _RULES,
+    st.datetimes(dt.datetime(2020, 1, 1), dt.datetime(2035, 1, 1)),
+    st.sampled_from(_ZONES),
+    st.booleans(),
+    st.sampled_from([None, 1, 7]),
+)
+def test_rule_starts_kept_without_a_zone_are_dateutils_in_any_zone(
+    text: str, wall: dt.datetime, zone: str, fold: bool, limit: int | None
+) -> None:
+    """A rule without UNTIL expanded for one zone (or none) serves another: the starts are
+    what dateutil gives for that zone."""
+    start = wall.replace(tzinfo=zoneinfo.ZoneInfo(zone), fold=int(fold))
+    recur_expand.starts(text, wall)  # kept, without a zone
+    got = recur_expand.starts(text, start, limit)
+    expected = list(du_rrule.rrulestr(text, dtstart=start))[:limit]
+    assert got == expected
+    assert [(g.tzinfo, g.fold) for g in got] == [(e.tzinfo, e.fold) for e in expected]
+    assert [g.replace(tzinfo=None) for g in got] == [e.replace(tzinfo=None) for e in expected]
 
 
 def test_rule_expansion_keeps_zones_apart() -> None:
