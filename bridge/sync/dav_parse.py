@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -78,10 +79,13 @@ class ParserPool:
     def __init__(self) -> None:
         self.pool: ProcessPoolExecutor | None = None
         self.workers = 0
+        self._starter: threading.Thread | None = None
 
     def start(self, count: int | None = None) -> None:
-        """Start `count` workers (None: those of a first pull in one query) now, each on
-        its way (the pool starts a worker per task it is given while none is idle)."""
+        """Start `count` workers (None: those of a first pull in one query), each on its
+        way (the pool starts a worker per task it is given while none is idle). They are
+        started from a thread: a fork server still importing what it preloads would hold
+        the event loop, and with it the request whose answer the workers are for."""
         if self.pool is not None:
             return
         count = worker_count(all_arrived=True) if count is None else count
@@ -89,14 +93,29 @@ class ParserPool:
             return
         self.pool = ProcessPoolExecutor(max_workers=count, mp_context=workers_context())
         self.workers = count
-        for _ in range(count):
-            self.pool.submit(os.getpid)
+        self._starter = threading.Thread(
+            target=_spawn, args=(self.pool, count), name="kbridge-parsers", daemon=True
+        )
+        self._starter.start()
+
+    def wait_started(self) -> None:
+        """Until every worker is on its way (or failed to start)."""
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
 
     def close(self) -> None:
+        self.wait_started()
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
+
+
+def _spawn(pool: ProcessPoolExecutor, count: int) -> None:
+    with contextlib.suppress(Exception):  # a pool that cannot start fails its first parse
+        for _ in range(count):
+            pool.submit(os.getpid)
 
 
 class ResourceParser:

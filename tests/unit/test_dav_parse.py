@@ -3,6 +3,9 @@ in the sync process, and a large pull through the engine that uses them."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
+
 import pytest
 
 from bridge.store.item_base import NewItem
@@ -92,6 +95,7 @@ async def test_a_run_pool_starts_its_workers_before_any_parse(
     shared.start()
     try:
         assert shared.pool is not None and shared.workers == 2
+        shared.wait_started()
         # Both workers are on their way before the first resource is handed over.
         assert len(shared.pool._processes) == 2
         first = ResourceParser(dav_parse.POOL_FROM, all_arrived=True, shared=shared)
@@ -107,6 +111,33 @@ async def test_a_run_pool_starts_its_workers_before_any_parse(
     finally:
         shared.close()
     assert shared.pool is None
+
+
+def test_a_run_pool_starts_its_workers_without_holding_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Starting workers can wait on a fork server still importing: the event loop that
+    calls `start` must not wait with it (it has the request to send)."""
+    monkeypatch.setattr(dav_parse.os, "cpu_count", lambda: 2)
+    release = threading.Event()
+    submitted: list[object] = []
+
+    def slow_submit(self: object, fn: object, *args: object) -> Future[object]:
+        release.wait(10)
+        submitted.append(fn)
+        return Future()
+
+    monkeypatch.setattr(dav_parse.ProcessPoolExecutor, "submit", slow_submit)
+    shared = dav_parse.ParserPool()
+    shared.start()
+    returned_first = not submitted  # start() came back while the workers were starting
+    release.set()
+    shared.wait_started()
+    try:
+        assert returned_first
+        assert submitted == [dav_parse.os.getpid] * 2
+    finally:
+        shared.close()
 
 
 def test_a_run_pool_on_one_core_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
