@@ -45,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bridge.server import tune_gc
 from bridge.store.store import Store
 from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
 from bridge.upstream import dav_href
@@ -429,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         help="cyrus needs root and Debian's cyrus-caldav; it is seeded by PUT",
     )
     args = ap.parse_args(argv)
+    tune_gc()  # the collector settings of `kbridge serve`
     server: Any = radicale.start(RADICALE_CONFIG) if args.server == "radicale" else cyrus.start()
     try:
         user, password = server.add_user()

@@ -398,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--bridge-worker"]:
         port, user, password, path = argv[1:5]
+        from bridge.server import tune_gc
+
+        tune_gc()  # the collector settings of `kbridge serve`
         asyncio.run(bridge_worker("127.0.0.1", int(port), user, password, Path(path)))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
