@@ -45,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.server import tune_gc
+from bridge.server import run_loop, tune_gc
 from bridge.store.store import Store
 from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
 from bridge.upstream import dav_href
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 asyncio.run(seed_by_put(settings, args.events, args.contacts))
             seeded = time.perf_counter() - t
-            bridge = asyncio.run(bridge_sync(settings, work))
+            bridge = run_loop(bridge_sync(settings, work))  # on the server's event loop
             bare = asyncio.run(bare_multiget(settings))
             query = asyncio.run(bare_query(settings))
             try:

@@ -398,10 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--bridge-worker"]:
         port, user, password, path = argv[1:5]
-        from bridge.server import tune_gc
+        from bridge.server import run_loop, tune_gc
 
-        tune_gc()  # the collector settings of `kbridge serve`
-        asyncio.run(bridge_worker("127.0.0.1", int(port), user, password, Path(path)))
+        tune_gc()  # the collector settings and the event loop of `kbridge serve`
+        run_loop(bridge_worker("127.0.0.1", int(port), user, password, Path(path)))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--messages", type=int, default=20_000, help="messages in the corpus")

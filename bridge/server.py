@@ -8,7 +8,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -19,6 +20,8 @@ from bridge.store.store import Store
 from bridge.sync.services import for_config
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 async def ensure_admin_token(store: Store, data_dir: DataDir) -> bool:
@@ -104,12 +107,16 @@ def tune_gc() -> None:
 def run(config: Config, out: Callable[[str], None] = print) -> None:
     """Run the server until SIGINT/SIGTERM, on uvloop where the platform has it."""
     tune_gc()
+    run_loop(serve(config, out=out))
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` on the server's event loop: uvloop where the platform has it."""
     if sys.platform != "win32":
         try:
             import uvloop
         except ImportError:
             pass
         else:
-            uvloop.run(serve(config, out=out))
-            return
-    asyncio.run(serve(config, out=out))
+            return uvloop.run(main)
+    return asyncio.run(main)
