@@ -4,7 +4,6 @@ and read a chunk at a time, never whole in memory."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Iterable
 
 import aiosqlite
@@ -19,7 +18,7 @@ def chunk_key(blob_id: int, seq: int) -> int:
     return blob_id * MAX_CHUNKS + seq
 
 
-def blob_rows(blob_id: int, data: bytes) -> tuple[tuple[int, int, str], list[tuple[int, bytes]]]:
+def blob_rows(blob_id: int, data: bytes) -> tuple[tuple[int, int], list[tuple[int, bytes]]]:
     """The `blobs` row and the `blob_chunks` rows for in-memory content (bulk inserts)."""
     if len(data) <= CHUNK_SIZE:
         chunks = [(blob_id * MAX_CHUNKS, data)]
@@ -28,16 +27,16 @@ def blob_rows(blob_id: int, data: bytes) -> tuple[tuple[int, int, str], list[tup
             (chunk_key(blob_id, seq), data[i : i + CHUNK_SIZE])
             for seq, i in enumerate(range(0, len(data), CHUNK_SIZE))
         ]
-    return (blob_id, len(data), hashlib.sha256(data).hexdigest()), chunks
+    return (blob_id, len(data)), chunks
 
 
 async def insert_many(
     conn: aiosqlite.Connection,
-    blobs: list[tuple[int, int, str]],
+    blobs: list[tuple[int, int]],
     chunks: list[tuple[int, bytes]],
 ) -> None:
     if blobs:
-        await conn.executemany("INSERT INTO blobs (id, size, sha256) VALUES (?, ?, ?)", blobs)
+        await conn.executemany("INSERT INTO blobs (id, size) VALUES (?, ?)", blobs)
         await conn.executemany("INSERT INTO blob_chunks (id, data) VALUES (?, ?)", chunks)
 
 
@@ -56,7 +55,7 @@ async def delete_many(conn: aiosqlite.Connection, blob_ids: Iterable[int]) -> No
 async def copy(conn: aiosqlite.Connection, src: int, dst: int) -> None:
     """Duplicate a blob inside SQLite (no content passes through Python)."""
     await conn.execute(
-        "INSERT INTO blobs (id, size, sha256) SELECT ?, size, sha256 FROM blobs WHERE id = ?",
+        "INSERT INTO blobs (id, size) SELECT ?, size FROM blobs WHERE id = ?",
         (dst, src),
     )
     await conn.execute(
@@ -91,18 +90,3 @@ async def read(conn: aiosqlite.Connection, blob_id: int) -> AsyncIterator[bytes]
 
 async def read_all(conn: aiosqlite.Connection, blob_id: int) -> bytes:
     return b"".join([chunk async for chunk in read(conn, blob_id)])
-
-
-class Hasher:
-    """Running size and SHA-256 of a streamed blob."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self._sha = hashlib.sha256()
-
-    def update(self, data: bytes) -> None:
-        self.size += len(data)
-        self._sha.update(data)
-
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()

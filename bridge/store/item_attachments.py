@@ -115,12 +115,10 @@ class AttachmentWrites(ItemsBase):
         Chunks are committed in small transactions so other writers are not held up; the
         blob stays in `pending_blobs` until attached, and a pending one is removed at the
         next start."""
-        hasher = blobs.Hasher()
+        size = 0
         async with self.core.write(SYSTEM) as tx:
             blob_id = tx.alloc("next_blob")
-            await tx.conn.execute(
-                "INSERT INTO blobs (id, size, sha256) VALUES (?, 0, '')", (blob_id,)
-            )
+            await tx.conn.execute("INSERT INTO blobs (id, size) VALUES (?, 0)", (blob_id,))
             await tx.conn.execute("INSERT INTO pending_blobs (blob_id) VALUES (?)", (blob_id,))
         seq, buffer = 0, b""
         pending: list[tuple[int, bytes]] = []
@@ -135,8 +133,8 @@ class AttachmentWrites(ItemsBase):
 
         try:
             async for data in chunks:
-                hasher.update(data)
-                if max_size is not None and hasher.size > max_size:
+                size += len(data)
+                if max_size is not None and size > max_size:
                     raise InvalidValue(f"content larger than {max_size} bytes")
                 buffer += data
                 while len(buffer) >= blobs.CHUNK_SIZE:
@@ -153,8 +151,5 @@ class AttachmentWrites(ItemsBase):
                 await blobs.delete_many(tx.conn, [blob_id])
             raise
         async with self.core.write(SYSTEM) as tx:
-            await tx.conn.execute(
-                "UPDATE blobs SET size = ?, sha256 = ? WHERE id = ?",
-                (hasher.size, hasher.hexdigest(), blob_id),
-            )
+            await tx.conn.execute("UPDATE blobs SET size = ? WHERE id = ?", (size, blob_id))
         return blob_id

@@ -37,7 +37,7 @@ _INSERT_ITEM = (
     "?, ?, ?, ?, ?)",
 )
 _SENDER_NAME_KEY = P.key(tags.SENDER_NAME)
-_INSERT_BLOB = ("INSERT INTO blobs (id, size, sha256)", "(?, ?, ?)")
+_INSERT_BLOB = ("INSERT INTO blobs (id, size)", "(?, ?)")
 _INSERT_CHUNK = ("INSERT INTO blob_chunks (id, data)", "(?, ?)")
 _INSERT_RECIPIENT = (
     "INSERT INTO recipients (item_id, row_id, type, display_name, email, props)",
@@ -91,7 +91,7 @@ def _statements(
 class Rows:
     """The rows of a slice of new items, table by table."""
 
-    blobs: list[tuple[int, int, str]] = field(default_factory=list)
+    blobs: list[tuple[int, int]] = field(default_factory=list)
     chunks: list[tuple[int, bytes]] = field(default_factory=list)
     items: list[tuple[Any, ...]] = field(default_factory=list)
     recipients: list[tuple[Any, ...]] = field(default_factory=list)

@@ -65,6 +65,14 @@ async def test_migrates_store_made_by_schema_1(tmp_path: Path) -> None:
         assert [i.props[tags.SUBJECT] for i in items] == ["Made by schema 1", "Unread one"]
         blob_id, _, size = await s.queries.source(items[0].id)
         assert blob_id is not None and size == 23
+        # blobs keep no hash since schema 15: the column is gone, the content is not
+        columns = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(blobs)")}
+        assert columns == {"id", "size"}
+        async with s.core.reader.execute(
+            "SELECT data FROM blob_chunks WHERE id = ?", (blob_id * 65536,)
+        ) as cur:
+            row = await cur.fetchone()
+        assert row is not None and bytes(row[0]) == b"Subject: old\r\n\r\nhello\r\n"
         # tables of later migrations work on the migrated store
         _, secret = await s.tokens.create("after-migration", "read")
         assert await s.tokens.verify(secret) is not None
