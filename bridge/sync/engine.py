@@ -20,7 +20,7 @@ from bridge.store.errors import StoreError
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
 from bridge.store.syncstate import LocalItem
-from bridge.sync import crashpoint, plan
+from bridge.sync import crashpoint, plan, workers
 from bridge.sync.hierarchy import Hierarchy
 from bridge.sync.mail_fetch import (
     FULL_SETTINGS,
@@ -71,6 +71,7 @@ class Engine:
 
     async def run(self, delimiter: str = "/") -> Report:
         report = Report()
+        workers.warm_up()  # a large pull's parser then starts in milliseconds
         hierarchy = Hierarchy(self.store, self.adapter, delimiter)
         mailboxes = await hierarchy.sync()
         self.settings = folder_settings(self.sync_config, hierarchy.folders, mailboxes)

@@ -2,8 +2,9 @@
 the event loop keeps reading the IMAP stream and feeding SQLite while the worker turns raw
 messages into items.
 
-The worker is started with the "spawn" method (the one every platform has), lazily, on the
-first batch, and only for pulls large enough to pay for its start. Batches go to it and
+The worker is started as the sync's other workers are (`workers.context()`: forked by a fork
+server that has the parser imported, where the platform has one, else spawned), lazily, on
+the first batch, and only for pulls large enough to pay for its start. Batches go to it and
 their items come back over one duplex connection, as single pickled blobs, in order; two
 threads of this process move them (the event loop never blocks on the connection). Where
 the connection is a socket its buffers are enlarged so that a batch passes in a few system
@@ -20,20 +21,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import pickle
 import queue
 import socket
+import sys
 import threading
+import time
 from collections import deque
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 from bridge.model import tags
 from bridge.store import props as P
 from bridge.store.items import NewItem
 from bridge.store.rfc822 import item_from_rfc822
+from bridge.sync import workers
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +60,28 @@ def parse_raws(raws: list[bytes]) -> list[NewItem]:
     return items
 
 
+@dataclass(frozen=True)
+class WorkerUsage:
+    """What a worker process used, as it tells at its end (peak RSS where the platform
+    has the `resource` module)."""
+
+    cpu_s: float
+    peak_rss_mb: float | None
+
+
+def usage() -> WorkerUsage:
+    """This process's usage so far."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return WorkerUsage(time.process_time(), None)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, else KiB
+    return WorkerUsage(time.process_time(), peak / (1 << 20 if sys.platform == "darwin" else 1024))
+
+
 def serve(conn: Connection) -> None:
     """The worker process: parse each batch received, send its items back, until an empty
-    message (or the end of the connection)."""
+    message (answered with the worker's `WorkerUsage`) or the end of the connection."""
     _enlarge(conn)
     with conn:
         while True:
@@ -67,6 +90,8 @@ def serve(conn: Connection) -> None:
             except (EOFError, OSError):
                 return
             if not data:
+                with contextlib.suppress(OSError):
+                    conn.send_bytes(pickle.dumps(usage()))
                 return
             try:
                 reply = pickle.dumps(parse_raws(pickle.loads(data)), pickle.HIGHEST_PROTOCOL)
@@ -104,6 +129,8 @@ class _Worker:
         self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.waiting: deque[asyncio.Future[bytes | None]] = deque()
         self.gone = False
+        self.stopping = False  # set before the stop message: what follows is the usage
+        self.usage: WorkerUsage | None = None
         self.threads = [
             threading.Thread(target=self._send, daemon=True),
             threading.Thread(target=self._receive, args=(loop,), daemon=True),
@@ -137,6 +164,11 @@ class _Worker:
                 data: bytes | None = self.conn.recv_bytes()
             except (EOFError, OSError):
                 data = None
+            if self.stopping and data is not None and self.usage is None:
+                told = _loads_usage(data)
+                if told is not None:
+                    self.usage = told
+                    continue
             try:
                 loop.call_soon_threadsafe(self._answer, data)
             except RuntimeError:  # the loop is closed
@@ -160,6 +192,7 @@ class _Worker:
 
     def stop(self) -> None:
         """Blocking: let the worker finish what it was sent, then end it."""
+        self.stopping = True
         self.outbox.put(None)
         self.process.join(10)
         if self.process.is_alive():
@@ -170,11 +203,22 @@ class _Worker:
         self.conn.close()
 
 
+def _loads_usage(data: bytes) -> WorkerUsage | None:
+    """The usage a stopping worker sent (None for an answer to a batch)."""
+    try:
+        told = pickle.loads(data)
+    except Exception:
+        return None
+    return told if isinstance(told, WorkerUsage) else None
+
+
 class ParsePool:
     """A lazily started worker process for `parse_raws`; close it when the sync is done
-    (a later pull starts a new one)."""
+    (a later pull starts a new one). `used` collects what each worker that ended told of
+    its usage."""
 
     def __init__(self) -> None:
+        self.used: list[WorkerUsage] = []
         self._worker: _Worker | None = None
         self._broken = False  # the worker failed: this pool parses here from now on
 
@@ -206,10 +250,13 @@ class ParsePool:
             return None
         if worker is not None:
             return worker
-        ctx = multiprocessing.get_context("spawn")
+        ctx = workers.context()
         try:
             here, there = ctx.Pipe(duplex=True)
-            process = ctx.Process(target=serve, args=(there,), daemon=True, name="kbridge-parse")
+            # (every concrete context has Process; typeshed gives BaseContext none)
+            process = cast(Any, ctx).Process(
+                target=serve, args=(there,), daemon=True, name="kbridge-parse"
+            )
             process.start()  # once per sync run; the child's imports do not block this
         except (OSError, RuntimeError, ValueError):
             log.warning("no parsing worker process; parsing in the sync process", exc_info=True)
@@ -225,3 +272,5 @@ class ParsePool:
         self._broken = False
         if worker is not None:
             await asyncio.to_thread(worker.stop)
+            if worker.usage is not None:
+                self.used.append(worker.usage)

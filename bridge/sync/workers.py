@@ -1,4 +1,4 @@
-"""How the sync starts worker processes (the DAV resource parsers).
+"""How the sync starts worker processes (the DAV resource parsers, the mail parser).
 
 Where the platform has it (Linux, macOS), through a fork server: one clean process,
 started early and with the format converters already imported, forks each worker in a few
@@ -22,7 +22,7 @@ import multiprocessing
 from multiprocessing.context import BaseContext
 
 # What every worker needs, and what the `kbridge` command's main module imports.
-PRELOAD = ["bridge.sync.dav_parse", "bridge.cli"]
+PRELOAD = ["bridge.sync.dav_parse", "bridge.sync.parse_pool", "bridge.cli"]
 
 
 def context() -> BaseContext:

@@ -58,6 +58,19 @@ async def test_worker_items_equal_local_ones_in_call_order() -> None:
         assert [i.source for i in items] == batch
 
 
+async def test_a_worker_tells_its_usage_at_its_end() -> None:
+    pool = ParsePool()
+    try:
+        await pool.parse([message(n) for n in range(50)])
+        assert pool.used == []  # told only at the end
+    finally:
+        await pool.close()
+    [used] = pool.used
+    assert used.cpu_s > 0
+    assert used.peak_rss_mb is None or 5 < used.peak_rss_mb < 1000
+    assert pool._worker is None
+
+
 async def test_a_dead_worker_means_parsing_here(monkeypatch: pytest.MonkeyPatch) -> None:
     pool = ParsePool()
     try:
