@@ -167,29 +167,10 @@ def peak_rss_mb() -> float | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def children_peak_rss_mb() -> float | None:
-    """The largest peak RSS of this process's ended children (the parsing worker)."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 or None
-
-
-def children_cpu_s() -> float:
-    """CPU time of this process's ended children (the parsing worker)."""
-    try:
-        import resource
-    except ImportError:
-        return 0.0
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def bridge_worker(host: str, port: int, user: str, password: str, path: Path) -> None:
     """Child process: initial sync into a fresh store, then a no-change resync. Its peak RSS
-    is its own: the parsing worker process that a large pull starts is measured apart
-    (`peak_rss_children_mb`, where the platform tells it)."""
+    is its own: the parsing worker process that a large pull starts tells its CPU time and
+    peak RSS at its end (`ParsePool.used`)."""
     from bridge.store.store import Store
     from bridge.sync.engine import Engine
     from bridge.upstream.imap import ImapAdapter, ImapSettings
@@ -199,18 +180,22 @@ async def bridge_worker(host: str, port: int, user: str, password: str, path: Pa
     out: dict[str, Any] = {}
     try:
         for phase in ("initial", "resync"):
-            t0, cpu0, child0 = time.perf_counter(), time.process_time(), children_cpu_s()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             adapter = ImapAdapter(settings)
             await adapter.connect()
+            engine = Engine(store, adapter)
             try:
-                report = await Engine(store, adapter).run(adapter.delimiter or "/")
+                report = await engine.run(adapter.delimiter or "/")
             finally:
                 await adapter.close()
             out[phase + "_s"] = time.perf_counter() - t0
             # CPU time, less dependent on other load of the machine than the wall clock:
             # this process (all its threads) and the parsing worker (ended by now).
             out[phase + "_cpu_s"] = time.process_time() - cpu0
-            out[phase + "_worker_cpu_s"] = children_cpu_s() - child0
+            out[phase + "_worker_cpu_s"] = sum(u.cpu_s for u in engine.pool.used)
+            rss = [u.peak_rss_mb for u in engine.pool.used if u.peak_rss_mb is not None]
+            if rss:
+                out["peak_rss_children_mb"] = max(rss)
             out[phase + "_fetched"] = report.fetched
             out[phase + "_paths"] = report.paths
             if phase == "initial":
@@ -222,12 +207,33 @@ async def bridge_worker(host: str, port: int, user: str, password: str, path: Pa
     finally:
         await store.close()
     out["peak_rss_mb"] = peak_rss_mb()
-    out["peak_rss_children_mb"] = children_peak_rss_mb()
     print(json.dumps(out))
 
 
+# The bridge runs in a process whose main module imports nothing more (`python -c`), as
+# under `kbridge serve`: its parsing worker then starts with what the fork server preloaded,
+# instead of first importing this benchmark (its main module) again.
+_CHILD = """
+import sys
+sys.path[:0] = [{bench!r}, {root!r}]
+from bench_mail_sync import bridge_child
+bridge_child(sys.argv[1:])
+"""
+
+
+def bridge_child(argv: list[str]) -> None:
+    """In the child process: the syncs, with the collector settings and on the event loop of
+    `kbridge serve`; the figures go to stdout as one JSON line."""
+    from bridge.server import run_loop, tune_gc
+
+    port, user, password, path = argv
+    tune_gc()
+    run_loop(bridge_worker("127.0.0.1", int(port), user, password, Path(path)))
+
+
 def run_bridge(server: dv.Dovecot, user: str, password: str, work: Path) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--bridge-worker", str(server.imap_port), user, password]
+    code = _CHILD.format(bench=str(HERE), root=str(HERE.parent))
+    cmd = [sys.executable, "-c", code, str(server.imap_port), user, password]
     cmd.append(str(work / "bridge" / "store.sqlite"))
     (work / "bridge").mkdir()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -396,13 +402,6 @@ def report(fig: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--bridge-worker"]:
-        port, user, password, path = argv[1:5]
-        from bridge.server import run_loop, tune_gc
-
-        tune_gc()  # the collector settings and the event loop of `kbridge serve`
-        run_loop(bridge_worker("127.0.0.1", int(port), user, password, Path(path)))
-        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--messages", type=int, default=20_000, help="messages in the corpus")
     ap.add_argument("--seed", type=int, default=1430)
