@@ -29,9 +29,32 @@ class SplitPart(EmailMessage):
     header lookups answered from an index (a message is read many times, never changed
     while it is), and the undecoded bytes of a leaf's body kept in `raw_body`. The index
     keeps each header's values as the policy fetches them, and each parameter header's
-    parsed parameters, once asked for; any change of the headers starts it over."""
+    parsed parameters, once asked for; any change of the headers starts it over.
+
+    A leaf's payload (the body as surrogate-escaped text, what the stdlib parser keeps) is
+    made from `raw_body` when first asked for: the parser reads most bodies from the bytes,
+    and decoding every body to text cost about a tenth of a message's parse."""
 
     raw_body: bytes | None = None
+    _lazy_body: bytes | None = None  # a leaf's body whose payload text is not made yet
+    _payload_value: Any = None
+
+    @property
+    def _payload(self) -> Any:
+        lazy = self._lazy_body
+        if lazy is not None:
+            self._payload_value = lazy.decode("ascii", "surrogateescape")
+            self._lazy_body = None
+        return self._payload_value
+
+    @_payload.setter
+    def _payload(self, value: Any) -> None:
+        self._lazy_body = None
+        self._payload_value = value
+
+    def is_multipart(self) -> bool:
+        return self._lazy_body is None and isinstance(self._payload_value, list)
+
     _index: dict[str, list[Any]] | None = None
     _indexed: list[Any] | None = None  # the header list indexed
     _indexed_len = -1
@@ -161,8 +184,7 @@ def _entity(raw: bytes, policy: Policy, depth: int) -> Message | None:
     if maintype == "message" or msg.get_content_type() == "multipart/digest":
         return None
     if maintype != "multipart":
-        msg._payload = body.decode("ascii", "surrogateescape")  # type: ignore[attr-defined]
-        msg.raw_body = body
+        msg._lazy_body = msg.raw_body = body
         return msg
     boundary = msg.get_boundary()
     if not boundary:
@@ -177,7 +199,7 @@ def _entity(raw: bytes, policy: Policy, depth: int) -> Message | None:
         if child is None:
             return None
         children.append(child)
-    msg._payload = children  # type: ignore[attr-defined]
+    msg._payload = children
     msg.preamble = preamble
     # Nothing at all after a nested multipart's closing boundary: the stdlib says None.
     msg.epilogue = "" if epilogue is None and not depth else epilogue

@@ -51,6 +51,21 @@ def test_same_tree_as_the_stdlib(raw: bytes) -> None:
     assert dump(fast) == dump(BytesParser(policy=PARSE_POLICY).parsebytes(raw))
 
 
+def test_a_leaf_s_payload_text_is_made_when_first_asked_for() -> None:
+    fast = split(NESTED, PARSE_POLICY)
+    assert fast is not None and fast.is_multipart()
+    alternative, attachment = fast.get_payload()
+    text = alternative.get_payload()[0]
+    assert not attachment.is_multipart() and not text.is_multipart()
+    assert attachment._lazy_body == b"AAECAw=="  # not decoded by splitting or asking
+    assert attachment.get_payload() == "AAECAw=="
+    assert attachment._lazy_body is None
+    assert attachment.get_payload(decode=True) == bytes([0, 1, 2, 3])
+    assert text.get_payload() == "hello \u00e9"  # its 8-bit bytes read as the stdlib does
+    text.set_payload("changed")
+    assert text.get_payload() == "changed" and not text.is_multipart()
+
+
 @pytest.mark.parametrize(
     "raw",
     [
