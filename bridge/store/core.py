@@ -8,6 +8,7 @@ numbers and collects notifications, which are published only after the commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -27,6 +28,10 @@ from bridge.store.named import NamedMap
 from bridge.store.props import now_filetime
 
 WAL_RESTART_FRAMES = 4096  # 64 MiB of 16 KiB pages
+# A checkpoint waits this long after the commit that asked for it, so that the commits of
+# a bulk write share one: each checkpoint syncs the database file to disk, and a page
+# written by several commits (an index's, a folder's counts) is copied once.
+CHECKPOINT_DELAY = 0.2  # s
 COUNTERS = ("next_cn", "next_folder", "next_item", "next_blob")
 
 # Where a change comes from: a local client (journaled for the upstream) or the upstream.
@@ -117,6 +122,7 @@ class StoreCore:
         self.checkpointer = checkpointer
         self._checkpoint: asyncio.Task[None] | None = None
         self._checkpoint_again = False
+        self._closing = asyncio.Event()  # a checkpoint then runs without its delay
         self.named = NamedMap()
         self.bus = EventBus()
         self.counters: dict[str, int] = {}
@@ -167,6 +173,7 @@ class StoreCore:
         await self.named.load(self.reader)
 
     async def close(self) -> None:
+        self._closing.set()
         if self._checkpoint is not None:
             await self._checkpoint
         await self.checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -181,10 +188,13 @@ class StoreCore:
         self._checkpoint = asyncio.ensure_future(self._run_checkpoints())
 
     async def _run_checkpoints(self) -> None:
-        """PASSIVE checkpoints run beside the writer; once the WAL has grown past
-        WAL_RESTART_FRAMES a RESTART one makes the next writer start it over, so that it
-        stays bounded during bulk imports (writers wait for it through busy_timeout)."""
+        """PASSIVE checkpoints run beside the writer, CHECKPOINT_DELAY after a commit asked
+        for one; once the WAL has grown past WAL_RESTART_FRAMES a RESTART one makes the next
+        writer start it over, so that it stays bounded during bulk imports (writers wait
+        for it through busy_timeout)."""
         while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), CHECKPOINT_DELAY)
             self._checkpoint_again = False
             try:
                 async with self.checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)") as cur:

@@ -1,0 +1,45 @@
+"""WAL checkpoints: the commits of a bulk write share one (each syncs the database file),
+and what they wrote still reaches the database file."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bridge.store import core as core_module
+from bridge.store.items import NewItem
+from bridge.store.store import Store
+
+
+async def test_a_burst_of_commits_shares_one_checkpoint(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = store.core.checkpointer
+    run = checkpointer.execute
+    passive: list[str] = []
+
+    def counting(sql: str, *args: Any) -> Any:
+        if "PASSIVE" in sql:
+            passive.append(sql)
+        return run(sql, *args)
+
+    monkeypatch.setattr(checkpointer, "execute", counting)
+    monkeypatch.setattr(core_module, "CHECKPOINT_DELAY", 30.0)  # longer than the burst
+    inbox = store.folders.roles["inbox"]
+    if store.core._checkpoint is not None:  # the one the store's opening asked for
+        await store.core._checkpoint
+    passive.clear()
+    for n in range(20):
+        await store.items.create(inbox, NewItem("IPM.Note", {0x0037001F: f"m{n}"}))
+    assert passive == []  # none yet: the first commit's checkpoint waits
+    monkeypatch.setattr(core_module, "CHECKPOINT_DELAY", 0.0)
+    store.core._closing.set()  # ends the wait now, as closing the store does
+    task = store.core._checkpoint
+    assert task is not None
+    await asyncio.wait_for(task, 30)
+    assert len(passive) == 1
+    async with checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)") as cur:
+        row = await cur.fetchone()
+    assert row is not None and row[1] == row[2]  # every frame of the WAL is in the file
