@@ -138,7 +138,8 @@ class Reader:
 
 
 class BlobFile:
-    """A read-only file object over a chunked blob: one chunk in memory at a time."""
+    """A read-only file object over a chunked blob: one chunk in memory at a time (a blob
+    that is a part of another is decoded whole, once)."""
 
     def __init__(self, reader: Reader, blob_id: int) -> None:
         self._reader = reader
@@ -146,8 +147,27 @@ class BlobFile:
         self._end = self._key + blobs.MAX_CHUNKS
         self._buffer = b""
         self._eof = False
+        self._part = blobs.part_of(reader.row(blobs.PART_OF, (blob_id,)))
+        self._whole: bytes | None = None
+
+    def _part_content(self, part: blobs.PartOf) -> bytes:
+        if self._whole is None:
+            first, last = part.range_keys()
+            chunks = [
+                bytes(r[0])
+                for r in self._reader.rows(
+                    "SELECT data FROM blob_chunks WHERE id >= ? AND id <= ? ORDER BY id",
+                    (first, last),
+                )
+            ]
+            self._whole = part.decode(first, chunks)
+        return self._whole
 
     def _next_chunk(self) -> None:
+        if self._part is not None:
+            self._buffer += self._part_content(self._part)
+            self._eof = True
+            return
         row = self._reader.row(
             "SELECT id, data FROM blob_chunks WHERE id >= ? AND id < ? ORDER BY id LIMIT 1",
             (self._key, self._end),
@@ -171,6 +191,9 @@ class BlobFile:
         """Forward seeks from the start (for Range requests)."""
         if whence != 0:
             raise OSError("only absolute seeks are supported")
+        if self._part is not None:
+            self._buffer, self._eof = self._part_content(self._part)[offset:], True
+            return offset
         self._key = self._end - blobs.MAX_CHUNKS
         self._buffer, self._eof = b"", False
         seq, skip = divmod(offset, blobs.CHUNK_SIZE)

@@ -80,10 +80,13 @@ class MimeError(ValueError):
 
 @dataclass
 class ParsedAttachment:
-    """One attachment row and its content (for message/rfc822: the embedded message)."""
+    """One attachment row and its content (for message/rfc822: the embedded message), and
+    the base64 text of the message the content was decoded from, where there is one
+    (`mime_parts.base64_body` of it gives `data` again)."""
 
     props: dict[int, object]
     data: bytes
+    encoded: bytes | None = None
 
 
 @dataclass

@@ -172,6 +172,23 @@ def _content_id(part: Message) -> str | None:
     return value or None
 
 
+def base64_body(raw: bytes) -> bytes:
+    """The content of a base64 body as it stands in a message: what
+    get_payload(decode=True) gives for it (defects are not reported)."""
+    return _decode_b(raw.translate(None, b"\r\n"))[0]
+
+
+def encoded_base64(part: Message) -> bytes | None:
+    """The base64 body of a leaf as it stands in the message (`base64_body` gives its
+    content), where the splitter kept it; None for any other leaf."""
+    raw = part.raw_body if isinstance(part, SplitPart) else None
+    if raw is None or part.is_multipart():
+        return None
+    if str(part.get("content-transfer-encoding", "")).lower() != "base64":
+        return None
+    return raw
+
+
 def payload_bytes(part: Message) -> bytes:
     """The decoded content of a part; b"" when there is none or it cannot be read."""
     if part.is_multipart():
@@ -300,8 +317,11 @@ def _embedded_subject(inner: Message) -> str | None:
     return text or None
 
 
-def attachment_props(leaf: Leaf, num: int) -> tuple[dict[int, object], bytes] | None:
-    """The attachment row and content for a leaf; None for an empty, unnamed part."""
+def attachment_props(leaf: Leaf, num: int) -> tuple[dict[int, object], bytes, bytes | None] | None:
+    """The attachment row and content for a leaf, and the base64 text the content was
+    decoded from where it stands as such in the message (`encoded_base64`); None for an
+    empty, unnamed part."""
+    encoded = None
     part = leaf.part
     filename = _filename(part)
     cid = _content_id(part)
@@ -317,6 +337,7 @@ def attachment_props(leaf: Leaf, num: int) -> tuple[dict[int, object], bytes] | 
     else:
         inner = None
         data = payload_bytes(part)
+        encoded = encoded_base64(part)
         method = flags.ATTACH_BY_VALUE
         if not data and filename is None:
             return None
@@ -340,4 +361,4 @@ def attachment_props(leaf: Leaf, num: int) -> tuple[dict[int, object], bytes] | 
         extension = posixpath.splitext(filename)[1]
         if extension:
             props[tags.ATTACH_EXTENSION] = extension
-    return props, data
+    return props, data, encoded

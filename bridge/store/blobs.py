@@ -1,15 +1,74 @@
 """Chunked content (raw sources, attachment data). Chunks are fixed-size rows keyed by
 blob id * 65536 + sequence number, so content of any size (up to 16 GiB a blob) is written
-and read a chunk at a time, never whole in memory."""
+and read a chunk at a time, never whole in memory.
+
+A blob may instead be a part of another blob (schema 16): an attachment of a synced
+message whose content is base64 text in the message's source keeps only where that text
+lies (`base`, `base_start`, `base_end`, `base_encoding`) and is decoded when read, whole
+(an attachment is never larger than its message). Such a blob is made into an ordinary
+one before the blob it is read from is deleted (`delete_many`), so a copy of an item
+keeps its attachments when the original goes."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import aiosqlite
 
+from bridge.formats.mime_parts import base64_body
+
 CHUNK_SIZE = 256 * 1024
 MAX_CHUNKS = 1 << 16
+BASE64 = "base64"
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePart:
+    """New attachment content kept as base64 text at source[start:end] of its item's
+    source; decoded, it is `size` bytes long."""
+
+    start: int
+    end: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartOf:
+    """Where a part-of blob is read from."""
+
+    base: int
+    start: int
+    end: int
+    encoding: str
+
+    def range_keys(self) -> tuple[int, int]:
+        """The first and last chunk keys of the base blob that hold the part."""
+        return (
+            self.base * MAX_CHUNKS + self.start // CHUNK_SIZE,
+            self.base * MAX_CHUNKS + max(self.start, self.end - 1) // CHUNK_SIZE,
+        )
+
+    def decode(self, first_key: int, chunks: list[bytes]) -> bytes:
+        """The content, from the base blob's chunks from `first_key` on."""
+        offset = (first_key - self.base * MAX_CHUNKS) * CHUNK_SIZE
+        text = b"".join(chunks)[self.start - offset : self.end - offset]
+        if self.encoding != BASE64:
+            raise ValueError(f"unknown encoding of a blob part: {self.encoding!r}")
+        return base64_body(text)
+
+
+PART_OF = "SELECT base, base_start, base_end, base_encoding FROM blobs WHERE id = ?"
+
+
+def part_of(row: Any) -> PartOf | None:
+    """The PartOf of a row of PART_OF (None for an ordinary blob, or no row)."""
+    if row is None or row[0] is None:
+        return None
+    base, start, end, encoding = row
+    assert isinstance(base, int) and isinstance(start, int) and isinstance(end, int)
+    return PartOf(base, start, end, str(encoding))
 
 
 def chunk_key(blob_id: int, seq: int) -> int:
@@ -40,9 +99,32 @@ async def insert_many(
         await conn.executemany("INSERT INTO blob_chunks (id, data) VALUES (?, ?)", chunks)
 
 
+async def _materialize_parts_of(conn: aiosqlite.Connection, blob_ids: list[int]) -> None:
+    """Make the part-of blobs read from `blob_ids` (and not among them) ordinary ones."""
+    gone = set(blob_ids)
+    dependents: list[int] = []
+    for start in range(0, len(blob_ids), 500):
+        batch = blob_ids[start : start + 500]
+        marks = ",".join("?" * len(batch))
+        async with conn.execute(
+            f"SELECT id FROM blobs WHERE base IN ({marks}) AND base IS NOT NULL", batch
+        ) as cur:
+            dependents += [r[0] for r in await cur.fetchall() if r[0] not in gone]
+    for blob_id in dependents:
+        data = await read_all(conn, blob_id)
+        row, chunks = blob_rows(blob_id, data)
+        await conn.execute(
+            "UPDATE blobs SET size = ?, base = NULL, base_start = NULL, base_end = NULL, "
+            "base_encoding = NULL WHERE id = ?",
+            (row[1], blob_id),
+        )
+        await conn.executemany("INSERT INTO blob_chunks (id, data) VALUES (?, ?)", chunks)
+
+
 async def delete_many(conn: aiosqlite.Connection, blob_ids: Iterable[int]) -> None:
     rows = [(b,) for b in blob_ids]
     if rows:
+        await _materialize_parts_of(conn, [r[0] for r in rows])
         await conn.executemany("DELETE FROM blobs WHERE id = ?", rows)
         await conn.executemany(
             "DELETE FROM blob_chunks "
@@ -55,7 +137,8 @@ async def delete_many(conn: aiosqlite.Connection, blob_ids: Iterable[int]) -> No
 async def copy(conn: aiosqlite.Connection, src: int, dst: int) -> None:
     """Duplicate a blob inside SQLite (no content passes through Python)."""
     await conn.execute(
-        "INSERT INTO blobs (id, size) SELECT ?, size FROM blobs WHERE id = ?",
+        "INSERT INTO blobs (id, size, base, base_start, base_end, base_encoding) "
+        "SELECT ?, size, base, base_start, base_end, base_encoding FROM blobs WHERE id = ?",
         (dst, src),
     )
     await conn.execute(
@@ -72,7 +155,19 @@ async def size_of(conn: aiosqlite.Connection, blob_id: int) -> int | None:
 
 
 async def read(conn: aiosqlite.Connection, blob_id: int) -> AsyncIterator[bytes]:
-    """Yield the content chunk by chunk."""
+    """Yield the content chunk by chunk (a part-of blob's in one piece)."""
+    async with conn.execute(PART_OF, (blob_id,)) as cur:
+        part = part_of(await cur.fetchone())
+    if part is not None:
+        first, last = part.range_keys()
+        async with conn.execute(
+            "SELECT data FROM blob_chunks WHERE id >= ? AND id <= ? ORDER BY id", (first, last)
+        ) as cur:
+            chunks = [bytes(r[0]) for r in await cur.fetchall()]
+        data = part.decode(first, chunks)
+        if data:
+            yield data
+        return
     key = blob_id * MAX_CHUNKS
     end = key + MAX_CHUNKS
     while key < end:

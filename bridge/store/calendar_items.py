@@ -86,7 +86,7 @@ def _new_item(parsed: ParsedItem, data: bytes, source_type: str) -> NewItem:
         props=parsed.props,
         named=parsed.named,
         recipients=parsed.recipients,
-        attachments=parsed.attachments,
+        attachments=list(parsed.attachments),
         source=bytes(data),
         source_type=source_type,
     )

@@ -13,6 +13,7 @@ from bridge.model import tags
 from bridge.model.named import KNOWN, NamedProp
 from bridge.model.proptypes import PropType, make_tag
 from bridge.store import props as P
+from bridge.store.blobs import SourcePart
 from bridge.store.core import StoreCore, Tx
 from bridge.store.errors import NotFound
 from bridge.store.folders import Folders
@@ -27,7 +28,8 @@ class NewItem:
     props: dict[int, Any] = field(default_factory=dict)
     named: dict[NamedProp, Any] = field(default_factory=dict)
     recipients: list[dict[int, Any]] = field(default_factory=list)
-    attachments: list[tuple[dict[int, Any], bytes]] = field(default_factory=list)
+    # content as bytes, or (an item with a source) as a part of its source
+    attachments: list[tuple[dict[int, Any], bytes | SourcePart]] = field(default_factory=list)
     source: bytes | None = None
     source_type: str | None = None
     upstream: dict[str, Any] | None = None

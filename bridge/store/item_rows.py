@@ -15,6 +15,7 @@ from bridge.model import flags, tags
 from bridge.model.codec import from_json
 from bridge.store import blobs
 from bridge.store import props as P
+from bridge.store.blobs import SourcePart
 from bridge.store.core import Tx
 from bridge.store.errors import Conflict
 
@@ -38,6 +39,10 @@ _INSERT_ITEM = (
 )
 _SENDER_NAME_KEY = P.key(tags.SENDER_NAME)
 _INSERT_BLOB = ("INSERT INTO blobs (id, size)", "(?, ?)")
+_INSERT_BLOB_PART = (
+    "INSERT INTO blobs (id, size, base, base_start, base_end, base_encoding)",
+    "(?, ?, ?, ?, ?, ?)",
+)
 _INSERT_CHUNK = ("INSERT INTO blob_chunks (id, data)", "(?, ?)")
 _INSERT_RECIPIENT = (
     "INSERT INTO recipients (item_id, row_id, type, display_name, email, props)",
@@ -92,6 +97,7 @@ class Rows:
     """The rows of a slice of new items, table by table."""
 
     blobs: list[tuple[int, int]] = field(default_factory=list)
+    blob_parts: list[tuple[int, int, int, int, int, str]] = field(default_factory=list)
     chunks: list[tuple[int, bytes]] = field(default_factory=list)
     items: list[tuple[Any, ...]] = field(default_factory=list)
     recipients: list[tuple[Any, ...]] = field(default_factory=list)
@@ -104,10 +110,14 @@ class Rows:
         self.blobs.append(row)
         self.chunks.extend(chunks)
 
+    def add_blob_part(self, blob_id: int, base: int, part: SourcePart) -> None:
+        self.blob_parts.append((blob_id, part.size, base, part.start, part.end, blobs.BASE64))
+
     def queue(self, conn: aiosqlite.Connection, journaled: bool) -> list[asyncio.Future[Any]]:
         """Start the inserts in table order (blobs before the items that point at them)."""
         tables: list[tuple[tuple[str, str], list[Any], tuple[int, ...]]] = [
             (_INSERT_BLOB, self.blobs, GROUPS),
+            (_INSERT_BLOB_PART, self.blob_parts, GROUPS),
             (_INSERT_CHUNK, self.chunks, _CHUNK_GROUPS),
             (_INSERT_ITEM, self.items, GROUPS),
             (_INSERT_RECIPIENT, self.recipients, GROUPS),

@@ -13,6 +13,7 @@ from bridge.model import classes, flags, tags
 from bridge.model.named import NamedProp
 from bridge.store import conversation
 from bridge.store import props as P
+from bridge.store.blobs import SourcePart
 from bridge.store.core import LOCAL, Tx
 from bridge.store.errors import InvalidValue
 from bridge.store.item_attachments import AttachmentWrites
@@ -93,9 +94,16 @@ class Items(AttachmentWrites, RelocationWrites):
         att_size = 0
         for num, (aprops, data) in enumerate(item.attachments):
             bid = tx.alloc("next_blob")
-            rows.add_blob(bid, data)
-            rows.attachments.append(attachment_row(iid, num, aprops, bid, len(data)))
-            att_size += len(data)
+            if isinstance(data, SourcePart):
+                if source_blob is None or item.source is None or data.end > len(item.source):
+                    raise InvalidValue("an attachment is a part of a source the item lacks")
+                rows.add_blob_part(bid, source_blob, data)
+                data_size = data.size
+            else:
+                rows.add_blob(bid, data)
+                data_size = len(data)
+            rows.attachments.append(attachment_row(iid, num, aprops, bid, data_size))
+            att_size += data_size
         for row_id, rprops in enumerate(item.recipients):
             rows.recipients.append(recipient_row(iid, row_id, rprops))
         encoded = P.encode(props)

@@ -4,15 +4,20 @@ attachments, with the raw bytes kept as the item's source."""
 from __future__ import annotations
 
 from bridge.formats.mime import parse_message
+from bridge.formats.mime_parse import ParsedAttachment
 from bridge.model import classes, flags, tags
+from bridge.store.blobs import SourcePart
 from bridge.store.items import NewItem
 
+PART_MIN = 4096  # smaller attachment content is stored as bytes, not read from the source
 # Properties the store computes itself; values parsed from the message are dropped.
 _COMPUTED = (tags.MESSAGE_SIZE, tags.HASATTACH, tags.DISPLAY_TO, tags.DISPLAY_CC, tags.DISPLAY_BCC)
 
 
-def item_from_rfc822(raw: bytes, *, read: bool = False) -> NewItem:
-    """Raises formats.mime.MimeError when `raw` is not a message at all."""
+def item_from_rfc822(raw: bytes, *, read: bool = False, parts: bool = False) -> NewItem:
+    """Raises formats.mime.MimeError when `raw` is not a message at all. With `parts`, an
+    attachment of at least PART_MIN bytes whose content is base64 text of the message is
+    given as that part of the source (`blobs.SourcePart`) instead of its bytes."""
     parsed = parse_message(raw)
     message_class = str(parsed.props.pop(tags.MESSAGE_CLASS, classes.IPM_NOTE))
     mflags = parsed.props.get(tags.MESSAGE_FLAGS, 0)
@@ -26,7 +31,17 @@ def item_from_rfc822(raw: bytes, *, read: bool = False) -> NewItem:
         props=parsed.props,
         named=parsed.named,
         recipients=parsed.recipients,
-        attachments=[(a.props, a.data) for a in parsed.attachments],
+        attachments=[(a.props, _content(raw, a) if parts else a.data) for a in parsed.attachments],
         source=raw,
         source_type="message/rfc822",
     )
+
+
+def _content(raw: bytes, attachment: ParsedAttachment) -> bytes | SourcePart:
+    encoded = attachment.encoded
+    if encoded is None or len(attachment.data) < PART_MIN:
+        return attachment.data
+    start = raw.find(encoded)  # any place of the same text decodes to the same content
+    if start < 0:
+        return attachment.data
+    return SourcePart(start, start + len(encoded), len(attachment.data))

@@ -50,10 +50,12 @@ def parse_raws(raws: list[bytes]) -> list[NewItem]:
     """Items from raw messages, without their sources (the caller has the bytes already,
     and sending them back would copy them twice more), their large texts already in their
     stored form (`props.pre_encode`): as bytes they cross back without a conversion, and
-    neither the sync nor the store reads them before writing."""
+    neither the sync nor the store reads them before writing. A large attachment held as
+    base64 in its message comes back as that part of the source (`blobs.SourcePart`): the
+    store reads it from there, and its content is neither sent back nor stored twice."""
     items = []
     for raw in raws:
-        item = item_from_rfc822(raw)
+        item = item_from_rfc822(raw, parts=True)
         item.source = None
         P.pre_encode(item.props, PRE_ENCODED)
         items.append(item)

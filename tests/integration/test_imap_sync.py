@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bridge.model import tags
+from bridge.store import blobs
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
 from bridge.sync.imap_service import ImapSyncService
@@ -484,12 +485,16 @@ async def test_large_pull_parses_in_a_worker_process(
         b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"
     )
     dv.append(m, "INBOX", raw, "\\Seen")
+    content = bytes(range(256)) * 40  # large enough to be read from the source
+    encoded = base64.encodebytes(content).replace(b"\n", b"\r\n")
+    dv.append(m, "INBOX", raw.replace(b"JVBERi0=\r\n", encoded).replace(b"a file", b"big"))
     for i in range(6):
         dv.append(m, "INBOX", dv.message(f"w{i}"))
     report = await sync(store, account)
-    assert report.fetched == 7
+    assert report.fetched == 8
     assert await subjects(store, "inbox") == {
         "with a file": True,
+        "with big": False,
         **{f"w{i}": False for i in range(6)},
     }
     items, _ = await store.queries.list(store.folders.roles["inbox"], limit=50)
@@ -498,5 +503,17 @@ async def test_large_pull_parses_in_a_worker_process(
     assert view.props.get(tags.BODY) == "body text"
     _, blob_id, size = await store.queries.attachment(found["with a file"], 0)
     assert size == 5 and blob_id is not None
+    # the large one is read from the message's source, not stored a second time
+    _, big_blob, size = await store.queries.attachment(found["with big"], 0)
+    assert size == len(content) and big_blob is not None
+    assert await blobs.read_all(store.core.reader, big_blob) == content
+    async with store.core.reader.execute(
+        "SELECT b.base, i.source_blob, (SELECT count(*) FROM blob_chunks c "
+        "WHERE c.id >= b.id * 65536 AND c.id < (b.id + 1) * 65536) "
+        "FROM blobs b, items i WHERE b.id = ? AND i.id = ?",
+        (big_blob, found["with big"]),
+    ) as cur:
+        base, source_blob, chunks = tuple(await cur.fetchone())
+    assert base == source_blob and source_blob is not None and chunks == 0
     source_blob, _, _ = await store.queries.source(found["w3"])
     assert source_blob is not None

@@ -1,0 +1,106 @@
+"""Attachments read from their message's source (schema 16): a synced message's large
+base64 attachment is kept as a part of the source and decoded when read; it reads the same
+everywhere, survives the deletion of the item it was copied from, and goes with its item."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from bridge.dav.reader import BlobFile, Reader
+from bridge.model import tags
+from bridge.store import blobs
+from bridge.store.errors import InvalidValue
+from bridge.store.rfc822 import PART_MIN, item_from_rfc822
+from bridge.store.store import Store
+
+CONTENT = bytes(range(256)) * 64  # 16 KiB, over PART_MIN
+SMALL = b"tiny file"  # under PART_MIN: stored as bytes
+
+
+def message(content: bytes = CONTENT) -> bytes:
+    encoded = base64.encodebytes(content).replace(b"\n", b"\r\n")
+    return (
+        b"From: a@example.org\r\nTo: b@example.org\r\nSubject: files\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee the files\r\n"
+        b'--b\r\nContent-Type: application/octet-stream; name="big.bin"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded + b"--b\r\n"
+        b'Content-Type: text/plain; name="small.txt"\r\nContent-Transfer-Encoding: base64\r\n'
+        b"\r\n" + base64.b64encode(SMALL) + b"\r\n--b--\r\n"
+    )
+
+
+async def attachment_data(store: Store, item_id: int, num: int) -> bytes:
+    _, blob_id, _ = await store.queries.attachment(item_id, num)
+    assert blob_id is not None
+    return await blobs.read_all(store.core.reader, blob_id)
+
+
+async def chunk_count(store: Store, blob_id: int) -> int:
+    async with store.core.reader.execute(
+        "SELECT count(*) FROM blob_chunks WHERE id >= ? AND id < ?",
+        (blob_id * blobs.MAX_CHUNKS, (blob_id + 1) * blobs.MAX_CHUNKS),
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_only_a_large_base64_attachment_becomes_a_part_of_the_source() -> None:
+    raw = message()
+    item = item_from_rfc822(raw, parts=True)
+    (_, big), (_, small) = item.attachments
+    assert isinstance(big, blobs.SourcePart) and big.size == len(CONTENT) > PART_MIN
+    assert base64.b64decode(raw[big.start : big.end]) == CONTENT
+    assert small == SMALL
+    assert [d for _, d in item_from_rfc822(raw).attachments] == [CONTENT, SMALL]
+
+
+async def test_a_part_reads_as_its_content_everywhere(store: Store, tmp_path: Path) -> None:
+    inbox = store.folders.roles["inbox"]
+    iid = await store.items.create(inbox, item_from_rfc822(message(), parts=True))
+    _, blob_id, size = await store.queries.attachment(iid, 0)
+    assert size == len(CONTENT)
+    assert blob_id is not None and await chunk_count(store, blob_id) == 0
+    assert await attachment_data(store, iid, 0) == CONTENT
+    assert await attachment_data(store, iid, 1) == SMALL
+    view = await store.queries.get(iid)
+    assert view.props.get(tags.HASATTACH) is True
+    reader = Reader(store.core.path)
+    try:
+        f = BlobFile(reader, blob_id)
+        assert f.read(100) == CONTENT[:100]
+        assert f.read() == CONTENT[100:]
+        assert f.seek(5000) == 5000 and f.read(10) == CONTENT[5000:5010]
+    finally:
+        reader.close()
+
+
+async def test_a_copy_keeps_its_attachment_when_the_original_goes(store: Store) -> None:
+    inbox = store.folders.roles["inbox"]
+    iid = await store.items.create(inbox, item_from_rfc822(message(), parts=True))
+    other = await store.folders.create(inbox, "Other")
+    copy = await store.items.copy(iid, other)
+    _, copied_blob, _ = await store.queries.attachment(copy, 0)
+    assert copied_blob is not None and await chunk_count(store, copied_blob) == 0
+    await store.items.delete(iid, hard=True)
+    assert await attachment_data(store, copy, 0) == CONTENT
+    assert await chunk_count(store, copied_blob) > 0  # made an ordinary blob first
+    await store.items.delete(copy, hard=True)
+    async with store.core.reader.execute("SELECT count(*) FROM blobs") as cur:
+        row = await cur.fetchone()
+    assert row is not None and row[0] == 0
+
+
+async def test_a_part_needs_the_source_it_is_part_of(store: Store) -> None:
+    item = item_from_rfc822(message(), parts=True)
+    item.source = None
+    with pytest.raises(InvalidValue):
+        await store.items.create(store.folders.roles["inbox"], item)
+    short = item_from_rfc822(message(), parts=True)
+    short.source = message()[:100]
+    with pytest.raises(InvalidValue):
+        await store.items.create(store.folders.roles["inbox"], short)
