@@ -87,6 +87,9 @@ class ParsedAttachment:
     props: dict[int, object]
     data: bytes
     encoded: bytes | None = None
+    # Set when the content was not decoded (`parse_message(undecoded_min=...)`): `data` is
+    # then b"", and base64_body(encoded) is the content, this many bytes.
+    undecoded_size: int | None = None
 
 
 @dataclass
@@ -99,13 +102,15 @@ class ParsedMessage:
     attachments: list[ParsedAttachment] = field(default_factory=list)
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse an RFC 5322 message; raises MimeError only for empty or blank input."""
+def parse_message(raw: bytes, *, undecoded_min: int | None = None) -> ParsedMessage:
+    """Parse an RFC 5322 message; raises MimeError only for empty or blank input. With
+    `undecoded_min`, an attachment whose content is clean base64 text of the message and at
+    least that many bytes is not decoded (`ParsedAttachment.undecoded_size`)."""
     raw = bytes(raw)
     if not raw or raw.isspace():  # (raw.strip() would copy the message)
         raise MimeError("not a message: the input is empty")
     try:
-        return _parse(raw)
+        return _parse(raw, undecoded_min)
     except Exception:
         # Every step of _parse is meant to be lenient; this is the last line of defence.
         log.warning("MIME import failed, keeping the headers only", exc_info=True)
@@ -124,7 +129,7 @@ def _parse_tree(raw: bytes) -> Message:
         return parser.parsebytes(raw, headersonly=True)
 
 
-def _parse(raw: bytes) -> ParsedMessage:
+def _parse(raw: bytes, undecoded_min: int | None = None) -> ParsedMessage:
     msg = _parse_tree(raw)
     result = ParsedMessage()
     props = result.props
@@ -140,7 +145,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     if keywords:
         result.named[KEYWORDS] = keywords
     result.recipients = _recipients(msg, props)
-    _content(msg, result)
+    _content(msg, result, undecoded_min)
     return result
 
 
@@ -379,7 +384,7 @@ def _recipients(msg: Message, props: dict[int, object]) -> list[dict[int, object
 # --- content --------------------------------------------------------------------------------
 
 
-def _content(msg: Message, result: ParsedMessage) -> None:
+def _content(msg: Message, result: ParsedMessage, undecoded_min: int | None) -> None:
     props = result.props
     parts = leaves(msg)
     plain, html = body_parts(parts)
@@ -393,7 +398,7 @@ def _content(msg: Message, result: ParsedMessage) -> None:
     for leaf in parts:
         if leaf is plain or leaf is html:
             continue
-        attachment = attachment_props(leaf, len(result.attachments))
+        attachment = attachment_props(leaf, len(result.attachments), undecoded_min)
         if attachment is not None:
             result.attachments.append(ParsedAttachment(*attachment))
     visible = any(not a.props.get(tags.ATTACHMENT_HIDDEN) for a in result.attachments)

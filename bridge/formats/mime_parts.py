@@ -178,6 +178,23 @@ def base64_body(raw: bytes) -> bytes:
     return _decode_b(raw.translate(None, b"\r\n"))[0]
 
 
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def clean_base64_size(raw: bytes) -> int | None:
+    """The length of `base64_body(raw)` when `raw` is clean base64 text (alphabet
+    characters in CRLF or LF lines, whole quanta, padding only at the end), found without
+    decoding it; None for any other text."""
+    text = raw.translate(None, b"\r\n")
+    if len(text) % 4:
+        return None
+    body = text.rstrip(b"=")
+    pad = len(text) - len(body)
+    if pad > 2 or body.translate(None, _BASE64_ALPHABET):
+        return None
+    return len(text) // 4 * 3 - pad
+
+
 def encoded_base64(part: Message) -> bytes | None:
     """The base64 body of a leaf as it stands in the message (`base64_body` gives its
     content), where the splitter kept it; None for any other leaf."""
@@ -317,11 +334,15 @@ def _embedded_subject(inner: Message) -> str | None:
     return text or None
 
 
-def attachment_props(leaf: Leaf, num: int) -> tuple[dict[int, object], bytes, bytes | None] | None:
-    """The attachment row and content for a leaf, and the base64 text the content was
-    decoded from where it stands as such in the message (`encoded_base64`); None for an
-    empty, unnamed part."""
+def attachment_props(
+    leaf: Leaf, num: int, undecoded_min: int | None = None
+) -> tuple[dict[int, object], bytes, bytes | None, int | None] | None:
+    """The attachment row and content for a leaf, the base64 text the content was decoded
+    from where it stands as such in the message (`encoded_base64`), and None; None for an
+    empty, unnamed part. Clean base64 content of at least `undecoded_min` bytes is not
+    decoded: the content is b"" and the last value its size."""
     encoded = None
+    undecoded = None
     part = leaf.part
     filename = _filename(part)
     cid = _content_id(part)
@@ -336,10 +357,14 @@ def attachment_props(leaf: Leaf, num: int) -> tuple[dict[int, object], bytes, by
         display = _embedded_subject(inner) or filename or "Untitled message"
     else:
         inner = None
-        data = payload_bytes(part)
         encoded = encoded_base64(part)
+        if undecoded_min is not None and encoded is not None:
+            size = clean_base64_size(encoded)
+            if size is not None and size >= undecoded_min:
+                undecoded = size
+        data = payload_bytes(part) if undecoded is None else b""
         method = flags.ATTACH_BY_VALUE
-        if not data and filename is None:
+        if not data and not undecoded and filename is None:
             return None
         if filename is None:
             filename = f"ATT{num + 1:05d}{_EXTENSIONS.get(leaf.ctype, '.dat')}"
@@ -348,7 +373,7 @@ def attachment_props(leaf: Leaf, num: int) -> tuple[dict[int, object], bytes, by
         tags.ATTACH_NUM: num,
         tags.ATTACH_METHOD: method,
         tags.ATTACH_MIME_TAG: leaf.ctype,
-        tags.ATTACH_SIZE: min(len(data), MAX_LONG),
+        tags.ATTACH_SIZE: min(len(data) if undecoded is None else undecoded, MAX_LONG),
         tags.ATTACHMENT_HIDDEN: cid is not None and _disposition(part) != "attachment",
         tags.RENDERING_POSITION: -1,
         tags.DISPLAY_NAME: display,
@@ -361,4 +386,4 @@ def attachment_props(leaf: Leaf, num: int) -> tuple[dict[int, object], bytes, by
         extension = posixpath.splitext(filename)[1]
         if extension:
             props[tags.ATTACH_EXTENSION] = extension
-    return props, data, encoded
+    return props, data, encoded, undecoded

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bridge.formats.mime import parse_message
 from bridge.formats.mime_parse import ParsedAttachment
+from bridge.formats.mime_parts import base64_body
 from bridge.model import classes, flags, tags
 from bridge.store.blobs import SourcePart
 from bridge.store.items import NewItem
@@ -16,9 +17,9 @@ _COMPUTED = (tags.MESSAGE_SIZE, tags.HASATTACH, tags.DISPLAY_TO, tags.DISPLAY_CC
 
 def item_from_rfc822(raw: bytes, *, read: bool = False, parts: bool = False) -> NewItem:
     """Raises formats.mime.MimeError when `raw` is not a message at all. With `parts`, an
-    attachment of at least PART_MIN bytes whose content is base64 text of the message is
-    given as that part of the source (`blobs.SourcePart`) instead of its bytes."""
-    parsed = parse_message(raw)
+    attachment of at least PART_MIN bytes whose content is clean base64 text of the message
+    is not decoded: it is given as that part of the source (`blobs.SourcePart`)."""
+    parsed = parse_message(raw, undecoded_min=PART_MIN if parts else None)
     message_class = str(parsed.props.pop(tags.MESSAGE_CLASS, classes.IPM_NOTE))
     mflags = parsed.props.get(tags.MESSAGE_FLAGS, 0)
     parsed.props[tags.MESSAGE_FLAGS] = (mflags if isinstance(mflags, int) else 0) | (
@@ -38,10 +39,10 @@ def item_from_rfc822(raw: bytes, *, read: bool = False, parts: bool = False) -> 
 
 
 def _content(raw: bytes, attachment: ParsedAttachment) -> bytes | SourcePart:
-    encoded = attachment.encoded
-    if encoded is None or len(attachment.data) < PART_MIN:
+    encoded, size = attachment.encoded, attachment.undecoded_size
+    if encoded is None or size is None:
         return attachment.data
     start = raw.find(encoded)  # any place of the same text decodes to the same content
     if start < 0:
-        return attachment.data
-    return SourcePart(start, start + len(encoded), len(attachment.data))
+        return base64_body(encoded)
+    return SourcePart(start, start + len(encoded), size)

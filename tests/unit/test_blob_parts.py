@@ -8,8 +8,11 @@ import base64
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.dav.reader import BlobFile, Reader
+from bridge.formats.mime_parts import base64_body, clean_base64_size
 from bridge.model import tags
 from bridge.store import blobs
 from bridge.store.errors import InvalidValue
@@ -57,6 +60,34 @@ def test_only_a_large_base64_attachment_becomes_a_part_of_the_source() -> None:
     assert base64.b64decode(raw[big.start : big.end]) == CONTENT
     assert small == SMALL
     assert [d for _, d in item_from_rfc822(raw).attachments] == [CONTENT, SMALL]
+
+
+def test_unclean_base64_is_decoded_as_before() -> None:
+    raw = message().replace(b"AAECAwQF", b"AAEC*wQF", 1)  # a character base64 lacks
+    (_, big), _ = item_from_rfc822(raw, parts=True).attachments
+    (_, plain), _ = item_from_rfc822(raw).attachments
+    assert isinstance(big, bytes) and big == plain
+
+
+@given(
+    st.binary(max_size=3000),
+    st.sampled_from([b"\r\n", b"\n"]),
+    st.integers(1, 30),
+    st.lists(st.tuples(st.integers(0, 5000), st.sampled_from(list(b"=*-A \r\n"))), max_size=3),
+)
+def test_a_clean_size_is_what_decoding_gives(
+    data: bytes, eol: bytes, quanta: int, edits: list[tuple[int, int]]
+) -> None:
+    text = base64.b64encode(data)
+    width = quanta * 4
+    encoded = bytearray(eol.join(text[i : i + width] for i in range(0, len(text), width)) + eol)
+    assert clean_base64_size(bytes(encoded)) == len(data)
+    assert base64_body(bytes(encoded)) == data
+    for at, byte in edits:  # damaged text: sized right, or not sized at all
+        if encoded:
+            encoded[at % len(encoded)] = byte
+    size = clean_base64_size(bytes(encoded))
+    assert size is None or size == len(base64_body(bytes(encoded)))
 
 
 async def test_a_part_reads_as_its_content_everywhere(store: Store, tmp_path: Path) -> None:
