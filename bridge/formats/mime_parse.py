@@ -90,6 +90,7 @@ class ParsedAttachment:
     # Set when the content was not decoded (`parse_message(undecoded_min=...)`): `data` is
     # then b"", and base64_body(encoded) is the content, this many bytes.
     undecoded_size: int | None = None
+    encoded_at: int = -1  # where `encoded` starts in the message (-1: not known)
 
 
 @dataclass

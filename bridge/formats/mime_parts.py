@@ -188,9 +188,8 @@ def clean_base64_size(raw: bytes) -> int | None:
     text = raw.translate(None, b"\r\n")
     if len(text) % 4:
         return None
-    body = text.rstrip(b"=")
-    pad = len(text) - len(body)
-    if pad > 2 or body.translate(None, _BASE64_ALPHABET):
+    pad = 2 if text.endswith(b"==") else 1 if text.endswith(b"=") else 0
+    if text.translate(None, _BASE64_ALPHABET) != b"=" * pad:  # what is left: the padding
         return None
     return len(text) // 4 * 3 - pad
 
@@ -336,11 +335,12 @@ def _embedded_subject(inner: Message) -> str | None:
 
 def attachment_props(
     leaf: Leaf, num: int, undecoded_min: int | None = None
-) -> tuple[dict[int, object], bytes, bytes | None, int | None] | None:
+) -> tuple[dict[int, object], bytes, bytes | None, int | None, int] | None:
     """The attachment row and content for a leaf, the base64 text the content was decoded
-    from where it stands as such in the message (`encoded_base64`), and None; None for an
-    empty, unnamed part. Clean base64 content of at least `undecoded_min` bytes is not
-    decoded: the content is b"" and the last value its size."""
+    from where it stands as such in the message (`encoded_base64`), None, and where that
+    text starts in the message (-1: not known); None for an empty, unnamed part. Clean
+    base64 content of at least `undecoded_min` bytes is not decoded: the content is b""
+    and the fourth value its size."""
     encoded = None
     undecoded = None
     part = leaf.part
@@ -386,4 +386,5 @@ def attachment_props(
         extension = posixpath.splitext(filename)[1]
         if extension:
             props[tags.ATTACH_EXTENSION] = extension
-    return props, data, encoded, undecoded
+    at = part.raw_at if encoded is not None and isinstance(part, SplitPart) else -1
+    return props, data, encoded, undecoded, at

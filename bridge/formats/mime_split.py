@@ -36,6 +36,7 @@ class SplitPart(EmailMessage):
     and decoding every body to text cost about a tenth of a message's parse."""
 
     raw_body: bytes | None = None
+    raw_at = -1  # where raw_body starts in the message split
     _lazy_body: bytes | None = None  # a leaf's body whose payload text is not made yet
     _payload_value: Any = None
 
@@ -128,7 +129,7 @@ def split(raw: bytes, policy: Policy) -> Message | None:
     if _BARE_CR.search(raw):
         return None  # bare CRs end lines for the stdlib parser (checked once: every part
         # is a slice of `raw` that ends before a line break, so none has a bare CR then)
-    return _entity(raw, policy, 0)
+    return _entity(raw, policy, 0, 0)
 
 
 def _headers(head: bytes, policy: Policy) -> SplitPart | None:
@@ -156,16 +157,18 @@ def _headers(head: bytes, policy: Policy) -> SplitPart | None:
     return msg
 
 
-def _entity(raw: bytes, policy: Policy, depth: int) -> Message | None:
+def _entity(raw: bytes, policy: Policy, depth: int, at: int) -> Message | None:
+    """The part `raw`, which starts at `at` in the message."""
     if depth > MAX_DEPTH:
         return None
     if raw.startswith((b"\r\n", b"\n")):
-        head, body = b"", raw[2 if raw.startswith(b"\r\n") else 1 :]
+        skip = 2 if raw.startswith(b"\r\n") else 1
+        head, body, body_at = b"", raw[skip:], at + skip
     else:
         end = _HEADER_END.search(raw)
         if end is None:
             return None
-        head, body = raw[: end.start()], raw[end.end() :]
+        head, body, body_at = raw[: end.start()], raw[end.end() :], at + end.end()
         for line in head.split(b"\n"):
             if not _HEADER_LINE.match(line) or line.startswith(b"From "):
                 return None
@@ -185,6 +188,7 @@ def _entity(raw: bytes, policy: Policy, depth: int) -> Message | None:
         return None
     if maintype != "multipart":
         msg._lazy_body = msg.raw_body = body
+        msg.raw_at = body_at
         return msg
     boundary = msg.get_boundary()
     if not boundary:
@@ -194,8 +198,8 @@ def _entity(raw: bytes, policy: Policy, depth: int) -> Message | None:
         return None
     preamble, chunks, epilogue = parts
     children = []
-    for chunk in chunks:
-        child = _entity(chunk, policy, depth + 1)
+    for start, chunk in chunks:
+        child = _entity(chunk, policy, depth + 1, body_at + start)
         if child is None:
             return None
         children.append(child)
@@ -206,8 +210,11 @@ def _entity(raw: bytes, policy: Policy, depth: int) -> Message | None:
     return msg
 
 
-def _parts(body: bytes, boundary: bytes) -> tuple[str | None, list[bytes], str | None] | None:
-    """Preamble, part bodies and epilogue of a multipart body; None if not clean."""
+def _parts(
+    body: bytes, boundary: bytes
+) -> tuple[str | None, list[tuple[int, bytes]], str | None] | None:
+    """Preamble, part bodies (with where each starts in `body`) and epilogue of a multipart
+    body; None if not clean."""
     marker = b"--" + boundary
     found: list[tuple[int, int, bool]] = []  # (start, end of line without EOL, closing)
     at = body.find(marker)
@@ -228,7 +235,7 @@ def _parts(body: bytes, boundary: bytes) -> tuple[str | None, list[bytes], str |
     chunks = []
     for here, after in itertools.pairwise(found):
         start = here[1] + (2 if body[here[1] : here[1] + 1] == b"\r" else 1)
-        chunks.append(_strip_eol(body[start : after[0]]))
+        chunks.append((start, _strip_eol(body[start : after[0]])))
     pre = _strip_eol(body[: found[0][0]])
     rest = body[found[-1][1] :]
     if not rest:

@@ -42,7 +42,9 @@ def _content(raw: bytes, attachment: ParsedAttachment) -> bytes | SourcePart:
     encoded, size = attachment.encoded, attachment.undecoded_size
     if encoded is None or size is None:
         return attachment.data
-    start = raw.find(encoded)  # any place of the same text decodes to the same content
+    start = attachment.encoded_at
+    if start < 0 or not raw.startswith(encoded, start):
+        start = raw.find(encoded)  # any place of the same text decodes to the same content
     if start < 0:
         return base64_body(encoded)
     return SourcePart(start, start + len(encoded), size)

@@ -51,6 +51,21 @@ def test_same_tree_as_the_stdlib(raw: bytes) -> None:
     assert dump(fast) == dump(BytesParser(policy=PARSE_POLICY).parsebytes(raw))
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [NESTED, NESTED.replace(b"\r\n", b"\n"), HEAD + b"\r\nplain body\r\n", b"\r\nno headers\r\n"],
+)
+def test_each_leaf_knows_where_its_body_stands_in_the_message(raw: bytes) -> None:
+    fast = split(raw, PARSE_POLICY)
+    assert fast is not None
+    leaves = [p for p in fast.walk() if not p.is_multipart()]
+    assert leaves
+    for leaf in leaves:
+        body = leaf.raw_body
+        assert body is not None and leaf.raw_at >= 0
+        assert raw[leaf.raw_at : leaf.raw_at + len(body)] == body
+
+
 def test_a_leaf_s_payload_text_is_made_when_first_asked_for() -> None:
     fast = split(NESTED, PARSE_POLICY)
     assert fast is not None and fast.is_multipart()
