@@ -83,16 +83,23 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     """
     codec = _codec(charset)
     if codec is None or codec in _CP1252_LABELS:
-        text = guess_decode(data)
-    else:
+        return drop_nuls(guess_decode(data))  # (neither guess makes a lone surrogate)
+    try:
+        text = data.decode(codec)
+    except Exception:
         try:
-            text = data.decode(codec)
+            text = data.decode(codec, "replace")
         except Exception:
-            try:
-                text = data.decode(codec, "replace")
-            except Exception:
-                text = guess_decode(data)
+            return drop_nuls(guess_decode(data))
+    else:
+        if codec == "utf-8":  # a strict UTF-8 decode makes no lone surrogate
+            return drop_nuls(text)
     return scrub_text(text)
+
+
+def drop_nuls(text: str) -> str:
+    """`scrub_text` of text known to hold no lone surrogate."""
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def scrub_text(text: str) -> str:
