@@ -336,11 +336,11 @@ def _embedded_subject(inner: Message) -> str | None:
 def attachment_props(
     leaf: Leaf, num: int, undecoded_min: int | None = None
 ) -> tuple[dict[int, object], bytes, bytes | None, int | None, int] | None:
-    """The attachment row and content for a leaf, the base64 text the content was decoded
-    from where it stands as such in the message (`encoded_base64`), None, and where that
-    text starts in the message (-1: not known); None for an empty, unnamed part. Clean
-    base64 content of at least `undecoded_min` bytes is not decoded: the content is b""
-    and the fourth value its size."""
+    """For a leaf: its attachment row; its content; the base64 text the content is
+    decoded from, where it stands as such in the message (`encoded_base64`); None, or the
+    content's size when it was not decoded; and where that text starts in the message (-1:
+    not known). None for an empty, unnamed part. Clean base64 content of at least
+    `undecoded_min` bytes is not decoded: the content is then b""."""
     encoded = None
     undecoded = None
     part = leaf.part
