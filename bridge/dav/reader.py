@@ -153,13 +153,7 @@ class BlobFile:
     def _part_content(self, part: blobs.PartOf) -> bytes:
         if self._whole is None:
             first, last = part.range_keys()
-            chunks = [
-                bytes(r[0])
-                for r in self._reader.rows(
-                    "SELECT data FROM blob_chunks WHERE id >= ? AND id <= ? ORDER BY id",
-                    (first, last),
-                )
-            ]
+            chunks = [bytes(r[0]) for r in self._reader.rows(blobs.PART_CHUNKS, (first, last))]
             self._whole = part.decode(first, chunks)
         return self._whole
 

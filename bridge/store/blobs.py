@@ -60,6 +60,8 @@ class PartOf:
 
 
 PART_OF = "SELECT base, base_start, base_end, base_encoding FROM blobs WHERE id = ?"
+# the base blob's chunks that hold a part: PartOf.range_keys() as the parameters
+PART_CHUNKS = "SELECT data FROM blob_chunks WHERE id >= ? AND id <= ? ORDER BY id"
 
 
 def part_of(row: Any) -> PartOf | None:
@@ -160,9 +162,7 @@ async def read(conn: aiosqlite.Connection, blob_id: int) -> AsyncIterator[bytes]
         part = part_of(await cur.fetchone())
     if part is not None:
         first, last = part.range_keys()
-        async with conn.execute(
-            "SELECT data FROM blob_chunks WHERE id >= ? AND id <= ? ORDER BY id", (first, last)
-        ) as cur:
+        async with conn.execute(PART_CHUNKS, (first, last)) as cur:
             chunks = [bytes(r[0]) for r in await cur.fetchall()]
         data = part.decode(first, chunks)
         if data:
