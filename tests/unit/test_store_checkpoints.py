@@ -43,3 +43,33 @@ async def test_a_burst_of_commits_shares_one_checkpoint(
     async with checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)") as cur:
         row = await cur.fetchone()
     assert row is not None and row[1] == row[2]  # every frame of the WAL is in the file
+
+
+async def test_the_wal_restarts_between_write_transactions(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RESTART checkpoint holds the store's write lock: no write transaction is open
+    while it runs, so neither side waits for the other through the busy handler."""
+    checkpointer = store.core.checkpointer
+    run = checkpointer.execute
+    restarts: list[bool] = []  # whether the write lock was held, at each RESTART
+
+    def watching(sql: str, *args: Any) -> Any:
+        if "RESTART" in sql:
+            restarts.append(store.core._lock.locked())
+        return run(sql, *args)
+
+    monkeypatch.setattr(checkpointer, "execute", watching)
+    monkeypatch.setattr(core_module, "WAL_RESTART_FRAMES", 1)  # every checkpoint restarts
+    monkeypatch.setattr(core_module, "CHECKPOINT_DELAY", 0.0)
+    inbox = store.folders.roles["inbox"]
+    ids = []
+    for n in range(5):
+        item = NewItem("IPM.Note", {0x0037001F: f"m{n}", 0x1000001F: "x" * 20000})
+        ids.append(await store.items.create(inbox, item))
+        task = store.core._checkpoint
+        if task is not None:
+            await asyncio.wait_for(task, 30)
+    assert restarts and all(restarts)
+    for item_id in ids:  # what was written before each restart is all there
+        assert (await store.queries.get(item_id)).props[0x1000001F] == "x" * 20000
