@@ -12,7 +12,7 @@ from bridge.store import props as P
 from bridge.store.core import LOCAL, Tx
 from bridge.store.errors import Conflict, InvalidValue
 from bridge.store.item_base import ItemsBase
-from bridge.store.item_rows import adjust_counts, refuse_search_folder, upstream_of
+from bridge.store.item_rows import adjust_counts, count_senders, refuse_search_folder, upstream_of
 
 
 class RelocationWrites(ItemsBase):
@@ -72,12 +72,14 @@ class RelocationWrites(ItemsBase):
             "INSERT INTO items (id, folder_id, message_class, subject, sender_name, "
             "sender_email, received, sent, size, flags, importance, sensitivity, has_attach, "
             "associated, start_time, end_time, due_time, created, modified, created_cn, cn, "
-            "props, source_blob, source_type, upstream, conversation_id) SELECT ?, ?, "
-            "message_class, subject, sender_name, sender_email, received, sent, size, flags, "
-            "importance, sensitivity, has_attach, associated, start_time, end_time, due_time, "
-            "?, ?, ?, ?, props, ?, source_type, NULL, conversation_id FROM items WHERE id = ?",
+            "props, source_blob, source_type, upstream, conversation_id, sender_name_prop) "
+            "SELECT ?, ?, message_class, subject, sender_name, sender_email, received, sent, "
+            "size, flags, importance, sensitivity, has_attach, associated, start_time, "
+            "end_time, due_time, ?, ?, ?, ?, props, ?, source_type, NULL, conversation_id, "
+            "sender_name_prop FROM items WHERE id = ?",
             (new_id, folder_id, tx.now, tx.now, cn, cn, source_blob, item_id),
         )
+        await count_senders(tx.conn, new_id, new_id)
         await tx.conn.execute(
             "INSERT INTO recipients (item_id, row_id, type, display_name, email, props) "
             "SELECT ?, row_id, type, display_name, email, props FROM recipients "

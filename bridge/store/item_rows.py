@@ -26,9 +26,7 @@ SLICE = 200  # items prepared per slice of a bulk create
 # not per row, so the database thread gives the GIL up and waits to take it back (from the
 # event loop's thread) once per statement, and binds with less overhead.
 # props comes as UTF-8 bytes (props.dumps_utf8), stored as the same text.
-# sender_name_prop is given, so that the insert triggers need not read it out of the
-# document (schema 0014_sender_name_insert): what json_extract gives for PidTagSenderName,
-# None to leave it to them.
+# sender_name_prop is given (schema 0017): what json_extract gives for PidTagSenderName.
 _INSERT_ITEM = (
     "INSERT INTO items (id, folder_id, message_class, subject, sender_name, sender_email, "
     "received, sent, importance, sensitivity, start_time, end_time, due_time, flags, size, "
@@ -137,6 +135,38 @@ def sender_name_prop(doc: Mapping[str, Any]) -> str | None:
     """The sender_name_prop column of an item with the stored document `doc`."""
     value = doc.get(_SENDER_NAME_KEY)
     return value if isinstance(value, str) else None
+
+
+# The sender counts (schema 0012) of the items with ids first..last, just inserted: as
+# the insert trigger of 0012 counted them one by one. Item ids only grow, so the items
+# inserted before one of them are exactly those with a smaller id: an item adds a distinct
+# delivery time to its sender's group when none of those has the same folder, sender and
+# time. (A SELECT under an upsert needs its WHERE clause.)
+_COUNT_SENDERS = """
+INSERT INTO item_sender_counts (folder_id, associated, has_sender, sender, count, unread, times)
+SELECT folder_id, associated, has_sender, sender, count, unread, times FROM (
+    SELECT folder_id, associated, name IS NOT NULL AS has_sender,
+           coalesce(name, '') COLLATE NOCASE AS sender, count(*) AS count,
+           sum((flags & 1) = 0) AS unread, sum(first_time) AS times
+    FROM (
+        SELECT n.folder_id, n.associated, n.sender_name_prop AS name, n.flags,
+               NOT EXISTS (SELECT 1 FROM items o WHERE o.folder_id = n.folder_id
+                   AND o.associated = n.associated
+                   AND o.sender_name_prop COLLATE NOCASE IS n.sender_name_prop
+                   AND o.received IS n.received AND o.id < n.id) AS first_time
+        FROM items n WHERE n.id BETWEEN ? AND ?
+    )
+    GROUP BY folder_id, associated, name IS NOT NULL, coalesce(name, '') COLLATE NOCASE
+)
+WHERE true
+ON CONFLICT DO UPDATE SET count = count + excluded.count,
+    unread = unread + excluded.unread, times = times + excluded.times
+"""
+
+
+async def count_senders(conn: aiosqlite.Connection, first: int, last: int) -> None:
+    """Add the items with ids first..last, just inserted, to the sender counts."""
+    await conn.execute(_COUNT_SENDERS, (first, last))
 
 
 async def adjust_counts(tx: Tx, folder_id: int, count: int, unread: int, assoc: int) -> None:

@@ -24,6 +24,7 @@ from bridge.store.item_rows import (
     Rows,
     adjust_counts,
     attachment_row,
+    count_senders,
     python_view,
     recipient_row,
     refuse_search_folder,
@@ -75,6 +76,8 @@ class Items(AttachmentWrites, RelocationWrites):
             elif folder is not None and not folder.cancelled():
                 folder.exception()  # failed before it was awaited: reported by the caller
         await asyncio.gather(*queued)
+        if new_items:
+            await count_senders(tx.conn, first_id, first_id + len(new_items) - 1)
         await adjust_counts(tx, folder_id, len(new_items) - assoc, unread, assoc)
         return list(range(first_id, first_id + len(new_items)))
 
