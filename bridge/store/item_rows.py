@@ -144,21 +144,18 @@ def sender_name_prop(doc: Mapping[str, Any]) -> str | None:
 # time. (A SELECT under an upsert needs its WHERE clause.)
 _COUNT_SENDERS = """
 INSERT INTO item_sender_counts (folder_id, associated, has_sender, sender, count, unread, times)
-SELECT folder_id, associated, has_sender, sender, count, unread, times FROM (
-    SELECT folder_id, associated, name IS NOT NULL AS has_sender,
-           coalesce(name, '') COLLATE NOCASE AS sender, count(*) AS count,
-           sum((flags & 1) = 0) AS unread, sum(first_time) AS times
-    FROM (
-        SELECT n.folder_id, n.associated, n.sender_name_prop AS name, n.flags,
-               NOT EXISTS (SELECT 1 FROM items o WHERE o.folder_id = n.folder_id
-                   AND o.associated = n.associated
-                   AND o.sender_name_prop COLLATE NOCASE IS n.sender_name_prop
-                   AND o.received IS n.received AND o.id < n.id) AS first_time
-        FROM items n WHERE n.id BETWEEN ? AND ?
-    )
-    GROUP BY folder_id, associated, name IS NOT NULL, coalesce(name, '') COLLATE NOCASE
+SELECT folder_id, associated, name IS NOT NULL, coalesce(name, '') COLLATE NOCASE, count(*),
+       sum((flags & 1) = 0), sum(first_time)
+FROM (
+    SELECT n.folder_id, n.associated, n.sender_name_prop AS name, n.flags,
+           NOT EXISTS (SELECT 1 FROM items o WHERE o.folder_id = n.folder_id
+               AND o.associated = n.associated
+               AND o.sender_name_prop COLLATE NOCASE IS n.sender_name_prop
+               AND o.received IS n.received AND o.id < n.id) AS first_time
+    FROM items n WHERE n.id BETWEEN ? AND ?
 )
 WHERE true
+GROUP BY folder_id, associated, name IS NOT NULL, coalesce(name, '') COLLATE NOCASE
 ON CONFLICT DO UPDATE SET count = count + excluded.count,
     unread = unread + excluded.unread, times = times + excluded.times
 """
