@@ -129,6 +129,7 @@ class StoreCore:
         self.ids = IdCodec(uuid.UUID(int=0))
         self.fresh = False
         self._lock = asyncio.Lock()
+        self._durable = False  # the writer's PRAGMA synchronous is FULL (else NORMAL)
         # Called after every commit (cheap, synchronous: e.g. waking the search indexer).
         self.on_commit: list[Callable[[], None]] = []
         # Called inside every write transaction just before it commits (search folders).
@@ -211,10 +212,23 @@ class StoreCore:
             if not self._checkpoint_again:
                 return
 
+    async def _commit_durably(self, durable: bool) -> None:
+        """Whether the next commit waits until its WAL frames are on disk (synchronous FULL)
+        or not (NORMAL: it survives a crash of this process, but an OS crash or a power cut
+        may undo it). A local change is the only copy of what the user did until the
+        journal has carried it upstream: it commits durably. What the sync brings from the
+        upstream is fetched again if lost, with the sync state of the same transactions:
+        it commits without waiting for the disk, which a bulk pull would feel. Set between
+        transactions (SQLite refuses it inside one), and only when it changes."""
+        if durable != self._durable:
+            await self.writer.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+
     @asynccontextmanager
     async def write(self, origin: str = LOCAL) -> AsyncIterator[Tx]:
         async with self._lock:
             tx = Tx(self, origin)
+            await self._commit_durably(tx.journaled)
             await self.writer.execute("BEGIN IMMEDIATE")
             try:
                 yield tx

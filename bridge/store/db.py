@@ -45,7 +45,8 @@ def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
         conn.execute("PRAGMA page_size = 16384")
         conn.execute("PRAGMA journal_mode = WAL")
         # WAL + NORMAL: a commit survives a process crash; only an OS crash may lose the
-        # last transactions, never corrupt the file.
+        # last transactions, never corrupt the file. The store's writer commits local
+        # changes with FULL instead (`StoreCore.write`).
         conn.execute("PRAGMA synchronous = NORMAL")
     # Cache sizes. SQLite turns a size in KiB into a number of pages with the page size
     # in force when it is set, and keeps that number when the file's page size becomes
