@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,7 @@ class StoreCore:
         self.fresh = False
         self._lock = asyncio.Lock()
         self._durable = False  # the writer's PRAGMA synchronous is FULL (else NORMAL)
+        self._durable_scopes = 0  # `durable()` blocks open
         # Called after every commit (cheap, synchronous: e.g. waking the search indexer).
         self.on_commit: list[Callable[[], None]] = []
         # Called inside every write transaction just before it commits (search folders).
@@ -212,6 +213,17 @@ class StoreCore:
             if not self._checkpoint_again:
                 return
 
+    @contextlib.contextmanager
+    def durable(self) -> Iterator[None]:
+        """Every write transaction that begins inside the block commits durably, whatever
+        its origin: for the record of what the upstream cannot be asked to do twice (a
+        message sent). Writes of other tasks meanwhile do too, which costs them only time."""
+        self._durable_scopes += 1
+        try:
+            yield
+        finally:
+            self._durable_scopes -= 1
+
     async def _commit_durably(self, durable: bool) -> None:
         """Whether the next commit waits until its WAL frames are on disk (synchronous FULL)
         or not (NORMAL: it survives a crash of this process, but an OS crash or a power cut
@@ -228,7 +240,7 @@ class StoreCore:
     async def write(self, origin: str = LOCAL) -> AsyncIterator[Tx]:
         async with self._lock:
             tx = Tx(self, origin)
-            await self._commit_durably(tx.journaled)
+            await self._commit_durably(tx.journaled or self._durable_scopes > 0)
             await self.writer.execute("BEGIN IMMEDIATE")
             try:
                 yield tx

@@ -8,6 +8,7 @@ view = await store.queries.get(iid)
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from bridge.store import blobs, conversation
@@ -73,6 +74,11 @@ class Store:
     @property
     def fresh(self) -> bool:
         return self.core.fresh
+
+    def durable(self) -> contextlib.AbstractContextManager[None]:
+        """`StoreCore.durable`: the writes begun inside commit durably, whatever their
+        origin (a local change always does)."""
+        return self.core.durable()
 
     async def close(self) -> None:
         await self.search.close()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bridge.model import flags, tags
+from bridge.store.core import Tx
 from bridge.store.items import NewItem
 from bridge.store.store import Store
 from bridge.sync.imap_service import ImapSyncService
@@ -103,6 +104,34 @@ async def test_sent_mail_reaches_recipients_and_sent_folders(
     assert again.fetched == 0 and again.pushed == 0
     assert len(await items_in(store, "sent")) == 1
     assert len(mailbox(server, account.user, "Sent")) == 1
+
+
+async def test_what_records_a_sent_message_commits_durably(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    """Once the server has the message, the item leaves the queue in transactions that are
+    on disk when they return (synchronous FULL), whatever their origin: an OS crash just
+    after the send must not make the bridge send it a second time."""
+    iid = await draft(store, "once only", rcpt(f"{account.user}@localhost"), sender="me@localhost")
+    await store.items.submit(iid)
+    commits: list[tuple[int, str, int]] = []  # (messages the server had, origin, synchronous)
+
+    async def watch(tx: Tx) -> None:
+        async with tx.conn.execute("PRAGMA synchronous") as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        commits.append((len(smtpd.handler.received), tx.origin, int(row[0])))
+
+    store.core.before_commit.append(watch)
+    try:
+        report = await Outbox(store, smtp_settings(smtpd, account)).drain()
+    finally:
+        store.core.before_commit.remove(watch)
+    assert report.sent == 1
+    after = [(origin, sync) for received, origin, sync in commits if received]
+    assert after, commits  # the sent mark and the move to Sent Items
+    assert all(sync == 2 for _, sync in after), commits  # 2: FULL
+    assert [sync for received, _, sync in commits if not received] == [1], commits  # NORMAL
 
 
 async def test_rejected_message_stays_in_outbox_with_a_report(

@@ -1,7 +1,7 @@
-"""Durability of commits: a local change (one the journal must carry to the upstream) is on
-disk when its write returns, so that an OS crash or a power cut cannot lose it; what the
-sync brings from the upstream, which a later sync fetches again, commits without waiting
-for the disk."""
+"""Durability of commits: a local change (one the journal must carry to the upstream), and
+what a `durable()` block writes, is on disk when its write returns, so that an OS crash or a
+power cut cannot lose it; what the sync brings from the upstream, which a later sync
+fetches again, commits without waiting for the disk."""
 
 from __future__ import annotations
 
@@ -46,3 +46,14 @@ async def test_a_local_change_after_a_bulk_pull_is_durable(store: Store) -> None
     seen = await _synchronous_at_commit(store, [UPSTREAM] * 3 + [LOCAL])
     assert seen[-1] == (LOCAL, FULL)
     assert {s for _, s in seen[:-1]} == {NORMAL}
+
+
+async def test_writes_inside_a_durable_block_commit_to_disk_whatever_their_origin(
+    store: Store,
+) -> None:
+    with store.durable():
+        with store.durable():  # blocks nest
+            inner = await _synchronous_at_commit(store, [UPSTREAM])
+        outer = await _synchronous_at_commit(store, [SYSTEM])
+    after = await _synchronous_at_commit(store, [UPSTREAM])
+    assert (inner, outer, after) == ([(UPSTREAM, FULL)], [(SYSTEM, FULL)], [(UPSTREAM, NORMAL)])
