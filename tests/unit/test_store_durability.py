@@ -41,13 +41,6 @@ async def test_local_changes_commit_to_disk_and_upstream_ones_do_not_wait(store:
     assert seen == [(o, FULL if o == LOCAL else NORMAL) for o in origins]
 
 
-async def test_a_local_change_after_a_bulk_pull_is_durable(store: Store) -> None:
-    """The setting follows each transaction's origin, whatever the one before it had."""
-    seen = await _synchronous_at_commit(store, [UPSTREAM] * 3 + [LOCAL])
-    assert seen[-1] == (LOCAL, FULL)
-    assert {s for _, s in seen[:-1]} == {NORMAL}
-
-
 async def test_writes_inside_a_durable_block_commit_to_disk_whatever_their_origin(
     store: Store,
 ) -> None:
