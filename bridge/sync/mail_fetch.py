@@ -42,8 +42,10 @@ BATCH_BYTES = 2 << 20  # ... or fewer, when their messages are this large togeth
 # waited for its next batch while this process was busy writing: three took the initial
 # pull of the mail benchmark from 11.8 to 11.0 s (mean of five runs each) and the worker's
 # CPU time from 9.2 to 8.3 s, for about 2 MB more peak memory (each batch is at most
-# PARSE_BATCH_BYTES, held in a few copies).
-PARSE_AHEAD = 3
+# PARSE_BATCH_BYTES, held in a few copies). Five took a pull of the benchmark's corpus from
+# 13.3 to 12.1 s (mean of seven alternating runs each; faster in five of the seven pairs)
+# for about 4 MB more; eight gained nothing over five for another 6 MB.
+PARSE_AHEAD = 5
 PARSE_BATCH_BYTES = 1 << 20  # a batch for the worker is held in several copies on its way
 # Parsed items are written this much at a time (or CREATE_BATCH). Each store transaction
 # costs several round trips to the database thread besides its rows, so larger is faster;
