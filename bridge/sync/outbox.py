@@ -206,9 +206,8 @@ class Outbox:
             return None
         self._forget(item_id)
         with self.store.durable():  # an OS crash must not undo it: the item would leave again
-            if refused:
-                for r in refused:
-                    await self._report(props, r.code, r.text, [r.address])
+            for r in refused:
+                await self._report(props, r.code, r.text, [r.address])
             await self._sent(item_id)
         report.sent += 1
         return msgid
