@@ -41,7 +41,7 @@ from bridge.formats.mime_parts import (
     param,
     payload_bytes,
 )
-from bridge.formats.mime_split import split
+from bridge.formats.mime_split import header_end, split
 from bridge.model import flags, tags
 from bridge.model.named import PS_PUBLIC_STRINGS, NamedProp
 
@@ -56,7 +56,6 @@ RECIPIENT_SENDABLE = 1
 
 _MSG_ID = re.compile(r"<[^<>\s]*>")
 _SUBJECT_PREFIX = re.compile(r"[^\W\d_]{1,3}:\s+")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _META_CHARSET = re.compile(
     rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]{1,40})", re.I
 )
@@ -169,8 +168,8 @@ def _header_block(raw: bytes) -> str:
     """The header section as text, CRLF-terminated lines; "" when the message has none."""
     if raw.startswith((b"\r\n", b"\n")):
         return ""
-    match = _HEADER_END.search(raw)
-    block = raw[: match.start()] if match else raw.rstrip(b"\r\n")
+    span = header_end(raw)
+    block = raw[: span[0]] if span else raw.rstrip(b"\r\n")
     return to_crlf(scrub_text(guess_decode(block))) + "\r\n"
 
 

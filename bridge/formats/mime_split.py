@@ -18,7 +18,6 @@ from email.policy import Policy
 from typing import Any
 
 MAX_DEPTH = 20
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 # A header line: a field name and a colon, or a folded continuation.
 _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:|[ \t]")
 _BARE_CR = re.compile(rb"\r(?!\n)")
@@ -124,6 +123,19 @@ class SplitPart(EmailMessage):
         super().replace_header(_name, _value)
 
 
+def header_end(raw: bytes) -> tuple[int, int] | None:
+    """Where the first blank line starts and ends: the span of the leftmost match of
+    `\r?\n\r?\n`, found with two substring searches (a regex search runs its pattern at
+    every byte, several times slower over a header block). None when there is none."""
+    crlf = raw.find(b"\n\r\n")
+    lf = raw.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(raw))
+    at = lf if lf >= 0 else crlf
+    if at < 0:
+        return None
+    start = at - 1 if at and raw[at - 1] == 13 else at  # the CR of a CRLF before it
+    return start, at + (2 if at == lf else 3)
+
+
 def split(raw: bytes, policy: Policy) -> Message | None:
     """The message tree of `raw`, or None when the stdlib parser must decide."""
     if _BARE_CR.search(raw):
@@ -165,10 +177,10 @@ def _entity(raw: bytes, policy: Policy, depth: int, at: int) -> Message | None:
         skip = 2 if raw.startswith(b"\r\n") else 1
         head, body, body_at = b"", raw[skip:], at + skip
     else:
-        end = _HEADER_END.search(raw)
-        if end is None:
+        span = header_end(raw)
+        if span is None:
             return None
-        head, body, body_at = raw[: end.start()], raw[end.end() :], at + end.end()
+        head, body, body_at = raw[: span[0]], raw[span[1] :], at + span[1]
         for line in head.split(b"\n"):
             if not _HEADER_LINE.match(line) or line.startswith(b"From "):
                 return None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 from email.parser import BytesParser
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.formats.mime_parts import PARSE_POLICY
-from bridge.formats.mime_split import split
+from bridge.formats.mime_split import header_end, split
 
 HEAD = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: s\r\n"
 NESTED = (
@@ -137,3 +140,9 @@ def test_a_bare_cr_anywhere_declines() -> None:
     assert split(NESTED, PARSE_POLICY) is not None
     for at in (0, len(HEAD) - 1, NESTED.index(b"AAEC"), len(NESTED) - 3):
         assert split(NESTED[:at] + b"x\ry" + NESTED[at:], PARSE_POLICY) is None, at
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"a", b": "]), max_size=40).map(b"".join))
+def test_the_end_of_the_header_block_is_where_the_regex_finds_it(raw: bytes) -> None:
+    match = re.search(rb"\r?\n\r?\n", raw)
+    assert header_end(raw) == (match.span() if match else None)
