@@ -239,7 +239,13 @@ class Connection:
                 pass
             if resp.kind != "OK":
                 raise ConnectFailed(f"STARTTLS refused: {resp.text}")
+            assert self.reader is not None
+            if getattr(self.reader, "_buffer", None):
+                # Bytes sent in clear text after the OK would be read as if they had come
+                # over TLS: an injection (CVE-2011-0411 and its kin), never a server's right.
+                raise ConnectFailed("the server sent data after agreeing to STARTTLS")
             await self.writer.start_tls(context or ssl.create_default_context())
+            self.caps = set()  # what was announced in clear text is not to be trusted
 
     async def close(self) -> None:
         if self._task is not None:

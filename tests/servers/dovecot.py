@@ -3,6 +3,10 @@ the OS assigns, with its own config (no /etc/dovecot), passwd-file users added o
 
 `imap_capability` limits what the server announces, so that the CONDSTORE-only and plain
 listing paths of the sync engine run against the same real server.
+
+`start(tls=True)` gives a server as one is deployed: a certificate for 127.0.0.1 (made for
+it, `Dovecot.ca_file`), IMAP over implicit TLS on `imaps_port`, STARTTLS on `imap_port`,
+and no password accepted before TLS.
 """
 
 from __future__ import annotations
@@ -39,17 +43,14 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
+{tls}auth_mechanisms = plain login
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}
 default_login_user = {login_user}
 first_valid_uid = 1
 mail_location = maildir:{root}/mail/%u/Maildir
 mail_privileged_group =
-login_trusted_networks = 127.0.0.0/8
-shutdown_clients = yes
+{trusted}shutdown_clients = yes
 hostname = localhost
 postmaster_address = postmaster@localhost
 passdb {{
@@ -99,7 +100,8 @@ service anvil {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service lmtp {{
@@ -149,17 +151,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_PLAIN_CONFIG = "ssl = no\ndisable_plaintext_auth = no\n"
+_TLS_CONFIG = """\
+ssl = yes
+ssl_cert = <{root}/tls/cert.pem
+ssl_key = <{root}/tls/key.pem
+disable_plaintext_auth = yes
+"""
+
+
 @dataclass
 class Dovecot:
     root: Path
     imap_port: int
     lmtp_port: int
     proc: subprocess.Popen[bytes]
+    imaps_port: int = 0  # 0: no implicit TLS listener
     _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _clients: list[imaplib.IMAP4] = field(default_factory=list)
 
     host = "127.0.0.1"
+
+    @property
+    def ca_file(self) -> Path:
+        """The certificate of a TLS server (self-signed: it is its own authority)."""
+        return self.root / "tls" / "cert.pem"
 
     def add_user(self) -> tuple[str, str]:
         """A new, empty mailbox account: (username, password). Accounts are written at
@@ -204,7 +221,26 @@ class Dovecot:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start(capability: str | None = FULL) -> Dovecot:
+def _certificate(directory: Path) -> None:
+    directory.mkdir()
+    try:
+        subprocess.run(
+            [
+                *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+                *("-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")),
+                *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise DovecotError(f"cannot make a TLS certificate with openssl: {exc}") from exc
+    for name in ("key.pem", "cert.pem"):
+        (directory / name).chmod(0o644)  # read by Dovecot's unprivileged processes
+
+
+def start(capability: str | None = FULL, *, tls: bool = False) -> Dovecot:
     """Start a Dovecot; raises DovecotError with the reason when it cannot."""
     binary = shutil.which("dovecot") or (
         "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
@@ -238,12 +274,19 @@ def start(capability: str | None = FULL) -> Dovecot:
     (root / "users").write_text("".join(f"u{n}:pw-u{n}::::::\n" for n in range(1, USERS + 1)))
     (root / "users").chmod(0o644)
     imap_port, lmtp_port = _free_port(), _free_port()
+    imaps_port = _free_port() if tls else 0
+    if tls:
+        _certificate(root / "tls")
     cap_line = f"  imap_capability = {capability}\n" if capability else ""
     (root / "dovecot.conf").write_text(
         _CONFIG.format(
             root=root,
             imap_port=imap_port,
+            imaps_port=imaps_port,
             lmtp_port=lmtp_port,
+            tls=_TLS_CONFIG.format(root=root) if tls else _PLAIN_CONFIG,
+            # (a trusted network may log in without TLS)
+            trusted="" if tls else "login_trusted_networks = 127.0.0.0/8\n",
             internal_user=internal_user,
             internal_group=internal_group,
             login_user=login_user,
@@ -262,7 +305,7 @@ def start(capability: str | None = FULL) -> Dovecot:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    server = Dovecot(root, imap_port, lmtp_port, proc)
+    server = Dovecot(root, imap_port, lmtp_port, proc, imaps_port)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:

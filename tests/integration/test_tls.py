@@ -1,0 +1,158 @@
+"""IMAP over TLS against a real Dovecot with a certificate for 127.0.0.1: implicit TLS and
+STARTTLS, with the certificate checked (trusted through SSL_CERT_FILE, as OpenSSL reads it)
+or not checked when the settings say so; and what a client must refuse around STARTTLS,
+from a small scripted server."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from bridge.store.store import Store
+from bridge.sync.engine import Engine
+from bridge.upstream.base import ConnectFailed
+from bridge.upstream.imap import ImapAdapter, ImapSettings
+from tests.servers import dovecot as dv
+
+GUARD = 20.0
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls() -> Iterator[dv.Dovecot]:
+    server = dv.start(dv.FULL, tls=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def trusted(dovecot_tls: dv.Dovecot, monkeypatch: pytest.MonkeyPatch) -> dv.Dovecot:
+    """The server, its certificate trusted the way OpenSSL finds trusted certificates."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(dovecot_tls.ca_file))
+    return dovecot_tls
+
+
+def settings(server: dv.Dovecot, tls: str, user: str, verify_tls: bool = True) -> ImapSettings:
+    port = server.imaps_port if tls == "implicit" else server.imap_port
+    return ImapSettings(server.host, port, tls, user, f"pw-{user}", verify_tls, timeout=5)
+
+
+async def pull(store: Store, imap: ImapSettings) -> tuple[int, bool]:
+    """Sync once; (messages fetched, whether the connection was encrypted)."""
+    adapter = ImapAdapter(imap)
+    await asyncio.wait_for(adapter.connect(), GUARD)
+    try:
+        assert adapter.conn.writer is not None
+        encrypted = adapter.conn.writer.get_extra_info("ssl_object") is not None
+        report = await asyncio.wait_for(Engine(store, adapter).run(adapter.delimiter or "/"), GUARD)
+        return report.fetched, encrypted
+    finally:
+        await adapter.close()
+
+
+@pytest.mark.parametrize("tls", ["implicit", "starttls"])
+async def test_mail_syncs_over_tls_with_the_certificate_checked(
+    store: Store, trusted: dv.Dovecot, tls: str
+) -> None:
+    user, password = trusted.add_user()
+    dv.append(trusted.client(user, password), "INBOX", dv.message(f"over {tls}"))
+    try:
+        fetched, encrypted = await pull(store, settings(trusted, tls, user))
+    finally:
+        trusted.close_clients()
+    assert (fetched, encrypted) == (1, True)
+    items, _ = await store.queries.list(store.folders.roles["inbox"], limit=10)
+    assert [i.props.get(0x0037001F) for i in items] == [f"over {tls}"]  # PidTagSubject
+
+
+@pytest.mark.parametrize("tls", ["implicit", "starttls"])
+async def test_an_untrusted_certificate_is_refused_unless_checks_are_off(
+    store: Store, dovecot_tls: dv.Dovecot, tls: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    user, _ = dovecot_tls.add_user()
+    adapter = ImapAdapter(settings(dovecot_tls, tls, user))
+    with pytest.raises(ConnectFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        await asyncio.wait_for(adapter.connect(), GUARD)
+    fetched, encrypted = await pull(store, settings(dovecot_tls, tls, user, verify_tls=False))
+    assert (fetched, encrypted) == (0, True)
+
+
+# -- what a client must refuse around STARTTLS -------------------------------------------------
+
+
+@dataclass
+class TlsScript:
+    """A scripted IMAP server that offers STARTTLS and records the commands it is sent,
+    each with whether it came over TLS."""
+
+    context: ssl.SSLContext
+    after_ok: bytes = b""  # sent in clear text right after the STARTTLS OK
+    commands: list[tuple[str, bool]] = field(default_factory=list)
+    port: int = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        secure = False
+        writer.write(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n")
+        try:
+            while line := await reader.readline():
+                tag, _, rest = line.decode().strip().partition(" ")
+                verb = rest.split(" ")[0].upper()
+                self.commands.append((verb, secure))
+                if verb == "STARTTLS" and not secure:
+                    writer.write(f"{tag} OK begin TLS now\r\n".encode() + self.after_ok)
+                    await writer.drain()
+                    await writer.start_tls(self.context)
+                    secure = True
+                    continue
+                if verb == "CAPABILITY":
+                    writer.write(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR\r\n")
+                if verb == "LOGIN":
+                    writer.write(f"{tag} NO [PRIVACYREQUIRED] LOGIN is disabled\r\n".encode())
+                    continue
+                writer.write(f"{tag} OK {verb.lower()} done\r\n".encode())
+                await writer.drain()
+        except (OSError, ssl.SSLError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def script(dovecot_tls: dv.Dovecot) -> AsyncIterator[TlsScript]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(dovecot_tls.ca_file, dovecot_tls.root / "tls" / "key.pem")
+    found = TlsScript(context)
+    server = await asyncio.start_server(found.serve, "127.0.0.1", 0)
+    found.port = int(server.sockets[0].getsockname()[1])
+    try:
+        yield found
+    finally:
+        server.close()
+
+
+def script_settings(script: TlsScript) -> ImapSettings:
+    return ImapSettings("127.0.0.1", script.port, "starttls", "u", "p", verify_tls=False, timeout=5)
+
+
+async def test_capabilities_are_asked_again_after_starttls(script: TlsScript) -> None:
+    """RFC 3501 6.2.1: what the server announced in clear text is discarded. Here it said
+    LOGINDISABLED; over TLS it offers AUTH=PLAIN, which the login must then use."""
+    adapter = ImapAdapter(script_settings(script))
+    await asyncio.wait_for(adapter.connect(), GUARD)
+    await adapter.close()
+    before_login = [c for c in script.commands if c[0] in ("CAPABILITY", "AUTHENTICATE", "LOGIN")]
+    assert before_login[:2] == [("CAPABILITY", True), ("AUTHENTICATE", True)]
+
+
+async def test_clear_text_after_the_starttls_ok_is_refused(script: TlsScript) -> None:
+    """Bytes after the OK, before the handshake, would pass for an answer that came over
+    TLS: a man in the middle could inject them. The client refuses and sends nothing."""
+    script.after_ok = b"* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR\r\n"
+    adapter = ImapAdapter(script_settings(script))
+    with pytest.raises(ConnectFailed, match="sent data after agreeing to STARTTLS"):
+        await asyncio.wait_for(adapter.connect(), GUARD)
+    assert [verb for verb, _ in script.commands] == ["STARTTLS"]
