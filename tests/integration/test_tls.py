@@ -1,7 +1,7 @@
-"""IMAP over TLS against a real Dovecot with a certificate for 127.0.0.1: implicit TLS and
-STARTTLS, with the certificate checked (trusted through SSL_CERT_FILE, as OpenSSL reads it)
-or not checked when the settings say so; and what a client must refuse around STARTTLS,
-from a small scripted server."""
+"""IMAP and SMTP submission over TLS against real servers (Dovecot, aiosmtpd) with a
+certificate for 127.0.0.1: implicit TLS and STARTTLS, with the certificate checked (trusted
+through SSL_CERT_FILE, as OpenSSL reads it) or not checked when the settings say so; and
+what a client must refuse around STARTTLS, from a small scripted server."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ import pytest
 
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
+from bridge.sync.outbox import Outbox
+from bridge.upstream import smtp
 from bridge.upstream.base import ConnectFailed
 from bridge.upstream.imap import ImapAdapter, ImapSettings
+from tests.integration.test_smtp_submission import draft, header_block, mailbox, rcpt
 from tests.servers import dovecot as dv
+from tests.servers import submission
 
 GUARD = 20.0
 
@@ -79,6 +83,47 @@ async def test_an_untrusted_certificate_is_refused_unless_checks_are_off(
         await asyncio.wait_for(adapter.connect(), GUARD)
     fetched, encrypted = await pull(store, settings(dovecot_tls, tls, user, verify_tls=False))
     assert (fetched, encrypted) == (0, True)
+
+
+@pytest.mark.parametrize("tls", ["starttls", "implicit"])
+async def test_mail_is_submitted_over_tls_with_the_certificate_checked(
+    store: Store, trusted: dv.Dovecot, tls: str
+) -> None:
+    sub = await submission.start(trusted, tls)
+    user, password = trusted.add_user()
+    to = trusted.add_user()[0]
+    try:
+        iid = await draft(store, f"sent over {tls}", rcpt(f"{to}@localhost"), sender=f"{user}@l")
+        await store.items.submit(iid)
+        settings = smtp.SmtpSettings(sub.host, sub.port, tls, user, password, timeout=5)
+        report = await asyncio.wait_for(Outbox(store, settings).drain(), GUARD)
+        assert (report.sent, report.failed, report.deferred) == (1, 0, 0), report
+        assert [got.encrypted for got in sub.handler.received] == [True]
+        [raw] = mailbox(trusted, to)
+        assert f"subject: sent over {tls}".encode() in header_block(raw)
+    finally:
+        await sub.close()
+        trusted.close_clients()
+
+
+@pytest.mark.parametrize("tls", ["starttls", "implicit"])
+async def test_an_untrusted_smtp_certificate_is_refused_unless_checks_are_off(
+    dovecot_tls: dv.Dovecot, tls: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    sub = await submission.start(dovecot_tls, tls)
+    user, password = dovecot_tls.add_user()
+    strict = smtp.SmtpSettings(sub.host, sub.port, tls, user, password, timeout=5)
+    try:
+        with pytest.raises(ConnectFailed, match="CERTIFICATE_VERIFY_FAILED"):
+            async with smtp.session(strict):
+                pass
+        lax = smtp.SmtpSettings(sub.host, sub.port, tls, user, password, False, timeout=5)
+        async with smtp.session(lax) as session:
+            transport = session.client.transport
+            assert transport is not None and transport.get_extra_info("ssl_object") is not None
+    finally:
+        await sub.close()
 
 
 # -- what a client must refuse around STARTTLS -------------------------------------------------

@@ -5,12 +5,16 @@ delivering every accepted message into Dovecot over LMTP.
 Recipients whose local part starts with `reject` are refused with a 550, those with a
 `+busy` detail (`u7+busy@localhost`) with a 451 as long as `busy` is true, so that
 rejections and temporary failures come from a real SMTP conversation.
+
+`start(dovecot, tls=...)` serves STARTTLS (required before anything else, and before AUTH)
+or implicit TLS, with the TLS Dovecot's certificate (`dovecot.start(tls=True)`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +29,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    encrypted: bool = False  # whether it came over TLS
 
 
 @dataclass
@@ -56,7 +61,9 @@ class Handler:
         data = envelope.original_content or b""
         mail_from = str(envelope.mail_from)
         rcpts = list(envelope.rcpt_tos)
-        self.received.append(Received(mail_from, rcpts, data))
+        transport = server.transport
+        encrypted = transport is not None and transport.get_extra_info("ssl_object") is not None
+        self.received.append(Received(mail_from, rcpts, data, encrypted))
         try:
             await asyncio.to_thread(self._deliver, mail_from, rcpts, data)
         except (OSError, smtplib.SMTPException) as exc:
@@ -95,8 +102,13 @@ class Submission:
         await self.server.wait_closed()
 
 
-async def start(dovecot: Dovecot) -> Submission:
+async def start(dovecot: Dovecot, tls: str = "none") -> Submission:
+    """A submission server: `tls` none, starttls or implicit."""
     handler = Handler(dovecot)
+    context = None
+    if tls != "none":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(dovecot.ca_file, dovecot.root / "tls" / "key.pem")
 
     def protocol() -> SMTP:
         with warnings.catch_warnings():  # AUTH without TLS: on loopback, on purpose
@@ -106,10 +118,15 @@ async def start(dovecot: Dovecot) -> Submission:
                 hostname="submission.test",
                 authenticator=_authenticator,
                 auth_required=True,
-                auth_require_tls=False,
+                # (aiosmtpd knows of STARTTLS only: with implicit TLS, AUTH is over TLS too)
+                auth_require_tls=tls == "starttls",
+                tls_context=context if tls == "starttls" else None,
+                require_starttls=tls == "starttls",
                 decode_data=False,
             )
 
-    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(
+        protocol, "127.0.0.1", 0, ssl=context if tls == "implicit" else None
+    )
     port = int(server.sockets[0].getsockname()[1])
     return Submission(handler, server, port)
