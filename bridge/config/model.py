@@ -33,6 +33,7 @@ class Endpoint:
     password_command: str | None
     verify_tls: bool
     saves_sent: bool = False  # smtp only: the server files sent mail itself
+    ca_file: str | None = None  # certificates trusted besides the system's
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ beyond loopback only when allowed, encryption at rest not yet available.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
@@ -62,7 +63,7 @@ def build_config(values: Values, source: Path | None, add: AddProblem) -> Config
             "must not exceed security.max_request_bytes "
             f"({security['max_json_bytes']} > {security['max_request_bytes']})",
         )
-    upstream = _upstream(values["upstream"], add)
+    upstream = _upstream(values["upstream"], base, add)
     data_dir = values["data_dir"]
     log_file = values["logging"]["file"]
     sync = values["sync"]
@@ -88,10 +89,23 @@ def _path(value: str, base: Path) -> Path:
     return (path if path.is_absolute() else base / path).resolve()
 
 
-def _upstream(up: Values | None, add: AddProblem) -> UpstreamConfig | None:
+def _ca_file(key: str, value: str | None, base: Path, add: AddProblem) -> str | None:
+    """The absolute path of a `ca_file`, once it has been read as PEM certificates."""
+    if value is None:
+        return None
+    path = _path(value, base)
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        add(key, f"cannot read trusted certificates from {path}: {exc}")
+    return str(path)
+
+
+def _upstream(up: Values | None, base: Path, add: AddProblem) -> UpstreamConfig | None:
     if up is None:
         return None
     _exclusive(up, "upstream", add)
+    ca_file = _ca_file("upstream.ca_file", up["ca_file"], base, add)
     preset, server = up["preset"], up["server"]
     if preset == "kerio" and server is None:
         add("upstream.server", "required by preset 'kerio': the Kerio Connect host name")
@@ -109,7 +123,10 @@ def _upstream(up: Values | None, add: AddProblem) -> UpstreamConfig | None:
         and up["smtp"] is None
         and (up["caldav"] is not None or up["carddav"] is not None)
     )
-    found = {service: _endpoint(service, up, add, dav_only) for service in SERVICES}
+    found = {
+        service: _endpoint(service, up, add, dav_only, base=base, ca_file=ca_file)
+        for service in SERVICES
+    }
     imap, smtp = found["imap"], found["smtp"]
     if dav_only:
         if found["caldav"] is None and found["carddav"] is None:
@@ -138,7 +155,15 @@ def _empty_section(service: str) -> Values:
     return {s.name: s.default for s in spec.section.specs}
 
 
-def _endpoint(service: str, up: Values, add: AddProblem, dav_only: bool = False) -> Endpoint | None:
+def _endpoint(
+    service: str,
+    up: Values,
+    add: AddProblem,
+    dav_only: bool = False,
+    *,
+    base: Path,
+    ca_file: str | None,
+) -> Endpoint | None:
     """One service after preset expansion; None if unused or broken (then reported)."""
     key = f"upstream.{service}"
     own: Values | None = up[service]
@@ -178,6 +203,9 @@ def _endpoint(service: str, up: Values, add: AddProblem, dav_only: bool = False)
         password_command=secrets["password_command"],
         verify_tls=up["verify_tls"] if verify is None else verify,
         saves_sent=bool(own.get("saves_sent", False)),
+        ca_file=ca_file
+        if own["ca_file"] is None
+        else _ca_file(f"upstream.{service}.ca_file", own["ca_file"], base, add),
     )
 
 

@@ -158,6 +158,13 @@ def _endpoint_section(service: str) -> Section:
             nullable=True,
             default_doc="upstream.verify_tls",
         ),
+        Spec(
+            "ca_file",
+            "path",
+            "PEM file of certificates to trust besides the system's.",
+            nullable=True,
+            default_doc="upstream.ca_file",
+        ),
     ]
     if service == "smtp":
         specs.append(
@@ -224,6 +231,14 @@ UPSTREAM = Section(
             nullable=True,
         ),
         Spec("verify_tls", "bool", "Default of verify_tls for every service.", True),
+        Spec(
+            "ca_file",
+            "path",
+            "PEM file of certificates every service trusts besides the system's: a private "
+            "certificate authority's, or the server's own self-signed certificate (what a "
+            "fresh Kerio Connect has), so that verify_tls can stay on.",
+            nullable=True,
+        ),
         *(
             Spec(
                 service,

@@ -241,7 +241,9 @@ def dav_runner_for(store: Store, config: Config) -> DavRunner | None:
         ep = getattr(config.upstream, service)
         if ep is None or not ep.url:
             continue
-        settings = DavSettings(ep.url, ep.username, ep.password or "", verify_tls=ep.verify_tls)
+        settings = DavSettings(
+            ep.url, ep.username, ep.password or "", verify_tls=ep.verify_tls, ca_file=ep.ca_file
+        )
         endpoints.append(DavEndpoint(service, settings, ep.password_command))
     if not endpoints:
         return None

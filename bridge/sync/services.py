@@ -78,7 +78,13 @@ def for_config(store: Store, config: Config) -> SyncService:
     if ep is None or sp is None:  # calendars and contacts only
         return dav if dav is not None else SyncService(store)
     settings = ImapSettings(
-        ep.host, ep.port, ep.tls, ep.username, ep.password or "", verify_tls=ep.verify_tls
+        ep.host,
+        ep.port,
+        ep.tls,
+        ep.username,
+        ep.password or "",
+        verify_tls=ep.verify_tls,
+        ca_file=ep.ca_file,
     )
     smtp = SmtpSettings(
         sp.host,
@@ -88,6 +94,7 @@ def for_config(store: Store, config: Config) -> SyncService:
         sp.password or "",
         verify_tls=sp.verify_tls,
         saves_sent=sp.saves_sent,
+        ca_file=sp.ca_file,
     )
     mail = ImapSyncService(
         store,

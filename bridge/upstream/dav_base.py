@@ -51,6 +51,7 @@ class DavSettings:
     query_all_bytes: int = 32 * 1024 * 1024  # first pull in one query up to this answer size
     probe_modified: bool = True  # between full listings, getlastmodified (see dav_marks)
     full_listing_every: float = 600.0  # s: CTags of every collection read at least this often
+    ca_file: str | None = None  # certificates trusted besides the system's
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from multidict import CIMultiDictProxy
 
 from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
 from bridge.upstream.dav_base import DavSettings
+from bridge.upstream.tls import client_context
 
 MAX_REDIRECTS = 5
 XML_TYPE = "application/xml; charset=utf-8"
@@ -66,7 +67,7 @@ class DavHttp:
             t = self.settings.timeout
             connector = aiohttp.TCPConnector(
                 limit=max(2, self.settings.max_in_flight + 2),
-                ssl=self.settings.verify_tls,
+                ssl=client_context(self.settings.verify_tls, self.settings.ca_file),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,

@@ -13,7 +13,6 @@ import base64
 import contextlib
 import ipaddress
 import re
-import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from bridge.upstream.imap_codec import (
     seqset,
 )
 from bridge.upstream.imap_proto import CommandFailed, Connection, Response, TooLarge, quote
+from bridge.upstream.tls import client_context
 
 FETCH_BATCH = 100
 IN_FLIGHT = 2
@@ -69,6 +69,7 @@ class ImapSettings:
     verify_tls: bool = True
     max_message: int = 64 << 20
     timeout: float = 60.0
+    ca_file: str | None = None  # certificates trusted besides the system's
 
 
 def _status_mark(values: Any) -> MailboxMark:
@@ -106,12 +107,7 @@ class ImapAdapter(MailAdapter):
         s = self.settings
         if s.tls == "none" and not _is_loopback(s.host):
             raise ConnectFailed(f"refusing to send a password unencrypted to {s.host}")
-        context = None
-        if s.tls != "none":
-            context = ssl.create_default_context()
-            if not s.verify_tls:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+        context = client_context(s.verify_tls, s.ca_file) if s.tls != "none" else None
         await self.conn.open(s.host, s.port, s.tls, context)
         try:
             await self._login()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
+from bridge.upstream.tls import client_context
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class SmtpSettings:
     verify_tls: bool = True
     saves_sent: bool = False
     timeout: float = 60.0
+    ca_file: str | None = None  # certificates trusted besides the system's
 
 
 class Rejected(UpstreamError):
@@ -102,14 +104,6 @@ def strip_bcc(raw: bytes) -> bytes:
     return sep.join(kept) + rest
 
 
-def _context(settings: SmtpSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not settings.verify_tls:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def _failure(exc: Exception) -> UpstreamError:
     """An aiosmtplib error as one of ours."""
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
@@ -172,7 +166,7 @@ async def session(settings: SmtpSettings) -> AsyncIterator[SmtpSession]:
         port=settings.port,
         use_tls=settings.tls == "implicit",
         start_tls=settings.tls == "starttls",
-        tls_context=_context(settings) if secure else None,
+        tls_context=client_context(settings.verify_tls, settings.ca_file) if secure else None,
         validate_certs=settings.verify_tls if secure else False,
         timeout=settings.timeout,
     )

@@ -11,6 +11,7 @@ import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -484,9 +485,14 @@ async def test_collections_kinds_and_privileges(rig: Rig, dav: HttpDavAdapter) -
 
 
 @pytest.fixture(scope="module")
-def tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
-    """A server context with a self-signed certificate for 127.0.0.1."""
-    d = tmp_path_factory.mktemp("tls")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tls")
+
+
+@pytest.fixture(scope="module")
+def tls_context(tls_dir: Path) -> ssl.SSLContext:
+    """A server context with a self-signed certificate for 127.0.0.1 (tls_dir/crt.pem)."""
+    d = tls_dir
     key, crt = d / "key.pem", d / "crt.pem"
     subprocess.run(
         [
@@ -517,18 +523,21 @@ async def tls_rig(tls_context: ssl.SSLContext) -> AsyncIterator[Rig]:
         await server.close()
 
 
-async def test_tls_verification_follows_the_settings(tls_rig: Rig) -> None:
+async def test_tls_verification_follows_the_settings(tls_rig: Rig, tls_dir: Path) -> None:
     strict = tls_rig.adapter()
     assert strict.settings.url.startswith("https://")
     with pytest.raises(ConnectFailed, match="TLS"):
         await strict.connect()
     await strict.close()
-    lax = tls_rig.adapter(verify_tls=False)
-    await lax.connect()
-    try:
-        assert lax.calendar_home == "/cal/"
-    finally:
-        await lax.close()
+    for adapter in (
+        tls_rig.adapter(verify_tls=False),
+        tls_rig.adapter(ca_file=str(tls_dir / "crt.pem")),  # checked, and trusted
+    ):
+        await adapter.connect()
+        try:
+            assert adapter.calendar_home == "/cal/"
+        finally:
+            await adapter.close()
 
 
 async def test_compression_bomb_is_refused(rig: Rig) -> None:

@@ -9,12 +9,16 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from bridge.config import load_config
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
+from bridge.sync.imap_service import ImapSyncService
 from bridge.sync.outbox import Outbox
+from bridge.sync.services import for_config
 from bridge.upstream import smtp
 from bridge.upstream.base import ConnectFailed
 from bridge.upstream.imap import ImapAdapter, ImapSettings
@@ -124,6 +128,42 @@ async def test_an_untrusted_smtp_certificate_is_refused_unless_checks_are_off(
             assert transport is not None and transport.get_extra_info("ssl_object") is not None
     finally:
         await sub.close()
+
+
+async def test_a_config_s_ca_file_is_trusted_by_imap_and_smtp(
+    store: Store, dovecot_tls: dv.Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the YAML file to the wire: the server's self-signed certificate, named by
+    upstream.ca_file, is trusted with verify_tls on; the sync pulls and sends over TLS."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    sub = await submission.start(dovecot_tls, "starttls")
+    user, password = dovecot_tls.add_user()
+    to = dovecot_tls.add_user()[0]
+    (tmp_path / "server.pem").write_bytes(dovecot_tls.ca_file.read_bytes())
+    (tmp_path / "bridge.yaml").write_text(
+        f"upstream:\n  username: {user}\n  password: {password}\n  ca_file: server.pem\n"
+        f"  imap: {{host: 127.0.0.1, port: {dovecot_tls.imaps_port}, tls: implicit}}\n"
+        f"  smtp: {{host: 127.0.0.1, port: {sub.port}, tls: starttls}}\n"
+    )
+    service = for_config(store, load_config(tmp_path / "bridge.yaml"))
+    assert isinstance(service, ImapSyncService)
+    dv.append(dovecot_tls.client(user, password), "INBOX", dv.message("trusted by ca_file"))
+    iid = await draft(store, "sent with ca_file", rcpt(f"{to}@localhost"), sender=f"{user}@l")
+    await store.items.submit(iid)
+    await service.start()
+    try:
+        await service.run_now()
+        deadline = asyncio.get_running_loop().time() + GUARD
+        while service.state != "online" or sub.handler.received == []:
+            assert asyncio.get_running_loop().time() < deadline, (service.state, service.message)
+            await asyncio.sleep(0.05)
+    finally:
+        await service.stop()
+        await sub.close()
+        dovecot_tls.close_clients()
+    items, _ = await store.queries.list(store.folders.roles["inbox"], limit=10)
+    assert [i.props.get(0x0037001F) for i in items] == ["trusted by ca_file"]
+    assert [got.encrypted for got in sub.handler.received] == [True]
 
 
 # -- what a client must refuse around STARTTLS -------------------------------------------------

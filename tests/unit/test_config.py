@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import ssl
 import textwrap
 from pathlib import Path
 
@@ -22,6 +24,16 @@ from bridge.config import (
     schema_doc,
 )
 from bridge.config.schema import ROOT, UPSTREAM, Section
+
+# A self-signed certificate (CN=kbridge test, EC P-256, valid 2026-2036): what a ca_file holds.
+_SELF_SIGNED_DER = base64.b64decode(
+    "MIIBhDCCASmgAwIBAgIUD3VLQ+w2w/qAUHI8ZWhQNMCyB30wCgYIKoZIzj0EAwIwFzEVMBMGA1UEAwwMa2JyaWRn"
+    "ZSB0ZXN0MB4XDTI2MTEyNzA4MjA0NVoXDTM2MTEyNDA4MjA0NVowFzEVMBMGA1UEAwwMa2JyaWRnZSB0ZXN0MFkw"
+    "EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE4+MQ55xGvj11ootIMFZctRjLfqDyl6oCoWtzkJ8A56tjsE5catoFKw40"
+    "dhV+z8+x20xauDGecKVHAam9usu176NTMFEwHQYDVR0OBBYEFDybNBaaZxJvnwZG9SJCUh7UyE98MB8GA1UdIwQY"
+    "MBaAFDybNBaaZxJvnwZG9SJCUh7UyE98MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAMHwlfvh"
+    "O4Qz/3BlVDFx4JcBbYpdPBFTUyHjZtWPqW8rAiEAhDbToWNEX4/162hw+3eykFgUkhQWEQ1Nuv+ZCIYej1c="
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "bridge.example.yaml"
 
@@ -311,6 +323,30 @@ def test_kerio_preset_explicit_values_override(tmp_path: Path) -> None:
     assert up.caldav.verify_tls is True
     assert up.carddav is None and up.sieve is None
     assert set(up.endpoints()) == {"imap", "smtp", "caldav"}
+
+
+def test_ca_file_is_inherited_read_and_taken_from_the_config_s_directory(tmp_path: Path) -> None:
+    pems = tmp_path / "pems"
+    pems.mkdir()
+    (pems / "kerio.pem").write_text(ssl.DER_cert_to_PEM_cert(_SELF_SIGNED_DER))
+    (pems / "dav.pem").write_bytes((pems / "kerio.pem").read_bytes())
+    text = KERIO + "  ca_file: pems/kerio.pem\n  caldav: {ca_file: pems/dav.pem}\n"
+    up = load_config(write(tmp_path, text)).upstream
+    assert up is not None
+    assert up.imap.ca_file == up.smtp.ca_file == str((pems / "kerio.pem").resolve())
+    assert up.caldav is not None and up.caldav.ca_file == str((pems / "dav.pem").resolve())
+    assert up.imap.verify_tls is True
+    plain = load_config(write(tmp_path, KERIO, "plain.yaml")).upstream
+    assert plain is not None and plain.imap.ca_file is None
+
+
+def test_a_ca_file_that_is_not_certificates_is_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    text = KERIO + "  ca_file: junk.pem\n  imap: {ca_file: missing.pem}\n"
+    found = by_key(problems(tmp_path, text))
+    assert set(found) == {"upstream.ca_file", "upstream.imap.ca_file"}
+    assert "cannot read trusted certificates from" in found["upstream.ca_file"]
+    assert "missing.pem" in found["upstream.imap.ca_file"]
 
 
 def test_kerio_needs_server_and_username(tmp_path: Path) -> None:
