@@ -16,7 +16,7 @@ from multidict import CIMultiDictProxy
 
 from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
 from bridge.upstream.dav_base import DavSettings
-from bridge.upstream.tls import client_context
+from bridge.upstream.tls import client_context, untrusted
 
 MAX_REDIRECTS = 5
 XML_TYPE = "application/xml; charset=utf-8"
@@ -169,7 +169,7 @@ class DavHttp:
                 f"{method} {url}: no answer within {self.settings.timeout:g} s"
             ) from None
         except aiohttp.ClientSSLError as e:
-            raise ConnectFailed(f"{method} {url}: TLS failed ({e})") from None
+            raise ConnectFailed(f"{method} {url}: {untrusted(e) or f'TLS failed ({e})'}") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
             raise ConnectFailed(
                 f"{method} {url}: connection failed ({e or type(e).__name__})"

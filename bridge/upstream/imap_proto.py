@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.upstream.base import ConnectFailed, UpstreamError
+from bridge.upstream.tls import untrusted
 
 MAX_LINE = 1 << 20  # one response line without its literals
 MAX_LITERAL = 1 << 32  # a larger literal announcement is taken for a broken server
@@ -218,7 +219,7 @@ class Connection:
             await asyncio.wait_for(self._greeting(tls, context), self.timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
             await self.close()
-            why = str(exc) or f"no answer within {self.timeout:g} s"
+            why = untrusted(exc) or str(exc) or f"no answer within {self.timeout:g} s"
             raise ConnectFailed(f"cannot connect to {host}:{port}: {why}") from exc
         except BaseException:
             await self.close()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
-from bridge.upstream.tls import client_context
+from bridge.upstream.tls import client_context, untrusted
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,9 @@ def strip_bcc(raw: bytes) -> bytes:
 
 def _failure(exc: Exception) -> UpstreamError:
     """An aiosmtplib error as one of ours."""
+    why = untrusted(exc)
+    if why is not None:
+        return ConnectFailed(f"SMTP connection failed: {why}")
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return AuthFailed(f"the SMTP server rejected the login: {exc.code} {exc.message}")
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):

@@ -27,6 +27,7 @@ from tests.servers import dovecot as dv
 from tests.servers import submission
 
 GUARD = 20.0
+UNTRUSTED = r"not trusted \(self-signed certificate\); name it, .* in ca_file"
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +84,7 @@ async def test_an_untrusted_certificate_is_refused_unless_checks_are_off(
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     user, _ = dovecot_tls.add_user()
     adapter = ImapAdapter(settings(dovecot_tls, tls, user))
-    with pytest.raises(ConnectFailed, match="CERTIFICATE_VERIFY_FAILED"):
+    with pytest.raises(ConnectFailed, match=UNTRUSTED):
         await asyncio.wait_for(adapter.connect(), GUARD)
     fetched, encrypted = await pull(store, settings(dovecot_tls, tls, user, verify_tls=False))
     assert (fetched, encrypted) == (0, True)
@@ -119,7 +120,7 @@ async def test_an_untrusted_smtp_certificate_is_refused_unless_checks_are_off(
     user, password = dovecot_tls.add_user()
     strict = smtp.SmtpSettings(sub.host, sub.port, tls, user, password, timeout=5)
     try:
-        with pytest.raises(ConnectFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        with pytest.raises(ConnectFailed, match=UNTRUSTED):
             async with smtp.session(strict):
                 pass
         lax = smtp.SmtpSettings(sub.host, sub.port, tls, user, password, False, timeout=5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.upstream.base import ConnectFailed
-from bridge.upstream.tls import client_context
+from bridge.upstream.tls import client_context, untrusted
 
 
 def test_checks_are_on_unless_turned_off() -> None:
@@ -22,3 +22,13 @@ def test_an_unreadable_ca_file_is_a_connection_error_that_names_it(tmp_path: Pat
     for path in (tmp_path / "junk.pem", tmp_path / "missing.pem"):
         with pytest.raises(ConnectFailed, match=f"trusted certificates from {path}"):
             client_context(ca_file=str(path))
+
+
+def test_only_a_refused_certificate_is_explained() -> None:
+    refused = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    wrapped = ConnectionError("handshake")
+    wrapped.__cause__ = refused
+    for exc in (refused, wrapped):
+        assert "not trusted" in (untrusted(exc) or "")
+    assert untrusted(ssl.SSLError(1, "wrong version number")) is None
+    assert untrusted(ConnectionRefusedError(111, "refused")) is None
