@@ -39,10 +39,14 @@ class CyrusError(RuntimeError):
     """Cyrus could not be started; the message says why."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """Ports the OS has free, all different: each socket is held until all are bound (ports
+    taken one after another, each released before the next, can repeat)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def _which(name: str) -> str | None:
@@ -155,7 +159,7 @@ def start() -> Cyrus:
     root.chmod(0o755)
     for sub in ("conf/socket", "conf/db", "conf/proc", "conf/log", "spool", "sieve"):
         (root / sub).mkdir(parents=True)
-    http_port, imap_port = _free_port(), _free_port()
+    http_port, imap_port = _free_ports(2)
     values = {
         "@ROOT@": str(root),
         "@HTTP_PORT@": str(http_port),

@@ -145,10 +145,14 @@ class DovecotError(RuntimeError):
     """Dovecot could not be started; the message says why."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """Ports the OS has free, all different: each socket is held until all are bound (ports
+    taken one after another, each released before the next, can repeat)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 _PLAIN_CONFIG = "ssl = no\ndisable_plaintext_auth = no\n"
@@ -241,7 +245,21 @@ def _certificate(directory: Path) -> None:
 
 
 def start(capability: str | None = FULL, *, tls: bool = False) -> Dovecot:
-    """Start a Dovecot; raises DovecotError with the reason when it cannot."""
+    """Start a Dovecot; raises DovecotError with the reason when it cannot. A port taken by
+    another process between its choice and Dovecot's start is chosen again."""
+    for attempt in range(3):
+        try:
+            return _start(capability, tls)
+        except DovecotError as exc:
+            if attempt == 2 or not any(m in str(exc) for m in _PORT_TAKEN):
+                raise
+    raise AssertionError("unreachable")
+
+
+_PORT_TAKEN = ("Address already in use", "duplicate listener")
+
+
+def _start(capability: str | None, tls: bool) -> Dovecot:
     binary = shutil.which("dovecot") or (
         "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
     )
@@ -273,8 +291,8 @@ def start(capability: str | None = FULL, *, tls: bool = False) -> Dovecot:
             shutil.chown(root / sub, mail_user, mail_group)
     (root / "users").write_text("".join(f"u{n}:pw-u{n}::::::\n" for n in range(1, USERS + 1)))
     (root / "users").chmod(0o644)
-    imap_port, lmtp_port = _free_port(), _free_port()
-    imaps_port = _free_port() if tls else 0
+    imap_port, lmtp_port, imaps_port = _free_ports(3)
+    imaps_port = imaps_port if tls else 0
     if tls:
         _certificate(root / "tls")
     cap_line = f"  imap_capability = {capability}\n" if capability else ""
