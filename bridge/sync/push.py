@@ -35,8 +35,8 @@ class Pusher:
         self._message_id: str | None = None  # of the item being pushed, if it is deleted
 
     async def run(self, report: Any) -> None:
-        keywords = self.store.core.named.lookup(P.KEYWORDS)
-        self._keywords_key = P.key(keywords[0]) if keywords else ""
+        keywords = self.store.core.named.known_tag(P.KEYWORDS)  # (a tag, not an id)
+        self._keywords_key = P.key(keywords) if keywords is not None else ""
         groups: dict[int, list[JournalEntry]] = {}
         entries = await self.store.sync.journal()
         dav = await dav_entry_ids(self.store, entries)  # carried out by the DAV engine

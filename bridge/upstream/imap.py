@@ -36,6 +36,7 @@ from bridge.upstream.base import (
 )
 from bridge.upstream.imap_codec import (
     decode_mailbox,
+    encode_keyword,
     encode_mailbox,
     fetch_items,
     flag_set,
@@ -429,7 +430,8 @@ class ImapAdapter(MailAdapter):
         for sign, flags in (("+", sorted(add)), ("-", sorted(remove))):
             if not flags:
                 continue
-            cmd = await self.conn.run(f"UID STORE {uid} {sign}FLAGS ({' '.join(flags)})")
+            words = " ".join(encode_keyword(f) for f in flags)
+            cmd = await self.conn.run(f"UID STORE {uid} {sign}FLAGS ({words})")
             for resp in cmd.untagged:
                 if resp.kind == "FETCH":
                     modseq = modseq_of(fetch_items(resp).get("MODSEQ")) or modseq
@@ -437,7 +439,10 @@ class ImapAdapter(MailAdapter):
 
     async def append(self, mailbox: str, raw: bytes, flags: Iterable[str]) -> int | None:
         cmd = await self.conn.run(
-            "APPEND", quote(encode_mailbox(mailbox)), f"({' '.join(sorted(flags))})", raw
+            "APPEND",
+            quote(encode_mailbox(mailbox)),
+            f"({' '.join(encode_keyword(f) for f in sorted(flags))})",
+            raw,
         )
         resp = cmd.done.result()
         code = resp.code.split()

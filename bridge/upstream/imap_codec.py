@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,35 +15,77 @@ from bridge.upstream.imap_proto import Response
 
 def encode_mailbox(name: str) -> str:
     """Modified UTF-7 (RFC 3501 5.1.3)."""
+    return _encode_utf7(name, lambda ch: 0x20 <= ord(ch) <= 0x7E)
+
+
+def decode_mailbox(name: str) -> str:
+    return _decode_utf7(name)
+
+
+# Characters a keyword (an IMAP atom) carries as they are: printable ASCII except the atom
+# specials, and "[" (an atom char that some servers still refuse in a keyword).
+_KEYWORD_DIRECT = frozenset(chr(c) for c in range(0x21, 0x7F)) - set('(){%*"\\][')
+
+
+def encode_keyword(flag: str) -> str:
+    """A flag as the server is sent it. A category may hold anything (Outlook's own are
+    "Red Category" and the like), while an IMAP keyword is an atom: what it cannot carry is
+    written as modified UTF-7 does it (a space: "&ACA-"; "&": "&-"), the way mailbox names
+    are. Flags starting with a backslash or "$" are the server's own and go as they are, as
+    does any keyword that reads back as itself (a "R&D" set by another client stays so)."""
+    if flag[:1] in ("\\", "$"):
+        return flag
+    if all(ch in _KEYWORD_DIRECT or ch == "&" for ch in flag) and _decode_utf7(flag) == flag:
+        return flag
+    return _encode_utf7(flag, _KEYWORD_DIRECT.__contains__)
+
+
+def decode_keyword(flag: str) -> str:
+    """A flag from the server as the bridge sees it (`encode_keyword` undone)."""
+    return flag if flag[:1] in ("\\", "$") or "&" not in flag else _decode_utf7(flag)
+
+
+def _encode_utf7(text: str, direct: Callable[[str], bool]) -> str:
     out, buf = [], ""
 
     def flush() -> None:
         nonlocal buf
         if buf:
-            b64 = base64.b64encode(buf.encode("utf-16-be")).decode().rstrip("=")
-            out.append("&" + b64.replace("/", ",") + "-")
+            data = buf.encode("utf-16-be", "surrogatepass")
+            out.append("&" + base64.b64encode(data).decode().rstrip("=").replace("/", ",") + "-")
             buf = ""
 
-    for ch in name:
-        if 0x20 <= ord(ch) <= 0x7E:
+    for ch in text:
+        if ch != "&" and direct(ch):
             flush()
-            out.append("&-" if ch == "&" else ch)
+            out.append(ch)
+        elif ch == "&":
+            flush()
+            out.append("&-")
         else:
             buf += ch
     flush()
     return "".join(out)
 
 
-def decode_mailbox(name: str) -> str:
+def _decode_utf7(text: str) -> str:
+    """Modified UTF-7 undone; a "&...-" run that is not valid stays as it is (a server may
+    send anything)."""
+
     def repl(m: re.Match[str]) -> str:
         body = m.group(1)
         if not body:
             return "&"
         data = body.replace(",", "/")
-        data += "=" * (-len(data) % 4)
-        return base64.b64decode(data).decode("utf-16-be", "replace")
+        try:
+            raw = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+            if len(raw) % 2:
+                return m.group(0)
+            return raw.decode("utf-16-be")  # (a lone surrogate could not be stored)
+        except (ValueError, UnicodeDecodeError):
+            return m.group(0)
 
-    return re.sub(r"&([^-]*)-", repl, name)
+    return re.sub(r"&([^-]*)-", repl, text)
 
 
 def seqset(uids: Iterable[int]) -> str:
@@ -88,7 +130,10 @@ def fetch_items(resp: Response) -> dict[str, Any]:
 
 
 def flag_set(value: Any) -> frozenset[str]:
-    return frozenset(str(f) for f in value) if isinstance(value, list) else frozenset()
+    """The flags of a FLAGS attribute, keywords decoded (`decode_keyword`)."""
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(decode_keyword(str(f)) for f in value)
 
 
 def modseq_of(value: Any) -> int | None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bridge.formats.mime import KEYWORDS
 from bridge.model import tags
 from bridge.store import blobs
 from bridge.store.store import Store
@@ -517,3 +519,39 @@ async def test_large_pull_parses_in_a_worker_process(
     assert base == source_blob and source_blob is not None and chunks == 0
     source_blob, _, _ = await store.queries.source(found["w3"])
     assert source_blob is not None
+
+
+CATEGORIES = ["Red Category", "D\u016fle\u017eit\u00e9", "R&D", "a (b) [c]"]
+
+
+async def test_categories_of_any_name_are_one_keyword_each_both_ways(
+    store: Store, tmp_path: Path, any_account: Account
+) -> None:
+    """Outlook's category names hold spaces, accents and brackets; an IMAP keyword is an
+    atom. Each category stays one keyword on the server, and comes back as it was."""
+    m = any_account.client()
+    dv.append(m, "INBOX", dv.message("tagged"))
+    await sync(store, any_account)
+    [item] = (await store.queries.list(store.folders.roles["inbox"]))[0]
+    await store.items.update(item.id, named={KEYWORDS: CATEGORIES})
+    report = await sync(store, any_account)
+    assert report.pushed == 1 and not report.failed
+    m.select("INBOX")
+    assert m.uid("SEARCH", "ALL")[1] == [b"1"]  # flags stored, not the message uploaded again
+    on_server = server_flags(any_account, "INBOX")["tagged"]
+    assert len(on_server) == len(CATEGORIES) and "R&D" in on_server
+    assert all(flag.isascii() and " " not in flag for flag in on_server)
+    m.select("INBOX")
+    m.uid("STORE", "1", "+FLAGS", "(Team&ACA-A)")  # as another client that encodes so
+    fresh = await Store.open(tmp_path / "fresh.sqlite")
+    try:
+        await sync(fresh, any_account)
+        [copy] = (await fresh.queries.list(fresh.folders.roles["inbox"]))[0]
+        got = await fresh.sync.item(copy.id)
+        assert got is not None and sorted(got.categories) == sorted([*CATEGORIES, "Team A"])
+    finally:
+        await fresh.close()
+    again = await sync(store, any_account)
+    assert again.pushed == 0 and not again.failed
+    here = await store.sync.item(item.id)
+    assert here is not None and sorted(here.categories) == sorted([*CATEGORIES, "Team A"])
