@@ -451,7 +451,9 @@ class ImapAdapter(MailAdapter):
         return None
 
     async def search_message_id(self, message_id: str) -> list[int]:
-        cmd = await self.conn.run(f"UID SEARCH HEADER Message-ID {quote(message_id)}")
+        # a header is searched unfolded: line breaks in the value are no part of it
+        unfolded = message_id.replace("\r", "").replace("\n", "").replace("\0", "")
+        cmd = await self.conn.run(f"UID SEARCH HEADER Message-ID {quote(unfolded)}")
         return sorted(
             int(v)
             for r in cmd.untagged

@@ -179,7 +179,15 @@ def parse(segments: list[bytes | TooLarge], is_literal: list[bool]) -> list[Valu
     return top
 
 
+_UNQUOTABLE = re.compile(r"[\r\n\0]")
+
+
 def quote(s: str) -> str:
+    """An IMAP quoted string. A line break or NUL cannot be in one: sent anyway, it would end
+    the command there and the rest would be read as a command of its own, so it is refused
+    (UpstreamError) before anything is sent."""
+    if _UNQUOTABLE.search(s):
+        raise UpstreamError(f"{s[:60]!r} cannot be sent to the IMAP server: a line break or NUL")
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -555,3 +555,19 @@ async def test_categories_of_any_name_are_one_keyword_each_both_ways(
     assert again.pushed == 0 and not again.failed
     here = await store.sync.item(item.id)
     assert here is not None and sorted(here.categories) == sorted([*CATEGORIES, "Team A"])
+
+
+async def test_a_line_break_in_a_value_cannot_smuggle_a_command(account: Account) -> None:
+    """A Message-ID comes from the cache, where an API client may have set it. Its line
+    breaks would end the SEARCH and start commands of the client's choosing."""
+    m = account.client()
+    m.create("Victim")
+    adapter = await account.adapter()
+    try:
+        await adapter.select("INBOX")
+        found = await adapter.search_message_id("<a@b>\r\nX1 DELETE Victim\r\nX2 NOOP")
+        assert found == []
+        assert (await adapter.select("INBOX")).uidvalidity  # the session is still in step
+    finally:
+        await adapter.close()
+    assert m.select("Victim")[0] == "OK"

@@ -9,7 +9,8 @@ import re
 import pytest
 
 from bridge.upstream import imap_proto
-from bridge.upstream.imap_proto import Value
+from bridge.upstream.base import UpstreamError
+from bridge.upstream.imap_proto import Value, quote
 
 PIECES = [
     b" ", b"(", b")", b"NIL", b"nil", b"n\xc4\xb1l", b"UID", b"123", b"\\Seen", b"BODY[]",
@@ -48,3 +49,10 @@ def test_random_segments_read_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in range(5000):
         text = b"".join(rng.choice(PIECES) for _ in range(rng.randint(0, 12)))
         assert tokens(text) == general(text, monkeypatch), text
+
+
+@pytest.mark.parametrize("value", ["a\r\nX1 LOGOUT", "a\nb", "a\rb", "a\0b"])
+def test_a_quoted_string_refuses_what_would_end_the_command(value: str) -> None:
+    with pytest.raises(UpstreamError, match="line break or NUL"):
+        quote(value)
+    assert quote('say "hi" \\ bye') == '"say \\"hi\\" \\\\ bye"'
