@@ -137,8 +137,9 @@ class Pusher:
             remove = {f for f in action.remove}
             await self.adapter.store_flags(ref.uid, add, remove)
             crashpoint.step("flags stored on the server")
+            on_server = _flags(item) - self.adapter.last_refused  # the item keeps them
             await self.store.sync.set_item_links(
-                {item.id: {**(item.upstream or {}), "flags": sorted(_flags(item))}}
+                {item.id: {**(item.upstream or {}), "flags": sorted(on_server)}}
             )
         elif isinstance(action, plan.Move):
             assert item is not None
@@ -194,6 +195,7 @@ class Pusher:
         no other item is linked to)."""
         uidvalidity = await self._select(mailbox)
         uid = None
+        refused: frozenset[str] = frozenset()  # flags the server would not take
         taken = {
             int(i.upstream["uid"])
             for i in await self.store.sync.linked_items(mailbox)
@@ -206,10 +208,15 @@ class Pusher:
             uid = found[-1] if found else None
             if uid is not None:
                 await self.adapter.store_flags(uid, flags, ())
+                refused = self.adapter.last_refused
         if uid is None:
             raw = await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
             uid = await self.adapter.append(mailbox, raw, flags)
             crashpoint.step("appended on the server")
+            refused = self.adapter.last_refused
+            if refused and uid is not None:  # appended without its keywords: one by one
+                await self.adapter.store_flags(uid, refused, ())
+                refused = self.adapter.last_refused
             if uid is None and item.message_id:
                 self._uidvalidity.pop(mailbox, None)
                 await self._select(mailbox)
@@ -225,7 +232,7 @@ class Pusher:
                 "mailbox": mailbox,
                 "uidvalidity": uidvalidity,
                 "uid": uid,
-                "flags": sorted(flags),
+                "flags": sorted(flags - refused),
             }
         await self.store.sync.set_item_links({item.id: link})
 

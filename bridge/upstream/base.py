@@ -130,6 +130,10 @@ class MailAdapter(abc.ABC):
     """An IMAP-shaped mail upstream. One instance is one connection (one selected mailbox)."""
 
     caps: Capabilities
+    # Flags the server would not take in the last `store_flags` or `append` (the rest were
+    # stored): a keyword it finds too long, for one. The caller records the server's copy
+    # without them; the item keeps them.
+    last_refused: frozenset[str] = frozenset()
 
     @abc.abstractmethod
     async def connect(self) -> None:

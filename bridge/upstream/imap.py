@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import ipaddress
+import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -47,6 +48,8 @@ from bridge.upstream.imap_codec import (
 )
 from bridge.upstream.imap_proto import CommandFailed, Connection, Response, TooLarge, quote
 from bridge.upstream.tls import client_context
+
+log = logging.getLogger(__name__)
 
 FETCH_BATCH = 100
 IN_FLIGHT = 2
@@ -426,22 +429,61 @@ class ImapAdapter(MailAdapter):
         return out
 
     async def store_flags(self, uid: int, add: Iterable[str], remove: Iterable[str]) -> int | None:
+        """A server refuses a whole STORE for one keyword it will not take (Dovecot: over 50
+        characters): then each keyword is stored on its own, and those refused are left out
+        (`last_refused`)."""
         modseq = None
+        refused: set[str] = set()
         for sign, flags in (("+", sorted(add)), ("-", sorted(remove))):
             if not flags:
                 continue
-            words = " ".join(encode_keyword(f) for f in flags)
-            cmd = await self.conn.run(f"UID STORE {uid} {sign}FLAGS ({words})")
-            for resp in cmd.untagged:
-                if resp.kind == "FETCH":
-                    modseq = modseq_of(fetch_items(resp).get("MODSEQ")) or modseq
+            try:
+                modseq = await self._store(uid, sign, flags) or modseq
+            except CommandFailed:
+                keywords = [f for f in flags if not f.startswith("\\")]
+                if not keywords:
+                    raise
+                system = [f for f in flags if f.startswith("\\")]
+                if system:
+                    modseq = await self._store(uid, sign, system) or modseq
+                for keyword in keywords:
+                    try:
+                        modseq = await self._store(uid, sign, [keyword]) or modseq
+                    except CommandFailed as exc:
+                        log.warning("the server refused the keyword %r: %s", keyword, exc)
+                        refused.add(keyword)
+        self.last_refused = frozenset(refused)
+        return modseq
+
+    async def _store(self, uid: int, sign: str, flags: list[str]) -> int | None:
+        words = " ".join(encode_keyword(f) for f in flags)
+        cmd = await self.conn.run(f"UID STORE {uid} {sign}FLAGS ({words})")
+        modseq = None
+        for resp in cmd.untagged:
+            if resp.kind == "FETCH":
+                modseq = modseq_of(fetch_items(resp).get("MODSEQ")) or modseq
         return modseq
 
     async def append(self, mailbox: str, raw: bytes, flags: Iterable[str]) -> int | None:
+        """A server that refuses the message for its keywords gets it without them; they are
+        `last_refused` then (the caller may store them one by one)."""
+        wanted = sorted(flags)
+        self.last_refused = frozenset()
+        try:
+            return await self._append(mailbox, raw, wanted)
+        except CommandFailed:
+            keywords = frozenset(f for f in wanted if not f.startswith("\\"))
+            if not keywords:
+                raise
+            uid = await self._append(mailbox, raw, [f for f in wanted if f not in keywords])
+            self.last_refused = keywords
+            return uid
+
+    async def _append(self, mailbox: str, raw: bytes, flags: list[str]) -> int | None:
         cmd = await self.conn.run(
             "APPEND",
             quote(encode_mailbox(mailbox)),
-            f"({' '.join(encode_keyword(f) for f in sorted(flags))})",
+            f"({' '.join(encode_keyword(f) for f in flags)})",
             raw,
         )
         resp = cmd.done.result()

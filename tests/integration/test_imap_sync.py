@@ -14,6 +14,7 @@ import pytest
 from bridge.formats.mime import KEYWORDS
 from bridge.model import tags
 from bridge.store import blobs
+from bridge.store.items import NewItem
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
 from bridge.sync.imap_service import ImapSyncService
@@ -571,3 +572,32 @@ async def test_a_line_break_in_a_value_cannot_smuggle_a_command(account: Account
     finally:
         await adapter.close()
     assert m.select("Victim")[0] == "OK"
+
+
+LONG = "Waiting for approval from the finance department"  # 70 characters as a keyword
+
+
+async def test_a_category_the_server_will_not_take_stays_here_and_blocks_nothing(
+    store: Store, account: Account
+) -> None:
+    """Dovecot refuses a keyword over 50 characters, and with it the whole STORE or APPEND.
+    The read state and the other categories still reach the server; the long category
+    stays on the item, run after run."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("long one"))
+    await sync(store, account)
+    [item] = (await store.queries.list(store.folders.roles["inbox"]))[0]
+    await store.items.update(item.id, {tags.READ: True}, named={KEYWORDS: ["Short", LONG]})
+    draft = await store.items.create(
+        store.folders.roles["drafts"],
+        NewItem(props={tags.SUBJECT: "long draft"}, named={KEYWORDS: [LONG, "Short"]}),
+    )
+    for _ in range(2):
+        report = await sync(store, account)
+        assert not report.failed, report.failed
+        assert server_flags(account, "INBOX")["long one"] == {"\\Seen", "Short"}
+        assert server_flags(account, "Drafts")["long draft"] == {"Short"}
+        for iid in (item.id, draft):
+            got = await store.sync.item(iid)
+            assert got is not None and sorted(got.categories) == sorted(["Short", LONG])
+    assert report.pushed == 0 and report.updated == 0
