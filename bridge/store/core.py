@@ -183,6 +183,11 @@ class StoreCore:
         await self.reader.close()
         await self.writer.close()
 
+    async def checkpoints_done(self) -> None:
+        """Wait until no checkpoint is due: what was committed is in the database file."""
+        while self._checkpoint is not None and not self._checkpoint.done():
+            await asyncio.shield(self._checkpoint)
+
     def _request_checkpoint(self) -> None:
         if self._checkpoint is not None and not self._checkpoint.done():
             self._checkpoint_again = True

@@ -73,3 +73,19 @@ async def test_the_wal_restarts_between_write_transactions(
     assert restarts and all(restarts)
     for item_id in ids:  # what was written before each restart is all there
         assert (await store.queries.get(item_id)).props[0x1000001F] == "x" * 20000
+
+
+async def test_checkpoints_done_waits_until_the_wal_is_in_the_file(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(core_module, "CHECKPOINT_DELAY", 0.2)
+    inbox = store.folders.roles["inbox"]
+    await store.items.create(inbox, NewItem("IPM.Note", {0x0037001F: "to be copied"}))
+    task = store.core._checkpoint
+    assert task is not None and not task.done()  # due, after its delay
+    await asyncio.wait_for(store.core.checkpoints_done(), 30)
+    assert task.done()
+    async with store.core.checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)") as cur:
+        row = await cur.fetchone()
+    assert row is not None and row[1] == row[2]
+    await store.core.checkpoints_done()  # none due: returns at once
