@@ -17,7 +17,6 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -29,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.servers.ports import free_ports
+
 TEMPLATES = Path(__file__).with_name("cyrus")
 # cyrus-imapd and dovecot-imapd conflict as Debian packages (both provide imap-server):
 # scripts/test installs Dovecot's and unpacks Cyrus's imapd into /opt/cyrus-imapd.
@@ -37,16 +38,6 @@ BIN_DIRS = ("/usr/lib/cyrus/bin", "/usr/sbin", "/opt/cyrus-imapd/usr/lib/cyrus/b
 
 class CyrusError(RuntimeError):
     """Cyrus could not be started; the message says why."""
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports the OS has free, all different: each socket is held until all are bound (ports
-    taken one after another, each released before the next, can repeat)."""
-    with contextlib.ExitStack() as held:
-        socks = [held.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
 
 
 def _which(name: str) -> str | None:
@@ -159,7 +150,7 @@ def start() -> Cyrus:
     root.chmod(0o755)
     for sub in ("conf/socket", "conf/db", "conf/proc", "conf/log", "spool", "sieve"):
         (root / sub).mkdir(parents=True)
-    http_port, imap_port = _free_ports(2)
+    http_port, imap_port = free_ports(2)
     values = {
         "@ROOT@": str(root),
         "@HTTP_PORT@": str(http_port),

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.servers.ports import free_ports
+
 FULL = None  # announce Dovecot's own capability list
 BASE_CAPS = (
     "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT UNSELECT CHILDREN NAMESPACE "
@@ -143,16 +145,6 @@ def _imap_libexec() -> Path | None:
 
 class DovecotError(RuntimeError):
     """Dovecot could not be started; the message says why."""
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports the OS has free, all different: each socket is held until all are bound (ports
-    taken one after another, each released before the next, can repeat)."""
-    with contextlib.ExitStack() as held:
-        socks = [held.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
 
 
 _PLAIN_CONFIG = "ssl = no\ndisable_plaintext_auth = no\n"
@@ -291,7 +283,7 @@ def _start(capability: str | None, tls: bool) -> Dovecot:
             shutil.chown(root / sub, mail_user, mail_group)
     (root / "users").write_text("".join(f"u{n}:pw-u{n}::::::\n" for n in range(1, USERS + 1)))
     (root / "users").chmod(0o644)
-    imap_port, lmtp_port, imaps_port = _free_ports(3)
+    imap_port, lmtp_port, imaps_port = free_ports(3)
     imaps_port = imaps_port if tls else 0
     if tls:
         _certificate(root / "tls")

@@ -10,7 +10,6 @@ import importlib.util
 import itertools
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from base64 import b64encode
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.servers.ports import free_ports
 
 _CONFIG = """\
 [server]
@@ -52,12 +53,6 @@ mask_passwords = True
 
 class RadicaleError(RuntimeError):
     """Radicale could not be started; the message says why."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -125,7 +120,7 @@ def start(extra_config: str = "") -> Radicale:
     root = Path(tempfile.mkdtemp(prefix="kbridge-radicale-"))
     (root / "collections").mkdir()
     (root / "users").write_text("probe:probe\n")
-    port = _free_port()
+    [port] = free_ports(1)
     (root / "config").write_text(_CONFIG.format(root=root.as_posix(), port=port) + extra_config)
     log = (root / "radicale.log").open("wb")
     proc = subprocess.Popen(
