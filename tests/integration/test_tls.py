@@ -1,7 +1,8 @@
 """IMAP and SMTP submission over TLS against real servers (Dovecot, aiosmtpd) with a
 certificate for 127.0.0.1: implicit TLS and STARTTLS, with the certificate checked (trusted
-through SSL_CERT_FILE, as OpenSSL reads it) or not checked when the settings say so; and
-what a client must refuse around STARTTLS, from a small scripted server."""
+through the config's ca_file, or SSL_CERT_FILE as OpenSSL reads it) or not checked when the
+settings say so; and what a client must refuse around STARTTLS, from a small scripted
+server."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config import load_config
+from bridge.model import tags
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
 from bridge.sync.imap_service import ImapSyncService
@@ -74,7 +76,7 @@ async def test_mail_syncs_over_tls_with_the_certificate_checked(
         trusted.close_clients()
     assert (fetched, encrypted) == (1, True)
     items, _ = await store.queries.list(store.folders.roles["inbox"], limit=10)
-    assert [i.props.get(0x0037001F) for i in items] == [f"over {tls}"]  # PidTagSubject
+    assert [i.props.get(tags.SUBJECT) for i in items] == [f"over {tls}"]
 
 
 @pytest.mark.parametrize("tls", ["implicit", "starttls"])
@@ -163,7 +165,7 @@ async def test_a_config_s_ca_file_is_trusted_by_imap_and_smtp(
         await sub.close()
         dovecot_tls.close_clients()
     items, _ = await store.queries.list(store.folders.roles["inbox"], limit=10)
-    assert [i.props.get(0x0037001F) for i in items] == ["trusted by ca_file"]
+    assert [i.props.get(tags.SUBJECT) for i in items] == ["trusted by ca_file"]
     assert [got.encrypted for got in sub.handler.received] == [True]
 
 
