@@ -56,12 +56,9 @@ def _encode_utf7(text: str, direct: Callable[[str], bool]) -> str:
             buf = ""
 
     for ch in text:
-        if ch != "&" and direct(ch):
+        if ch == "&" or direct(ch):
             flush()
-            out.append(ch)
-        elif ch == "&":
-            flush()
-            out.append("&-")
+            out.append("&-" if ch == "&" else ch)
         else:
             buf += ch
     flush()
@@ -79,9 +76,7 @@ def _decode_utf7(text: str) -> str:
         data = body.replace(",", "/")
         try:
             raw = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
-            if len(raw) % 2:
-                return m.group(0)
-            return raw.decode("utf-16-be")  # (a lone surrogate could not be stored)
+            return raw.decode("utf-16-be")  # strict: a lone surrogate could not be stored
         except (ValueError, UnicodeDecodeError):
             return m.group(0)
 
