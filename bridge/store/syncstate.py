@@ -113,6 +113,14 @@ class SyncState:
         ) as cur:
             return [_local(row) for row in await cur.fetchall()]
 
+    async def items_in(self, folder_ids: list[int]) -> list[LocalItem]:
+        """Every item of the folders (linked or not), associated ones excepted."""
+        async with self.core.reader.execute(
+            f"{_ITEM_SQL} WHERE folder_id IN (SELECT value FROM json_each(?)) AND associated = 0",
+            (json.dumps(folder_ids),),
+        ) as cur:
+            return [_local(row) for row in await cur.fetchall()]
+
     async def unlinked_items(self, folder_id: int) -> list[LocalItem]:
         async with self.core.reader.execute(
             f"{_ITEM_SQL} WHERE folder_id = ? AND upstream IS NULL AND associated = 0",

@@ -20,7 +20,7 @@ from bridge.store.errors import StoreError
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
 from bridge.store.syncstate import LocalItem
-from bridge.sync import crashpoint, plan, workers
+from bridge.sync import conflicts, crashpoint, plan, workers
 from bridge.sync.hierarchy import Hierarchy
 from bridge.sync.mail_fetch import (
     FULL_SETTINGS,
@@ -291,7 +291,8 @@ class Engine:
                 links[item.id] = {**item.upstream, "flags": sorted(action.base)}
                 report.conflicts += 1
                 if not action.keep_copy:
-                    self._publish_conflict(
+                    conflicts.publish(
+                        self.store,
                         item.id,
                         None,
                         item.folder_id,
@@ -327,12 +328,8 @@ class Engine:
     async def _conflict(self, item_id: int, mailbox: str) -> None:
         """Keep both: the upstream deleted the message, the local version goes to
         Sync Issues/Conflicts (without a link, so it is not uploaded again)."""
-        conflicts = self.store.folders.roles["conflicts"]
-        await self.store.sync.set_item_links({item_id: None})
-        await self.store.items.move(item_id, conflicts, origin=UPSTREAM)
-        await self.store.sync.forget_item(item_id)
-        self._publish_conflict(
-            item_id, None, conflicts, mailbox, "deleted on the server, changed here"
+        await conflicts.keep_aside(
+            self.store, item_id, mailbox, "deleted on the server, changed here"
         )
 
     async def _apply_flags(self, item: LocalItem, flags: plan.FlagSet, report: Report) -> None:
@@ -346,34 +343,14 @@ class Engine:
     async def _keep_copy(self, winner_id: int, mailbox: str) -> None:
         """Keep both: copy the local version into Sync Issues/Conflicts, unlinked (it is
         not uploaded) and pointing at the winner through PidTagConflictEntryId."""
-        conflicts = self.store.folders.roles["conflicts"]
-        copy_id = await self.store.items.copy(winner_id, conflicts, origin=UPSTREAM)
+        aside = self.store.folders.roles["conflicts"]
+        copy_id = await self.store.items.copy(winner_id, aside, origin=UPSTREAM)
         await self.store.sync.set_item_links({copy_id: None})
         await self.store.items.update(
             copy_id,
             {tags.CONFLICT_ENTRYID: self.store.ids.entry_id("item", winner_id)},
             origin=UPSTREAM,
         )
-        self._publish_conflict(
-            copy_id, winner_id, conflicts, mailbox, "flags changed here and on the server"
+        conflicts.publish(
+            self.store, copy_id, winner_id, aside, mailbox, "flags changed here and on the server"
         )
-
-    def _publish_conflict(
-        self,
-        item_id: int,
-        winner_id: int | None,
-        folder_id: int,
-        mailbox: str,
-        reason: str,
-    ) -> None:
-        """The notification of a conflict: `id` is the item kept aside (or resolved in
-        place), `winner_id` the API id of the item that won, when one was kept."""
-        event: dict[str, Any] = {
-            "id": item_id,
-            "folder_id": folder_id,
-            "mailbox": mailbox,
-            "reason": reason,
-        }
-        if winner_id is not None:
-            event["winner_id"] = self.store.ids.api_id("item", winner_id)
-        self.store.bus.publish([("sync_conflict", event)])

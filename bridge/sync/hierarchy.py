@@ -17,11 +17,13 @@ from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.folders import Folder
 from bridge.store.store import Store
-from bridge.sync import crashpoint
+from bridge.sync import conflicts, crashpoint
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.upstream.base import MailAdapter, RemoteFolder, UpstreamError
 
 log = logging.getLogger(__name__)
+
+RENAME_SAMPLE = 20  # cached messages compared by Message-ID before a rename is followed
 
 DEFAULT_MAILBOX = {
     "inbox": "INBOX",
@@ -141,15 +143,17 @@ class Hierarchy:
                 ):
                     await self.store.sync.set_folder_link(fid, {"mailbox": f.name})
         await self._reload()
+        await self._follow_renames(remote)
         for fid, ref in list(self.links.items()):
-            if ref.get("mailbox") in names:
-                continue
+            if ref.get("mailbox") in names or fid not in self.folders:
+                continue  # (a folder not there went with its parent)
             if self.folders[fid].role is not None:
                 await self.store.sync.set_folder_link(fid, None)
                 continue
+            await self._keep_local_work(fid, str(ref["mailbox"]), names)
             with contextlib.suppress(StoreError):  # already gone with its parent
                 await self.store.folders.delete(fid, hard=True, origin=UPSTREAM)
-        await self._reload()
+            await self._reload()
         by_mailbox = {str(ref["mailbox"]): fid for fid, ref in self.links.items()}
         for f in sorted(remote, key=lambda r: r.name.count(self.delim)):
             if f.name in by_mailbox:
@@ -184,3 +188,136 @@ class Hierarchy:
                 continue
             by_mailbox[f.name] = fid
             await self._reload()
+
+    def _subtree(self, fid: int) -> set[int]:
+        """The folder and every folder below it."""
+        found, todo = {fid}, [fid]
+        while todo:
+            parent = todo.pop()
+            for f in self.folders.values():
+                if f.parent_id == parent and f.id not in found:
+                    found.add(f.id)
+                    todo.append(f.id)
+        return found
+
+    async def _keep_local_work(self, fid: int, mailbox: str, names: set[str]) -> None:
+        """The mailbox of a folder is gone from the server (deleted or renamed by another
+        client): before the folder goes, with its subfolders, nothing that waits to go up
+        goes with it. Of their items, those the server has elsewhere (moved in here, not
+        yet moved there) go back to the folder of that mailbox; the others with local
+        changes, or never uploaded, go to Sync Issues/Conflicts. Items moved out of the
+        mailbox here lose their link to it: they are uploaded where they are now. Deletions
+        of its messages are dropped: the server deleted them with it."""
+        doomed = self._subtree(fid)
+        lost = {str(self.links[f]["mailbox"]) for f in doomed if f in self.links} | {mailbox}
+        home = {
+            str(ref["mailbox"]): f
+            for f, ref in self.links.items()
+            if f not in doomed and ref.get("mailbox") in names
+        }
+        dirty = await self.store.sync.dirty_items()
+        for item in await self.store.sync.items_in(sorted(doomed)):
+            link = item.upstream or {}
+            on_server = "uid" in link and str(link.get("mailbox")) not in lost
+            if on_server and str(link["mailbox"]) in home:
+                back = home[str(link["mailbox"])]
+                await self.store.items.move(item.id, back, origin=UPSTREAM)
+                conflicts.publish(
+                    self.store,
+                    item.id,
+                    None,
+                    back,
+                    mailbox,
+                    "moved here into a folder deleted on the server: back where the server has it",
+                )
+            elif item.id in dirty or "uid" not in link:
+                log.warning(
+                    "item %d kept in Sync Issues: %s is gone from the server", item.id, mailbox
+                )
+                await conflicts.keep_aside(
+                    self.store, item.id, mailbox, "its folder was deleted on the server"
+                )
+        moved_out = [
+            i.id
+            for name in lost
+            for i in await self.store.sync.linked_items(name)
+            if i.folder_id not in doomed
+        ]
+        await self.store.sync.set_item_links(dict.fromkeys(moved_out))
+        deletions = [
+            e.id
+            for e in await self.store.sync.journal()
+            if e.op == "item_delete" and (e.payload.get("upstream") or {}).get("mailbox") in lost
+        ]
+        await self.store.sync.remove_journal(deletions)
+
+    # -- mailboxes renamed on the server ----------------------------------------------------
+
+    async def _follow_renames(self, remote: list[RemoteFolder]) -> None:
+        """IMAP has no mailbox ids, but a renamed mailbox keeps its UIDVALIDITY and its
+        UIDs (RFC 3501 RENAME; Dovecot and Cyrus do). A synced mailbox gone from the list
+        whose UIDVALIDITY a new one has, holding the same messages at the UIDs checked, was
+        renamed: the local folder follows (name and place), keeping its items and their
+        pending changes, and nothing is fetched again. Anything less certain is left to
+        the usual way: the old folder goes (its local work kept), the new one is fetched."""
+        names = {f.name for f in remote}
+        tried: set[str] = set()
+        while True:
+            gone = {
+                int(ref["uidvalidity"]): (fid, str(ref["mailbox"]))
+                for fid, ref in self.links.items()
+                if ref.get("mailbox") not in names
+                and ref.get("uidvalidity")
+                and fid in self.folders
+                and self.folders[fid].role is None
+            }
+            linked = {str(ref["mailbox"]) for ref in self.links.values()}
+            fresh = [
+                f
+                for f in sorted(remote, key=lambda r: r.name.count(self.delim))
+                if f.name not in linked and f.name not in tried and f.selectable
+            ]
+            if not gone or not fresh:
+                return
+            new = fresh[0].name
+            tried.add(new)
+            state = await self.adapter.select(new, readonly=True)
+            if state.uidvalidity not in gone:
+                continue
+            fid, old = gone[state.uidvalidity]
+            if await self._same_messages(old, state.uidvalidity) and await self._move_folder(
+                fid, new
+            ):
+                await self.store.sync.rename_mailbox(old, new, self.delim)
+                log.info("mailbox %s was renamed on the server to %s: followed", old, new)
+                await self._reload()
+
+    async def _same_messages(self, old: str, uidvalidity: int) -> bool:
+        """Whether the selected mailbox has, at the UIDs of (some of) the messages cached
+        from `old`, the same messages (by Message-ID)."""
+        cached = {
+            int(i.upstream["uid"]): i.message_id
+            for i in await self.store.sync.linked_items(old)
+            if i.upstream and i.upstream.get("uidvalidity") == uidvalidity and i.message_id
+        }
+        if not cached:
+            return True  # nothing cached that could be mistaken
+        sample = sorted(cached)[-RENAME_SAMPLE:]
+        there = await self.adapter.message_ids(sample)
+        return bool(there) and all(cached[uid] == msgid for uid, msgid in there.items())
+
+    async def _move_folder(self, fid: int, mailbox: str) -> bool:
+        """Give the folder the name and place of `mailbox`; False if it cannot have them."""
+        parent_name, _, leaf = mailbox.rpartition(self.delim)
+        by_mailbox = {str(ref["mailbox"]): f for f, ref in self.links.items()}
+        parent = (
+            by_mailbox.get(parent_name) if parent_name else self.store.folders.roles["ipm_subtree"]
+        )
+        if parent is None or parent in self._subtree(fid):
+            return False
+        try:
+            await self.store.folders.update(fid, name=leaf, parent_id=parent, origin=UPSTREAM)
+        except StoreError as exc:
+            log.info("mailbox %s: the folder cannot follow the rename (%s)", mailbox, exc)
+            return False
+        return True

@@ -1,0 +1,201 @@
+"""Mailboxes deleted or renamed on the server (by another client) while the local folder
+holds work that has not gone up yet, against a real Dovecot: nothing of it is lost, and a
+rename is followed without fetching the messages again."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.model import tags
+from bridge.store.rfc822 import item_from_rfc822
+from bridge.store.store import Store
+from tests.integration.conftest import Account, sync
+from tests.integration.test_imap_sync import server_flags
+from tests.servers import dovecot as dv
+
+
+async def folder_named(store: Store, name: str) -> int | None:
+    return next((f.id for f in await store.folders.all() if f.display_name == name), None)
+
+
+async def everything(store: Store) -> dict[str, tuple[str, bool]]:
+    """Subject → (folder name, read) of every item of the store."""
+    out: dict[str, tuple[str, bool]] = {}
+    for f in await store.folders.all():
+        items, _ = await store.queries.list(f.id, limit=500)
+        for i in items:
+            out[str(i.props.get(tags.SUBJECT))] = (f.display_name, bool(i.props.get(tags.READ)))
+    return out
+
+
+def mailboxes(account: Account) -> set[str]:
+    _, data = account.client().list()
+    return {line.decode().rsplit(' "/" ', 1)[1].strip('"') for line in data if line}
+
+
+async def test_an_item_made_here_survives_its_folder_deleted_on_the_server(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("Proj")
+    dv.append(m, "Proj", dv.message("p0"))
+    await sync(store, account)
+    proj = await folder_named(store, "Proj")
+    assert proj is not None
+    mine = item_from_rfc822(dv.message("mine", msgid="<mine@local>"))
+    await store.items.create(proj, mine)  # not uploaded yet
+    events = store.bus.subscribe()
+    m.delete("Proj")
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert await folder_named(store, "Proj") is None
+    found = await everything(store)
+    assert found["mine"][0] == "Conflicts"
+    assert "p0" not in found  # the server's copy went with the mailbox
+    assert "Proj" not in mailboxes(account)  # not brought back
+    assert await store.queries.journal_pending() == 0
+    kinds = []
+    while not events._queue.empty():
+        kinds.append((await events.get()).type)
+    events.close()
+    assert "sync_conflict" in kinds
+    again = await sync(store, account)
+    assert again.pushed == 0 and again.fetched == 0 and not again.failed
+
+
+async def test_a_message_moved_into_a_folder_deleted_on_the_server_goes_back(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("Dest")
+    dv.append(m, "INBOX", dv.message("i0"))
+    await sync(store, account)
+    dest = await folder_named(store, "Dest")
+    assert dest is not None
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    await store.items.update(items[0].id, {tags.READ: True})
+    await store.items.move(items[0].id, dest)
+    m.delete("Dest")
+    report = await sync(store, account)
+    assert not report.failed, report
+    # the server has it in the Inbox: there it stays, with the change made here
+    assert (await everything(store))["i0"] == ("Inbox", True)
+    assert server_flags(account, "INBOX") == {"i0": {"\\Seen"}}
+    again = await sync(store, account)
+    assert again.pushed == 0 and again.fetched == 0 and not again.failed
+    assert server_flags(account, "INBOX") == {"i0": {"\\Seen"}}
+
+
+async def test_work_in_a_subfolder_survives_its_parent_deleted_on_the_server(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("Top")
+    m.create("Top/Sub")
+    dv.append(m, "Top/Sub", dv.message("s0"))
+    dv.append(m, "Top/Sub", dv.message("s1"))
+    await sync(store, account)
+    sub = await folder_named(store, "Sub")
+    assert sub is not None
+    items, _ = await store.queries.list(sub)
+    changed = next(i.id for i in items if i.props[tags.SUBJECT] == "s0")
+    await store.items.update(changed, {tags.READ: True})
+    m.delete("Top/Sub")
+    m.delete("Top")
+    report = await sync(store, account)
+    assert not report.failed, report
+    found = await everything(store)
+    assert found["s0"] == ("Conflicts", True)  # changed here: kept
+    assert "s1" not in found  # unchanged: went with the mailbox
+    assert await folder_named(store, "Top") is None
+
+
+async def test_moves_out_of_and_deletions_in_a_mailbox_deleted_on_the_server(
+    store: Store, account: Account
+) -> None:
+    """A message moved out here is uploaded where it is now (the server's copy went with
+    the mailbox); a deletion made here has nothing left to do, and does not fail."""
+    m = account.client()
+    m.create("Old")
+    dv.append(m, "Old", dv.message("out"))
+    dv.append(m, "Old", dv.message("bin"))
+    await sync(store, account)
+    old = await folder_named(store, "Old")
+    assert old is not None
+    items, _ = await store.queries.list(old)
+    by_subject = {i.props[tags.SUBJECT]: i.id for i in items}
+    await store.items.move(by_subject["out"], store.folders.roles["inbox"])
+    await store.items.delete(by_subject["bin"], hard=True)
+    m.delete("Old")
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert set(server_flags(account, "INBOX")) == {"out"}
+    assert (await everything(store))["out"][0] == "Inbox"
+    assert await store.queries.journal_pending() == 0
+    again = await sync(store, account)
+    assert again.pushed == 0 and again.fetched == 0 and not again.failed
+    assert set(server_flags(account, "INBOX")) == {"out"}
+
+
+async def test_a_rename_on_the_server_is_followed_with_nothing_fetched_again(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("A")
+    m.create("A/Inner")
+    for i in range(3):
+        dv.append(m, "A", dv.message(f"a{i}"))
+    dv.append(m, "A/Inner", dv.message("deep"))
+    await sync(store, account)
+    a, inner = await folder_named(store, "A"), await folder_named(store, "Inner")
+    assert a is not None and inner is not None
+    before, _ = await store.queries.list(a)
+    await store.items.update(before[0].id, {tags.READ: True})  # waits to go up
+    m.rename("A", "B")
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert report.fetched == 0, report
+    assert await folder_named(store, "B") == a  # the same folder, renamed
+    assert await folder_named(store, "A") is None
+    assert await folder_named(store, "Inner") == inner
+    after, _ = await store.queries.list(a)
+    assert sorted(i.id for i in after) == sorted(i.id for i in before)
+    subject = before[0].props[tags.SUBJECT]
+    assert server_flags(account, "B")[subject] == {"\\Seen"}
+    assert set(server_flags(account, "B/Inner")) == {"deep"}
+    assert "A" not in mailboxes(account)
+    # and back here: a rename made here goes up as before
+    await store.folders.update(a, name="C")
+    report = await sync(store, account)
+    assert not report.failed and report.fetched == 0, report
+    assert {"C", "C/Inner"} <= mailboxes(account)
+
+
+async def test_a_mailbox_recreated_under_a_new_name_is_not_taken_for_a_rename(
+    store: Store, account: Account
+) -> None:
+    """Deleted, and another made with the same messages (a new UIDVALIDITY): the old folder
+    goes, the new one is fetched; the change made here is kept aside."""
+    m = account.client()
+    m.create("X")
+    raws = [dv.message(f"x{i}") for i in range(2)]
+    for raw in raws:
+        dv.append(m, "X", raw)
+    await sync(store, account)
+    x = await folder_named(store, "X")
+    assert x is not None
+    items, _ = await store.queries.list(x)
+    await store.items.update(items[0].id, {tags.READ: True})
+    m.delete("X")
+    await asyncio.sleep(1.1)  # Dovecot's UIDVALIDITY is a timestamp
+    m.create("Y")
+    for raw in raws:
+        dv.append(m, "Y", raw)
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert report.fetched == 2
+    y = await folder_named(store, "Y")
+    assert y is not None and y != x
+    assert await folder_named(store, "X") is None
+    conflicts, _ = await store.queries.list(store.folders.roles["conflicts"])
+    assert [c.props[tags.SUBJECT] for c in conflicts] == [items[0].props[tags.SUBJECT]]
