@@ -19,7 +19,7 @@ from bridge.store.folders import Folder
 from bridge.store.store import Store
 from bridge.sync import conflicts, crashpoint
 from bridge.sync.dav_scope import dav_entry_ids
-from bridge.upstream.base import MailAdapter, RemoteFolder, UpstreamError
+from bridge.upstream.base import ConnectFailed, MailAdapter, RemoteFolder, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ class Hierarchy:
                     await self.adapter.create_folder(want)
                     await self.store.sync.set_folder_link(fid, {"mailbox": want})
                 elif want is not None and have is not None and want != have:
-                    await self.adapter.rename_folder(str(have), want)
-                    await self.store.sync.rename_mailbox(str(have), want, self.delim)
+                    if await self._rename(str(have), want):
+                        await self.store.sync.rename_mailbox(str(have), want, self.delim)
                 elif want is None and have is not None:
                     await self.adapter.delete_folder(str(have))
                     await self.store.sync.set_folder_link(fid, None)
@@ -126,6 +126,21 @@ class Hierarchy:
             await self.store.sync.remove_journal([entry.id])
             crashpoint.step(f"folder journal entry {entry.id} confirmed")
             await self._reload()
+
+    async def _rename(self, old: str, new: str) -> bool:
+        """RENAME a mailbox; False when the server no longer has it (another client
+        deleted or renamed it first): then the server's change wins, as the pull finds it
+        (a rename followed, or the folder gone with its local work kept)."""
+        try:
+            await self.adapter.rename_folder(old, new)
+        except ConnectFailed:
+            raise
+        except UpstreamError:
+            if old in {f.name for f in await self.adapter.list_folders()}:
+                raise
+            log.warning("mailbox %s is gone from the server: its rename to %s is dropped", old, new)
+            return False
+        return True
 
     # -- upstream → local -------------------------------------------------------------
 

@@ -199,3 +199,31 @@ async def test_a_mailbox_recreated_under_a_new_name_is_not_taken_for_a_rename(
     assert await folder_named(store, "X") is None
     conflicts, _ = await store.queries.list(store.folders.roles["conflicts"])
     assert [c.props[tags.SUBJECT] for c in conflicts] == [items[0].props[tags.SUBJECT]]
+
+
+async def test_renamed_here_and_renamed_or_deleted_there_the_server_wins(
+    store: Store, account: Account
+) -> None:
+    """The RENAME of a mailbox another client renamed or deleted first fails; that used to
+    fail every sync run from then on. Now the server's change wins."""
+    m = account.client()
+    m.create("W")
+    m.create("V")
+    dv.append(m, "W", dv.message("w0"))
+    dv.append(m, "V", dv.message("v0"))
+    await sync(store, account)
+    w, v = await folder_named(store, "W"), await folder_named(store, "V")
+    assert w is not None and v is not None
+    await store.folders.update(w, name="Mine")
+    await store.folders.update(v, name="Ours")
+    m.rename("W", "Theirs")
+    m.delete("V")
+    report = await sync(store, account)
+    assert not report.failed and report.fetched == 0, report
+    assert await folder_named(store, "Theirs") == w
+    assert await folder_named(store, "Ours") is None
+    assert {"Mine", "Ours", "W", "V"}.isdisjoint(mailboxes(account))
+    assert (await everything(store)) == {"w0": ("Theirs", False)}
+    assert await store.queries.journal_pending() == 0
+    again = await sync(store, account)
+    assert not again.failed and again.fetched == 0 and again.pushed == 0, again
