@@ -285,6 +285,11 @@ class Ref:
     uid: int
     base: FlagSet
 
+    @property
+    def at(self) -> tuple[str, int, int]:
+        """The message it names (its flags aside)."""
+        return self.mailbox, self.uidvalidity, self.uid
+
 
 @dataclass(frozen=True)
 class Append:

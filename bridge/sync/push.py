@@ -126,7 +126,9 @@ class Pusher:
                 if found:
                     await self.adapter.expunge(found[:1])
                     crashpoint.step("expunged on the server")
-            if item is not None:
+            now = _ref(item)
+            if item is not None and now is not None and now.at == action.ref.at:
+                # (after a re-upload the item is linked to its new copy: that link stays)
                 await self.store.sync.set_item_links({item.id: None})
         elif isinstance(action, plan.StoreFlags):
             assert item is not None and ref is not None

@@ -601,3 +601,33 @@ async def test_a_category_the_server_will_not_take_stays_here_and_blocks_nothing
             got = await store.sync.item(iid)
             assert got is not None and sorted(got.categories) == sorted(["Short", LONG])
     assert report.pushed == 0 and report.updated == 0
+
+
+async def test_an_edited_message_replaces_its_server_copy_once(
+    store: Store, account: Account
+) -> None:
+    """An edit of the content (a draft saved again, a subject changed) goes up as a new
+    message and the old one expunged. The item used to lose its link to the new one, so the
+    next pull fetched it again: two items."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("orig"))
+    from bridge.store.rfc822 import item_from_rfc822
+
+    drafts = store.folders.roles["drafts"]
+    draft = await store.items.create(drafts, item_from_rfc822(dv.message("draft v1")))
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    await store.items.update(items[0].id, {tags.SUBJECT: "edited", tags.READ: True})
+    await store.items.update(draft, {tags.SUBJECT: "draft v2"})
+    report = await sync(store, account)
+    assert not report.failed and report.pushed == 2, report
+    assert server_flags(account, "INBOX") == {"edited": {"\\Seen"}}
+    assert server_flags(account, "Drafts") == {"draft v2": set()}
+    again = await sync(store, account)
+    assert again.fetched == 0 and again.pushed == 0, again
+    assert await subjects(store, "inbox") == {"edited": True}
+    assert await subjects(store, "drafts") == {"draft v2": False}
+    inbox, total = await store.queries.list(store.folders.roles["inbox"])
+    assert total == 1
+    assert (await store.sync.item(inbox[0].id)) is not None
+    assert (await store.sync.item(inbox[0].id)).upstream is not None  # type: ignore[union-attr]
