@@ -46,6 +46,7 @@ class LocalItem:
     has_source: bool
 
 
+REPLACES = "replaces"  # in an item's link: its old server copy (after an edit), until expunged
 _ITEM_SQL = (
     "SELECT id, folder_id, flags, upstream, source_blob, "
     f"json_extract(props, '$.\"{P.key(tags.FLAG_STATUS)}\"') AS flag_status, "
@@ -99,6 +100,17 @@ class SyncState:
             (mailbox,),
         ) as cur:
             return [_local(row) for row in await cur.fetchall()]
+
+    async def replaced_uids(self, mailbox: str, uidvalidity: int) -> set[int]:
+        """UIDs of old copies in a mailbox that edited items replace (noted in their links
+        under REPLACES until the old copy is expunged)."""
+        async with self.core.reader.execute(
+            f"SELECT json_extract(upstream, '$.{REPLACES}.uid') FROM items "
+            f"WHERE json_extract(upstream, '$.{REPLACES}.mailbox') = ? "
+            f"AND json_extract(upstream, '$.{REPLACES}.uidvalidity') = ?",
+            (mailbox, uidvalidity),
+        ) as cur:
+            return {int(row[0]) for row in await cur.fetchall() if row[0] is not None}
 
     async def item(self, item_id: int) -> LocalItem | None:
         async with self.core.reader.execute(f"{_ITEM_SQL} WHERE id = ?", (item_id,)) as cur:

@@ -19,7 +19,7 @@ from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
-from bridge.store.syncstate import LocalItem
+from bridge.store.syncstate import REPLACES, JournalEntry, LocalItem
 from bridge.sync import conflicts, crashpoint, plan, workers
 from bridge.sync.hierarchy import Hierarchy
 from bridge.sync.mail_fetch import (
@@ -31,7 +31,7 @@ from bridge.sync.mail_fetch import (
 )
 from bridge.sync.mail_props import categories, flag_props
 from bridge.sync.parse_pool import ParsePool
-from bridge.sync.push import Pusher
+from bridge.sync.push import Pusher, content_edited, keywords_key
 from bridge.upstream.base import MailAdapter, MailboxState
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,8 @@ class Engine:
         actions = plan.plan_pull(known, listing, self.policy)
         actions = await self._adopt(fid, mailbox, state, listing, actions, dirty)
         actions = await self._deleted_here(mailbox, state, listing, actions)
+        replaced = await self.store.sync.replaced_uids(mailbox, state.uidvalidity)
+        actions = [a for a in actions if not (isinstance(a, plan.Fetch) and a.uid in replaced)]
         await self._apply(fid, mailbox, state, actions, report)
         if any(content_of(i) for i in items):
             fetcher = MailFetch(self.store, self.adapter, settings)
@@ -177,29 +179,64 @@ class Engine:
         dirty: dict[int, int],
     ) -> list[plan.PullAction]:
         """A new server message may be a local item's own upload whose confirmation was
-        lost (a dropped connection after APPEND): link it instead of fetching a copy."""
+        lost (a dropped connection after APPEND, a stopped run): link it instead of
+        fetching a copy. An upload of an edited item that is linked to its old copy still
+        becomes its new copy, replacing the old one (push: `REPLACES`)."""
         fetch = [a.uid for a in actions if isinstance(a, plan.Fetch)]
+        if not fetch or not dirty:
+            return actions
         uploads = {
             i.message_id: i.id
             for i in await self.store.sync.unlinked_items(fid)
             if i.id in dirty and i.message_id
         }
-        if not fetch or not uploads:
+        edited = await self._edits_in_flight(fid, dirty)
+        if not uploads and not edited:
             return actions
-        adopted = plan.adopt(uploads, await self.adapter.message_ids(fetch))
-        links: dict[int, dict[str, Any] | None] = {
-            item_id: {
+        server = await self.adapter.message_ids(fetch)
+        adopted = plan.adopt(uploads, server)
+        replaced = plan.adopt({m: i.id for m, i in edited.items()}, server)
+        links: dict[int, dict[str, Any] | None] = {}
+        for item_id, uid in (*adopted.items(), *replaced.items()):
+            links[item_id] = {
                 "mailbox": mailbox,
                 "uidvalidity": state.uidvalidity,
                 "uid": uid,
                 "flags": sorted(plan.relevant(listing.changed.get(uid, ()))),
             }
-            for item_id, uid in adopted.items()
-        }
+        for item in edited.values():
+            if item.id in replaced and item.upstream is not None:
+                old = {k: item.upstream[k] for k in ("mailbox", "uidvalidity", "uid")}
+                links[item.id] = {**(links[item.id] or {}), REPLACES: old}
         await self.store.sync.set_item_links(links)
         crashpoint.step(f"{mailbox}: uploads found on the server linked")
-        taken = set(adopted.values())
+        taken = {*adopted.values(), *replaced.values()}
         return [a for a in actions if not (isinstance(a, plan.Fetch) and a.uid in taken)]
+
+    async def _edits_in_flight(self, fid: int, dirty: dict[int, int]) -> dict[str, LocalItem]:
+        """Message-ID → item, of the folder's items linked to a server copy whose edited
+        content waits to be uploaded."""
+        candidates = [
+            i
+            for i in await self.store.sync.items_in([fid])
+            if i.id in dirty
+            and i.message_id
+            and i.upstream
+            and "uid" in i.upstream
+            and REPLACES not in i.upstream
+        ]
+        if not candidates:
+            return {}
+        entries: dict[int, list[JournalEntry]] = {}
+        for e in await self.store.sync.journal():
+            if e.kind == "item":
+                entries.setdefault(e.object_id, []).append(e)
+        keywords = keywords_key(self.store)
+        return {
+            str(i.message_id): i
+            for i in candidates
+            if content_edited(entries.get(i.id, []), keywords)
+        }
 
     async def _deleted_here(
         self,

@@ -2,17 +2,24 @@
 local state (`plan.plan_push`), oldest change first. An entry leaves the journal only after
 the server confirmed what it asked for; a retried APPEND first looks the message up by
 Message-ID, so a crash between APPEND and bookkeeping does not duplicate it.
+
+An edited message goes up again (from its properties) and its old copy is expunged: the
+item is linked to the new copy with the old one noted (`REPLACES`) until the expunge, so a
+run that stops in between is finished by the next. An upload of an edit that a stopped run
+did not get to link is found by the pull (and linked, replacing the old copy) or by the
+next upload (same Message-ID, no item linked to it: expunged once the new copy is up).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from bridge.model import tags
 from bridge.store import props as P
 from bridge.store.store import Store
-from bridge.store.syncstate import JournalEntry, LocalItem
+from bridge.store.syncstate import REPLACES, JournalEntry, LocalItem
 from bridge.sync import crashpoint, plan
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.sync.hierarchy import Hierarchy
@@ -35,8 +42,7 @@ class Pusher:
         self._message_id: str | None = None  # of the item being pushed, if it is deleted
 
     async def run(self, report: Any) -> None:
-        keywords = self.store.core.named.known_tag(P.KEYWORDS)  # (a tag, not an id)
-        self._keywords_key = P.key(keywords) if keywords is not None else ""
+        self._keywords_key = keywords_key(self.store)
         groups: dict[int, list[JournalEntry]] = {}
         entries = await self.store.sync.journal()
         dav = await dav_entry_ids(self.store, entries)  # carried out by the DAV engine
@@ -56,16 +62,10 @@ class Pusher:
             report.pushed += 1
             crashpoint.step(f"journal entries of item {item_id} confirmed")
 
-    def _content_changed(self, entries: list[JournalEntry]) -> bool:
-        for e in entries:
-            if e.op == "item_update":
-                changed = set(e.payload.get("tags") or []) - FLAG_KEYS - {self._keywords_key}
-                if changed:
-                    return True
-        return False
-
     async def _push(self, item_id: int, entries: list[JournalEntry]) -> None:
         item = await self.store.sync.item(item_id)
+        if item is not None and item.upstream and REPLACES in item.upstream:
+            item = await self._finish_replacement(item)
         ref_data = item.upstream if item is not None else None
         if ref_data is None and item is None:
             for e in reversed(entries):
@@ -89,7 +89,9 @@ class Pusher:
         self._message_id = next(
             (str(e.payload["message_id"]) for e in entries if e.payload.get("message_id")), None
         )
-        content = item is not None and ref is not None and self._content_changed(entries)
+        content = (
+            item is not None and ref is not None and content_edited(entries, self._keywords_key)
+        )
         if content and ref_data and ref_data.get("content"):
             # only part of the message is cached: re-uploading it would replace the whole
             # message on the server by that part, so the local edit stays local
@@ -100,6 +102,23 @@ class Pusher:
             if isinstance(action, plan.Move | plan.Append) and item is not None:
                 item = await self.store.sync.item(item.id)
                 ref = _ref(item)
+
+    async def _finish_replacement(self, item: LocalItem) -> LocalItem | None:
+        """A run stopped between the upload of an edited item and the expunge of its old
+        copy: expunge that now."""
+        assert item.upstream is not None
+        old = item.upstream[REPLACES]
+        ref = plan.Ref(str(old["mailbox"]), int(old["uidvalidity"]), int(old["uid"]), frozenset())
+        self._message_id = None  # never searched for: the new copy has the same Message-ID
+        try:
+            await self._act(plan.Expunge(ref), item, None)
+        except ConnectFailed:
+            raise
+        except UpstreamError as exc:  # (its mailbox is gone from the server, say)
+            log.warning("item %d: its old copy in %s not expunged: %s", item.id, ref.mailbox, exc)
+            link = {k: v for k, v in item.upstream.items() if k != REPLACES}
+            await self.store.sync.set_item_links({item.id: link})
+        return await self.store.sync.item(item.id)
 
     async def _select(self, mailbox: str) -> int:
         if self.adapter_selected() != mailbox or mailbox not in self._uidvalidity:
@@ -130,6 +149,9 @@ class Pusher:
             if item is not None and now is not None and now.at == action.ref.at:
                 # (after a re-upload the item is linked to its new copy: that link stays)
                 await self.store.sync.set_item_links({item.id: None})
+            elif item is not None and item.upstream and REPLACES in item.upstream:
+                link = {k: v for k, v in item.upstream.items() if k != REPLACES}
+                await self.store.sync.set_item_links({item.id: link})
         elif isinstance(action, plan.StoreFlags):
             assert item is not None and ref is not None
             if await self._select(ref.mailbox) != ref.uidvalidity:
@@ -153,7 +175,7 @@ class Pusher:
                 except MessageGone:
                     new_uid = None
             if new_uid is None:
-                await self._append(item, action.mailbox, action.ref.base)
+                await self._append(item, action.mailbox, action.ref.base, replaces=None)
                 return
             crashpoint.step("moved on the server")
             target_uv = await self._target_uidvalidity(action.mailbox)
@@ -169,7 +191,7 @@ class Pusher:
             )
         elif isinstance(action, plan.Append):
             assert item is not None
-            await self._append(item, action.mailbox, action.flags, rebuild=ref is not None)
+            await self._append(item, action.mailbox, action.flags, replaces=ref)
 
     async def _taken(self, mailbox: str, uidvalidity: int) -> set[int]:
         """UIDs of the mailbox some local item is linked to."""
@@ -191,10 +213,15 @@ class Pusher:
         return state.uidvalidity
 
     async def _append(
-        self, item: LocalItem, mailbox: str, flags: plan.FlagSet, *, rebuild: bool = False
+        self, item: LocalItem, mailbox: str, flags: plan.FlagSet, *, replaces: plan.Ref | None
     ) -> None:
         """Upload an item, unless an earlier attempt already did (same Message-ID, a UID
-        no other item is linked to)."""
+        no other item is linked to). An item that has a copy on the server already
+        (`replaces`: its content was edited) is uploaded from its properties, and linked to
+        the new copy with the old one noted, until that is expunged: if the run stops in
+        between, the next finishes it (`_finish_replacement`) and no pull fetches the old
+        copy as a message of its own."""
+        rebuild = replaces is not None
         uidvalidity = await self._select(mailbox)
         uid = None
         refused: frozenset[str] = frozenset()  # flags the server would not take
@@ -203,14 +230,20 @@ class Pusher:
             for i in await self.store.sync.linked_items(mailbox)
             if i.upstream and i.upstream.get("uidvalidity") == uidvalidity
         }
-        if item.message_id and not rebuild:
+        found = []
+        if item.message_id:
             found = [
                 u for u in await self.adapter.search_message_id(item.message_id) if u not in taken
             ]
-            uid = found[-1] if found else None
-            if uid is not None:
-                await self.adapter.store_flags(uid, flags, ())
-                refused = self.adapter.last_refused
+        orphans: list[int] = []
+        if rebuild:
+            # an edit's uploads that a stopped run did not get to link (the copy replaced,
+            # linked to this item, is taken): they go once this one is up
+            orphans = found
+        elif found:
+            uid = found[-1]
+            await self.adapter.store_flags(uid, flags, ())
+            refused = self.adapter.last_refused
         if uid is None:
             raw = await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
             uid = await self.adapter.append(mailbox, raw, flags)
@@ -225,10 +258,10 @@ class Pusher:
                 found = [
                     u
                     for u in await self.adapter.search_message_id(item.message_id)
-                    if u not in taken
+                    if u not in taken and u not in orphans
                 ]
                 uid = found[-1] if found else None
-        link = None
+        link: dict[str, Any] | None = None
         if uid is not None:
             link = {
                 "mailbox": mailbox,
@@ -236,7 +269,33 @@ class Pusher:
                 "uid": uid,
                 "flags": sorted(flags - refused),
             }
+            if replaces is not None:
+                link[REPLACES] = {
+                    "mailbox": replaces.mailbox,
+                    "uidvalidity": replaces.uidvalidity,
+                    "uid": replaces.uid,
+                }
         await self.store.sync.set_item_links({item.id: link})
+        crashpoint.step("upload linked")
+        if orphans and uid is not None:
+            await self._select(mailbox)
+            await self.adapter.expunge(orphans)
+            crashpoint.step("earlier uploads expunged")
+
+
+def keywords_key(store: Store) -> str:
+    """The property key of the categories in journal entries ("" if none was ever set)."""
+    keywords = store.core.named.known_tag(P.KEYWORDS)  # (a tag, not an id)
+    return P.key(keywords) if keywords is not None else ""
+
+
+def content_edited(entries: Iterable[JournalEntry], keywords: str) -> bool:
+    """Whether an item's pending changes touch more than its flags and categories: then
+    its message is uploaded again (and the old copy expunged)."""
+    return any(
+        e.op == "item_update" and set(e.payload.get("tags") or []) - FLAG_KEYS - {keywords}
+        for e in entries
+    )
 
 
 def _flags(item: LocalItem) -> plan.FlagSet:

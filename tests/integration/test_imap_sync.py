@@ -631,3 +631,46 @@ async def test_an_edited_message_replaces_its_server_copy_once(
     assert total == 1
     assert (await store.sync.item(inbox[0].id)) is not None
     assert (await store.sync.item(inbox[0].id)).upstream is not None  # type: ignore[union-attr]
+
+
+async def test_an_edit_uploaded_by_a_stopped_run_replaces_the_old_copy_once(
+    store: Store, account: Account
+) -> None:
+    """A run stopped after the APPEND of an edited message, before noting it: the next
+    run's pull takes that upload for the item's new copy (not a message of its own), and
+    the push leaves one copy with the latest content."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("v1", msgid="<edit-1@test>"))
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    await store.items.update(items[0].id, {tags.SUBJECT: "v2"})
+    dv.append(m, "INBOX", dv.message("v2", msgid="<edit-1@test>"))  # the stopped upload
+    await store.items.update(items[0].id, {tags.SUBJECT: "v3"})  # edited again meanwhile
+    report = await sync(store, account)
+    assert not report.failed and report.fetched == 0, report
+    assert set(server_flags(account, "INBOX")) == {"v3"}
+    assert await subjects(store, "inbox") == {"v3": False}
+    again = await sync(store, account)
+    assert again.fetched == 0 and again.pushed == 0, again
+
+
+async def test_a_replaced_copy_in_a_mailbox_gone_from_the_server_blocks_nothing(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("Gone")
+    dv.append(m, "INBOX", dv.message("kept"))
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    item = await store.sync.item(items[0].id)
+    assert item is not None and item.upstream is not None
+    old = {"mailbox": "Gone", "uidvalidity": 1, "uid": 1}
+    await store.sync.set_item_links({item.id: {**item.upstream, "replaces": old}})
+    await store.items.update(item.id, {tags.READ: True})
+    m.delete("Gone")
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert server_flags(account, "INBOX") == {"kept": {"\\Seen"}}
+    after = await store.sync.item(item.id)
+    assert after is not None and after.upstream is not None
+    assert "replaces" not in after.upstream

@@ -142,6 +142,7 @@ async def prepare(data: Path, account: Account) -> list[str]:
         await store.items.move(by["m1"], archive)
         await store.items.delete(by["m2"])
         await store.items.delete(by["m3"], hard=True)
+        await store.items.update(by["m4"], {tags.SUBJECT: "m4 edited"})  # re-uploaded
         ids.append(f"<draft.{time.monotonic_ns()}@local>")
         draft = dv.message("draft", msgid=ids[-1])
         await store.items.create(store.folders.roles["drafts"], item_from_rfc822(draft))
