@@ -152,14 +152,22 @@ class SyncState:
     # -- journal ----------------------------------------------------------------------
 
     async def rename_mailbox(self, old: str, new: str, delimiter: str) -> None:
-        """Point the references of a renamed mailbox (and those below it) at the new name."""
+        """Point the references of a renamed mailbox (and those below it) at the new name:
+        those of folders and items, the old copies edited items replace, and those the
+        pending deletions of items carry."""
+        where = (
+            ("folders", "upstream", "$.mailbox"),
+            ("items", "upstream", "$.mailbox"),
+            ("items", "upstream", f"$.{REPLACES}.mailbox"),
+            ("journal", "payload", "$.upstream.mailbox"),
+        )
         async with self.core.write(SYSTEM) as tx:
-            for table in ("folders", "items"):
+            for table, column, path in where:
                 await tx.conn.execute(
-                    f"UPDATE {table} SET upstream = json_set(upstream, '$.mailbox', ? || "
-                    "substr(json_extract(upstream, '$.mailbox'), ?)) WHERE upstream IS NOT NULL "
-                    "AND (json_extract(upstream, '$.mailbox') = ? OR "
-                    "substr(json_extract(upstream, '$.mailbox'), 1, ?) = ?)",
+                    f"UPDATE {table} SET {column} = json_set({column}, '{path}', ? || "
+                    f"substr(json_extract({column}, '{path}'), ?)) WHERE {column} IS NOT NULL "
+                    f"AND (json_extract({column}, '{path}') = ? OR "
+                    f"substr(json_extract({column}, '{path}'), 1, ?) = ?)",
                     (new, len(old) + 1, old, len(old) + len(delimiter), old + delimiter),
                 )
 

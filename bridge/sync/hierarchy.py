@@ -272,9 +272,11 @@ class Hierarchy:
         """IMAP has no mailbox ids, but a renamed mailbox keeps its UIDVALIDITY and its
         UIDs (RFC 3501 RENAME; Dovecot and Cyrus do). A synced mailbox gone from the list
         whose UIDVALIDITY a new one has, holding the same messages at the UIDs checked, was
-        renamed: the local folder follows (name and place), keeping its items and their
-        pending changes, and nothing is fetched again. Anything less certain is left to
-        the usual way: the old folder goes (its local work kept), the new one is fetched."""
+        renamed; so was one whose cached messages (a sample, by Message-ID) a new one all
+        holds under another UIDVALIDITY (then the pull matches the UIDs anew). The local
+        folder follows (name and place), keeping its items and their pending changes, and
+        nothing is fetched again. Anything less certain is left to the usual way: the old
+        folder goes (its local work kept), the new one is fetched."""
         names = {f.name for f in remote}
         tried: set[str] = set()
         while True:
@@ -297,14 +299,14 @@ class Hierarchy:
             new = fresh[0].name
             tried.add(new)
             state = await self.adapter.select(new, readonly=True)
-            if state.uidvalidity not in gone:
-                continue
-            fid, old = gone[state.uidvalidity]
-            if await self._same_messages(old, state.uidvalidity) and await self._move_folder(
-                fid, new
-            ):
-                await self.store.sync.rename_mailbox(old, new, self.delim)
-                log.info("mailbox %s was renamed on the server to %s: followed", old, new)
+            match = gone.get(state.uidvalidity)
+            if match is not None and not await self._same_messages(match[1], state.uidvalidity):
+                match = None
+            if match is None:  # renamed and reset, or made anew with the same messages
+                match = await self._same_message_ids(list(gone.values()))
+            if match is not None and await self._move_folder(match[0], new):
+                await self.store.sync.rename_mailbox(match[1], new, self.delim)
+                log.info("mailbox %s was renamed on the server to %s: followed", match[1], new)
                 await self._reload()
 
     async def _same_messages(self, old: str, uidvalidity: int) -> bool:
@@ -320,6 +322,21 @@ class Hierarchy:
         sample = sorted(cached)[-RENAME_SAMPLE:]
         there = await self.adapter.message_ids(sample)
         return bool(there) and all(cached[uid] == msgid for uid, msgid in there.items())
+
+    async def _same_message_ids(self, gone: list[tuple[int, str]]) -> tuple[int, str] | None:
+        """The gone mailbox (folder, name) whose cached messages (a sample of them, by
+        Message-ID) are all in the selected one, if one is; its new UIDs are then matched
+        by the pull, as after a UIDVALIDITY change."""
+        there = set((await self.adapter.message_ids()).values())
+        if not there:
+            return None
+        for fid, old in gone:
+            cached = sorted(
+                {i.message_id for i in await self.store.sync.linked_items(old) if i.message_id}
+            )
+            if cached and all(m in there for m in cached[:RENAME_SAMPLE]):
+                return fid, old
+        return None
 
     async def _move_folder(self, fid: int, mailbox: str) -> bool:
         """Give the folder the name and place of `mailbox`; False if it cannot have them."""

@@ -171,11 +171,12 @@ async def test_a_rename_on_the_server_is_followed_with_nothing_fetched_again(
     assert {"C", "C/Inner"} <= mailboxes(account)
 
 
-async def test_a_mailbox_recreated_under_a_new_name_is_not_taken_for_a_rename(
+async def test_a_mailbox_made_anew_with_the_same_messages_is_followed_too(
     store: Store, account: Account
 ) -> None:
-    """Deleted, and another made with the same messages (a new UIDVALIDITY): the old folder
-    goes, the new one is fetched; the change made here is kept aside."""
+    """Deleted, and another made with the same messages (a new UIDVALIDITY, as a rename
+    and a reset, or a copy of everything, make it): the folder follows, its messages are
+    matched by Message-ID, nothing is fetched again, and the change made here goes up."""
     m = account.client()
     m.create("X")
     raws = [dv.message(f"x{i}") for i in range(2)]
@@ -192,13 +193,32 @@ async def test_a_mailbox_recreated_under_a_new_name_is_not_taken_for_a_rename(
     for raw in raws:
         dv.append(m, "Y", raw)
     report = await sync(store, account)
-    assert not report.failed, report
-    assert report.fetched == 2
+    assert not report.failed and report.fetched == 0, report
+    assert await folder_named(store, "Y") == x
+    assert await folder_named(store, "X") is None
+    subject = str(items[0].props[tags.SUBJECT])
+    assert server_flags(account, "Y")[subject] == {"\\Seen"}
+    conflicts, _ = await store.queries.list(store.folders.roles["conflicts"])
+    assert conflicts == []
+
+
+async def test_a_new_mailbox_with_other_messages_is_not_taken_for_a_rename(
+    store: Store, account: Account
+) -> None:
+    m = account.client()
+    m.create("X")
+    dv.append(m, "X", dv.message("x0"))
+    await sync(store, account)
+    x = await folder_named(store, "X")
+    m.delete("X")
+    m.create("Y")
+    dv.append(m, "Y", dv.message("y0"))
+    report = await sync(store, account)
+    assert not report.failed and report.fetched == 1, report
     y = await folder_named(store, "Y")
     assert y is not None and y != x
     assert await folder_named(store, "X") is None
-    conflicts, _ = await store.queries.list(store.folders.roles["conflicts"])
-    assert [c.props[tags.SUBJECT] for c in conflicts] == [items[0].props[tags.SUBJECT]]
+    assert set(await everything(store)) == {"y0"}
 
 
 async def test_renamed_here_and_renamed_or_deleted_there_the_server_wins(

@@ -1,5 +1,6 @@
 """The mail sync as a state machine (Hypothesis): random local edits through the store,
-server-side edits by a second IMAP client, dropped connections (a proxy resets the link
+server-side edits by a second IMAP client (flags, moves, deletions, a rename of a
+mailbox), dropped connections (a proxy resets the link
 after a random number of bytes) and a UIDVALIDITY reset, interleaved with sync runs.
 
 After a final sync without faults: the cache mirrors the server with no message twice;
@@ -66,10 +67,15 @@ class SyncMachine(RuleBasedStateMachine):
         self.events: list[Event] = []
         self.msgids: list[str] = []
         self.resets = 0
+        self.renames = 0
+        self.names = {name: name for name in (*MAILBOXES, "Drafts")}  # → its name now
+        self.fids: dict[str, int] = {}
         self.client.create("Work")
         for i in range(SEEDS):
             self._server_new(MAILBOXES[i % 2])
         assert self._sync()
+        for mailbox in MAILBOXES:
+            self.run(self._folder(mailbox))
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -110,13 +116,14 @@ class SyncMachine(RuleBasedStateMachine):
 
     def _server_new(self, mailbox: str) -> None:
         msgid = f"<sm{len(self.msgids)}.{time.monotonic_ns()}@test>"
-        dv.append(self.client, mailbox, dv.message(f"s{len(self.msgids)}", msgid=msgid))
+        raw = dv.message(f"s{len(self.msgids)}", msgid=msgid)
+        dv.append(self.client, self.names[mailbox], raw)
         self.msgids.append(msgid)
         self._log("server", "create", msgid, value=mailbox)
 
     def _server_find(self, msgid: str) -> tuple[str, str] | None:
         for mailbox in MAILBOXES:
-            self.client.select(mailbox)
+            self.client.select(self.names[mailbox])
             _, data = self.client.uid("SEARCH", "HEADER", "Message-ID", msgid)
             uids = data[0].split() if data and data[0] else []
             if uids:
@@ -131,8 +138,11 @@ class SyncMachine(RuleBasedStateMachine):
         return None
 
     async def _folder(self, mailbox: str) -> int:
-        links = await self.store.sync.folder_links()
-        return next(fid for fid, ref in links.items() if ref["mailbox"] == mailbox)
+        """The folder of a mailbox: the same one all along (renames are followed)."""
+        if mailbox not in self.fids:
+            links = await self.store.sync.folder_links()
+            self.fids[mailbox] = next(f for f, ref in links.items() if ref["mailbox"] == mailbox)
+        return self.fids[mailbox]
 
     # -- local edits ----------------------------------------------------------------------
 
@@ -188,7 +198,7 @@ class SyncMachine(RuleBasedStateMachine):
         found = self._server_find(msgid)
         if found is None:
             return
-        self.client.select(found[0])
+        self.client.select(self.names[found[0]])
         self.client.uid("STORE", found[1], "+FLAGS" if value else "-FLAGS", f"({flag})")
         self._log("server", "flag", msgid, flag, value)
 
@@ -198,7 +208,7 @@ class SyncMachine(RuleBasedStateMachine):
         found = self._server_find(msgid)
         if found is None:
             return
-        self.client.select(found[0])
+        self.client.select(self.names[found[0]])
         self.client.uid("STORE", found[1], "+FLAGS", "(\\Deleted)")
         self.client.expunge()
         self._log("server", "delete", msgid)
@@ -213,8 +223,8 @@ class SyncMachine(RuleBasedStateMachine):
         found = self._server_find(msgid)
         if found is None or found[0] == mailbox:
             return
-        self.client.select(found[0])
-        typ, data = self.client.uid("MOVE", found[1], mailbox)
+        self.client.select(self.names[found[0]])
+        typ, data = self.client.uid("MOVE", found[1], self.names[mailbox])
         assert typ == "OK", data
         self._log("server", "move", msgid, value=mailbox)
 
@@ -223,7 +233,8 @@ class SyncMachine(RuleBasedStateMachine):
     def uidvalidity_reset(self) -> None:
         """Work is recreated with the same messages and flags: a new UIDVALIDITY."""
         self.resets += 1
-        self.client.select("Work")
+        work = self.names["Work"]
+        self.client.select(work)
         _, data = self.client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
         kept = [
             (part[1], re.search(rb"FLAGS \(([^)]*)\)", part[0]))
@@ -231,12 +242,21 @@ class SyncMachine(RuleBasedStateMachine):
             if isinstance(part, tuple)
         ]
         self.client.close()
-        self.client.delete("Work")
+        self.client.delete(work)
         time.sleep(1.1)  # Dovecot's UIDVALIDITY is a timestamp
-        self.client.create("Work")
+        self.client.create(work)
         for raw, flags in kept:
             names = (flags.group(1).decode() if flags else "").replace("\\Recent", "").strip()
-            dv.append(self.client, "Work", raw, names)
+            dv.append(self.client, work, raw, names)
+
+    @precondition(lambda self: self.renames < 2)
+    @rule()
+    def server_rename(self) -> None:
+        """Another client renames Work: the folder follows, with its pending changes."""
+        self.renames += 1
+        old, new = self.names["Work"], f"Work{self.renames}"
+        self.client.rename(old, new)
+        self.names["Work"] = new
 
     # -- the link and the runs -------------------------------------------------------------
 
@@ -309,8 +329,8 @@ class SyncMachine(RuleBasedStateMachine):
                 assert msgid not in where, (msgid, mine)
                 continue
             place = [e.value for e in mine if e.kind in ("create", "move")][-1]
-            assert where.get(msgid) == place, (msgid, mine)
-            flags = server[place][msgid][0]
+            assert where.get(msgid) == self.names[place], (msgid, mine)
+            flags = server[self.names[place]][msgid][0]
             for flag in FLAGS:
                 last = [e.value for e in mine if e.kind == "flag" and e.flag == flag]
                 assert (flag in flags) == (last[-1] if last else False), (msgid, flag, mine)
