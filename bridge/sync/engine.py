@@ -74,6 +74,7 @@ class Engine:
         workers.warm_up()  # a large pull's parser then starts in milliseconds
         hierarchy = Hierarchy(self.store, self.adapter, delimiter)
         mailboxes = await hierarchy.sync()
+        report.failed.extend(hierarchy.failed)
         self.settings = folder_settings(self.sync_config, hierarchy.folders, mailboxes)
         try:
             with self.store.search.bulk():  # the text is indexed after the pull

@@ -17,13 +17,14 @@ from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.folders import Folder
 from bridge.store.store import Store
+from bridge.store.syncstate import JournalEntry
 from bridge.sync import conflicts, crashpoint
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.upstream.base import ConnectFailed, MailAdapter, RemoteFolder, UpstreamError
 
 log = logging.getLogger(__name__)
 
-RENAME_SAMPLE = 20  # cached messages compared by Message-ID before a rename is followed
+RENAME_SAMPLE = 20  # cached messages compared at their UIDs before a rename is followed
 
 DEFAULT_MAILBOX = {
     "inbox": "INBOX",
@@ -58,6 +59,7 @@ class Hierarchy:
         self.delim = delimiter
         self.folders: dict[int, Folder] = {}
         self.links: dict[int, dict[str, Any]] = {}
+        self.failed: list[str] = []  # folder changes the server refused this run
 
     async def _reload(self) -> None:
         self.folders = {f.id: f for f in await self.store.folders.all()}
@@ -105,27 +107,39 @@ class Hierarchy:
         dav = await dav_entry_ids(self.store, entries)  # carried out by the DAV engine
         entries = [e for e in entries if e.id not in dav]
         for entry in entries:
-            fid = entry.object_id
-            if entry.op == "folder_delete":
-                refs = entry.payload.get("upstream") or []
-                for name in sorted((str(r.get("mailbox")) for r in refs), key=len, reverse=True):
-                    await self.adapter.delete_folder(name)
-            elif fid in self.folders and self.folders[fid].role is None:
-                want = self.mailbox_of(fid)
-                have = self.links.get(fid, {}).get("mailbox")
-                if want is not None and have is None:
-                    await self.adapter.create_folder(want)
-                    await self.store.sync.set_folder_link(fid, {"mailbox": want})
-                elif want is not None and have is not None and want != have:
-                    if await self._rename(str(have), want):
-                        await self.store.sync.rename_mailbox(str(have), want, self.delim)
-                elif want is None and have is not None:
-                    await self.adapter.delete_folder(str(have))
-                    await self.store.sync.set_folder_link(fid, None)
+            try:
+                await self._push_entry(entry)
+            except ConnectFailed:
+                raise
+            except UpstreamError as exc:  # (a name the server refuses, say)
+                log.warning(
+                    "folder %d: %s not made on the server: %s", entry.object_id, entry.op, exc
+                )
+                self.failed.append(f"{self.store.ids.api_id('folder', entry.object_id)}: {exc}")
+                continue  # kept in the journal, tried again next run; the rest goes on
             crashpoint.step(f"folder change {entry.op} made on the server")
             await self.store.sync.remove_journal([entry.id])
             crashpoint.step(f"folder journal entry {entry.id} confirmed")
             await self._reload()
+
+    async def _push_entry(self, entry: JournalEntry) -> None:
+        fid = entry.object_id
+        if entry.op == "folder_delete":
+            refs = entry.payload.get("upstream") or []
+            for name in sorted((str(r.get("mailbox")) for r in refs), key=len, reverse=True):
+                await self.adapter.delete_folder(name)
+        elif fid in self.folders and self.folders[fid].role is None:
+            want = self.mailbox_of(fid)
+            have = self.links.get(fid, {}).get("mailbox")
+            if want is not None and have is None:
+                await self.adapter.create_folder(want)
+                await self.store.sync.set_folder_link(fid, {"mailbox": want})
+            elif want is not None and have is not None and want != have:
+                if await self._rename(str(have), want):
+                    await self.store.sync.rename_mailbox(str(have), want, self.delim)
+            elif want is None and have is not None:
+                await self.adapter.delete_folder(str(have))
+                await self.store.sync.set_folder_link(fid, None)
 
     async def _rename(self, old: str, new: str) -> bool:
         """RENAME a mailbox; False when the server no longer has it (another client
@@ -272,22 +286,21 @@ class Hierarchy:
         """IMAP has no mailbox ids, but a renamed mailbox keeps its UIDVALIDITY and its
         UIDs (RFC 3501 RENAME; Dovecot and Cyrus do). A synced mailbox gone from the list
         whose UIDVALIDITY a new one has, holding the same messages at the UIDs checked, was
-        renamed; so was one whose cached messages (a sample, by Message-ID) a new one all
-        holds under another UIDVALIDITY (then the pull matches the UIDs anew). The local
+        renamed; so was one whose messages (by Message-ID) a new one holds under another
+        UIDVALIDITY (then the pull matches the UIDs anew). The local
         folder follows (name and place), keeping its items and their pending changes, and
         nothing is fetched again. Anything less certain is left to the usual way: the old
         folder goes (its local work kept), the new one is fetched."""
         names = {f.name for f in remote}
         tried: set[str] = set()
         while True:
-            gone = {
-                int(ref["uidvalidity"]): (fid, str(ref["mailbox"]))
+            gone = [
+                (fid, str(ref["mailbox"]), ref.get("uidvalidity"))
                 for fid, ref in self.links.items()
                 if ref.get("mailbox") not in names
-                and ref.get("uidvalidity")
                 and fid in self.folders
                 and self.folders[fid].role is None
-            }
+            ]
             linked = {str(ref["mailbox"]) for ref in self.links.values()}
             fresh = [
                 f
@@ -299,19 +312,24 @@ class Hierarchy:
             new = fresh[0].name
             tried.add(new)
             state = await self.adapter.select(new, readonly=True)
-            match = gone.get(state.uidvalidity)
-            if match is not None and not await self._same_messages(match[1], state.uidvalidity):
-                match = None
+            match = None
+            for fid, old, uidvalidity in gone:
+                if uidvalidity == state.uidvalidity and await self._same_messages(
+                    old, state.uidvalidity
+                ):
+                    match = fid, old
+                    break
             if match is None:  # renamed and reset, or made anew with the same messages
-                match = await self._same_message_ids(list(gone.values()))
+                match = await self._same_message_ids([(fid, old) for fid, old, _ in gone])
             if match is not None and await self._move_folder(match[0], new):
                 await self.store.sync.rename_mailbox(match[1], new, self.delim)
                 log.info("mailbox %s was renamed on the server to %s: followed", match[1], new)
                 await self._reload()
 
     async def _same_messages(self, old: str, uidvalidity: int) -> bool:
-        """Whether the selected mailbox has, at the UIDs of (some of) the messages cached
-        from `old`, the same messages (by Message-ID)."""
+        """Whether the selected mailbox (with `old`'s UIDVALIDITY) has, at the UIDs of
+        (some of) the messages cached from `old`, the same messages (by Message-ID), where
+        it has any: a message gone since is no evidence against it, another one is."""
         cached = {
             int(i.upstream["uid"]): i.message_id
             for i in await self.store.sync.linked_items(old)
@@ -321,22 +339,30 @@ class Hierarchy:
             return True  # nothing cached that could be mistaken
         sample = sorted(cached)[-RENAME_SAMPLE:]
         there = await self.adapter.message_ids(sample)
-        return bool(there) and all(cached[uid] == msgid for uid, msgid in there.items())
+        return all(cached[uid] == msgid for uid, msgid in there.items())
 
     async def _same_message_ids(self, gone: list[tuple[int, str]]) -> tuple[int, str] | None:
-        """The gone mailbox (folder, name) whose cached messages (a sample of them, by
-        Message-ID) are all in the selected one, if one is; its new UIDs are then matched
-        by the pull, as after a UIDVALIDITY change."""
+        """The gone mailbox (folder, name) that the most of the selected one's messages
+        come from (by Message-ID: cached here, or deleted here and not yet expunged), if
+        any does. Taking it for renamed is safe even if it was not: the pull matches its
+        messages by Message-ID, as after a UIDVALIDITY change, and what is not there goes
+        as it would with the mailbox (or aside, when changed here)."""
         there = set((await self.adapter.message_ids()).values())
         if not there:
             return None
+        journal = await self.store.sync.journal()
+        best, most = None, 0
         for fid, old in gone:
-            cached = sorted(
-                {i.message_id for i in await self.store.sync.linked_items(old) if i.message_id}
-            )
-            if cached and all(m in there for m in cached[:RENAME_SAMPLE]):
-                return fid, old
-        return None
+            cached = {i.message_id for i in await self.store.sync.linked_items(old)}
+            cached |= {  # those deleted here: the server may still have them
+                e.payload.get("message_id")
+                for e in journal
+                if e.op == "item_delete" and (e.payload.get("upstream") or {}).get("mailbox") == old
+            }
+            common = len(there & {str(m) for m in cached if m})
+            if common > most:
+                best, most = (fid, old), common
+        return best
 
     async def _move_folder(self, fid: int, mailbox: str) -> bool:
         """Give the folder the name and place of `mailbox`; False if it cannot have them."""

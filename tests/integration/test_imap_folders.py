@@ -247,3 +247,85 @@ async def test_renamed_here_and_renamed_or_deleted_there_the_server_wins(
     assert await store.queries.journal_pending() == 0
     again = await sync(store, account)
     assert not again.failed and again.fetched == 0 and again.pushed == 0, again
+
+
+async def test_a_folder_the_server_will_not_make_blocks_nothing_else(
+    store: Store, account: Account
+) -> None:
+    """A folder name the server refuses (too long for Dovecot once encoded) used to fail
+    every run from then on, new mail included. Now that folder's change is reported and
+    kept for the next run; a message moved into it stays on the server meanwhile."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("moved"))
+    await sync(store, account)
+    long = await store.folders.create(store.folders.roles["ipm_subtree"], "ä" * 200)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    await store.items.move(items[0].id, long)
+    dv.append(m, "INBOX", dv.message("new mail"))
+    report = await sync(store, account)
+    assert report.fetched == 1, report
+    assert any("too long" in f for f in report.failed), report.failed
+    assert any("not on the server" in f for f in report.failed), report.failed
+    assert set(server_flags(account, "INBOX")) == {"moved", "new mail"}  # nothing expunged
+    assert (await everything(store))["moved"][0] == "ä" * 200
+    await store.folders.update(long, name="Short")
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert set(server_flags(account, "Short")) == {"moved"}
+    assert set(server_flags(account, "INBOX")) == {"new mail"}
+    assert await store.queries.journal_pending() == 0
+
+
+async def test_deletions_made_here_follow_a_mailbox_made_anew(
+    store: Store, account: Account
+) -> None:
+    """Every cached message of the folder deleted here, the mailbox renamed and reset on
+    the server: the deletions' Message-IDs still tell the mailboxes apart, and the
+    messages do not come back."""
+    m = account.client()
+    m.create("X")
+    raws = [dv.message(f"x{i}") for i in range(2)]
+    for raw in raws:
+        dv.append(m, "X", raw)
+    await sync(store, account)
+    x = await folder_named(store, "X")
+    assert x is not None
+    items, _ = await store.queries.list(x)
+    for item in items:
+        await store.items.delete(item.id, hard=True)
+    m.delete("X")
+    await asyncio.sleep(1.1)  # Dovecot's UIDVALIDITY is a timestamp
+    m.create("Y")
+    for raw in raws:
+        dv.append(m, "Y", raw)
+    report = await sync(store, account)
+    assert not report.failed and report.fetched == 0, report
+    assert await folder_named(store, "Y") == x
+    assert server_flags(account, "Y") == {}
+    assert await everything(store) == {}
+
+
+async def test_a_rename_is_followed_when_its_cached_messages_left_meanwhile(
+    store: Store, account: Account
+) -> None:
+    """Renamed, and the one message cached from it moved away by the other client: no
+    message contradicts the rename, so it is followed, and a draft filed here goes up into
+    the renamed mailbox (not aside into Sync Issues)."""
+    m = account.client()
+    m.create("Work")
+    dv.append(m, "Work", dv.message("w0"))
+    await sync(store, account)
+    work = await folder_named(store, "Work")
+    assert work is not None
+    await store.items.create(work, item_from_rfc822(dv.message("filed", msgid="<filed@x>")))
+    m.select("Work")
+    m.uid("MOVE", "1", "INBOX")
+    m.select("INBOX")
+    m.rename("Work", "Done")
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert await folder_named(store, "Done") == work
+    assert set(server_flags(account, "Done")) == {"filed"}
+    assert set(server_flags(account, "INBOX")) == {"w0"}
+    found = await everything(store)
+    assert found == {"filed": ("Done", False), "w0": ("Inbox", False)}

@@ -255,6 +255,7 @@ class SyncMachine(RuleBasedStateMachine):
         """Another client renames Work: the folder follows, with its pending changes."""
         self.renames += 1
         old, new = self.names["Work"], f"Work{self.renames}"
+        self.client.select("INBOX")  # (Dovecot drops a session whose mailbox is renamed)
         self.client.rename(old, new)
         self.names["Work"] = new
 
