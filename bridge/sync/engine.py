@@ -152,8 +152,10 @@ class Engine:
         actions = plan.plan_pull(known, listing, self.policy)
         actions = await self._adopt(fid, mailbox, state, listing, actions, dirty)
         actions = await self._deleted_here(mailbox, state, listing, actions)
-        replaced = await self.store.sync.replaced_uids(mailbox, state.uidvalidity)
-        actions = [a for a in actions if not (isinstance(a, plan.Fetch) and a.uid in replaced)]
+        if dirty and any(isinstance(a, plan.Fetch) for a in actions):
+            # (an old copy an edit replaces is noted only while the edit is pending)
+            replaced = await self.store.sync.replaced_uids(mailbox, state.uidvalidity)
+            actions = [a for a in actions if not (isinstance(a, plan.Fetch) and a.uid in replaced)]
         await self._apply(fid, mailbox, state, actions, report)
         if any(content_of(i) for i in items):
             fetcher = MailFetch(self.store, self.adapter, settings)

@@ -82,9 +82,13 @@ class Pusher:
             )
         target = self.hierarchy.mailbox_of(item.folder_id) if item is not None else None
         if target is not None and item is not None and item.folder_id not in self.hierarchy.links:
-            # its folder should be on the server but is not (the server refused to make
-            # it): the item waits, rather than leave the server
-            raise UpstreamError(f"its folder is not on the server ({target})")
+            folder = self.hierarchy.folders.get(item.folder_id)
+            if folder is None or folder.role is not None:
+                target = None  # a default folder the server has no mailbox for
+            else:
+                # a folder of the user's the server should have but has not (it refused
+                # to make it): the item waits, rather than leave the server
+                raise UpstreamError(f"its folder is not on the server ({target})")
         local = _flags(item) if item is not None else frozenset()
         self._message_id = next(
             (str(e.payload["message_id"]) for e in entries if e.payload.get("message_id")), None

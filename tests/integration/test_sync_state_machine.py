@@ -68,7 +68,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.msgids: list[str] = []
         self.resets = 0
         self.renames = 0
-        self.names = {name: name for name in (*MAILBOXES, "Drafts")}  # → its name now
+        self.local_renames = 0
         self.fids: dict[str, int] = {}
         self.client.create("Work")
         for i in range(SEEDS):
@@ -87,6 +87,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.events.append(Event(self.step, side, kind, msgid, flag, value))
 
     def _sync(self) -> bool:
+        self.client.select("INBOX")  # (Dovecot drops a session whose mailbox is renamed)
         settings = ImapSettings(
             self.proxy.host,
             self.proxy.port,
@@ -117,13 +118,23 @@ class SyncMachine(RuleBasedStateMachine):
     def _server_new(self, mailbox: str) -> None:
         msgid = f"<sm{len(self.msgids)}.{time.monotonic_ns()}@test>"
         raw = dv.message(f"s{len(self.msgids)}", msgid=msgid)
-        dv.append(self.client, self.names[mailbox], raw)
+        dv.append(self.client, self._name(mailbox), raw)
         self.msgids.append(msgid)
         self._log("server", "create", msgid, value=mailbox)
 
+    def _name(self, mailbox: str) -> str:
+        """The name of a mailbox on the server now: Work's changes with renames made on
+        either side (found as the one mailbox that is none of the others)."""
+        if mailbox != "Work":
+            return mailbox
+        _, data = self.client.list()
+        names = {line.decode().rsplit(' "/" ', 1)[1].strip('"') for line in data if line}
+        (work,) = names - {"INBOX", "Drafts", "Sent", "Trash", "Junk"}
+        return work
+
     def _server_find(self, msgid: str) -> tuple[str, str] | None:
         for mailbox in MAILBOXES:
-            self.client.select(self.names[mailbox])
+            self.client.select(self._name(mailbox))
             _, data = self.client.uid("SEARCH", "HEADER", "Message-ID", msgid)
             uids = data[0].split() if data and data[0] else []
             if uids:
@@ -137,11 +148,17 @@ class SyncMachine(RuleBasedStateMachine):
                 return found[0].id
         return None
 
-    async def _folder(self, mailbox: str) -> int:
-        """The folder of a mailbox: the same one all along (renames are followed)."""
-        if mailbox not in self.fids:
+    async def _folder(self, mailbox: str) -> int | None:
+        """The folder of a mailbox: the same one as long as renames are followed (one
+        emptied, reset and renamed on the server is a new folder)."""
+        folders = {f.id for f in await self.store.folders.all()}
+        if self.fids.get(mailbox) not in folders:
             links = await self.store.sync.folder_links()
-            self.fids[mailbox] = next(f for f, ref in links.items() if ref["mailbox"] == mailbox)
+            name = self._name(mailbox)
+            fid = next((f for f, ref in links.items() if ref["mailbox"] == name), None)
+            if fid is None:
+                return None
+            self.fids[mailbox] = fid
         return self.fids[mailbox]
 
     # -- local edits ----------------------------------------------------------------------
@@ -167,7 +184,7 @@ class SyncMachine(RuleBasedStateMachine):
         item = self.run(self._local_find(msgid))
         target = self.run(self._folder(mailbox))
         now = self.run(self.store.sync.item(item)) if item is not None else None
-        if now is None or now.folder_id == target:
+        if now is None or target is None or now.folder_id == target:
             return
         self.run(self.store.items.move(now.id, target))
         self._log("local", "move", msgid, value=mailbox)
@@ -198,7 +215,7 @@ class SyncMachine(RuleBasedStateMachine):
         found = self._server_find(msgid)
         if found is None:
             return
-        self.client.select(self.names[found[0]])
+        self.client.select(self._name(found[0]))
         self.client.uid("STORE", found[1], "+FLAGS" if value else "-FLAGS", f"({flag})")
         self._log("server", "flag", msgid, flag, value)
 
@@ -208,7 +225,7 @@ class SyncMachine(RuleBasedStateMachine):
         found = self._server_find(msgid)
         if found is None:
             return
-        self.client.select(self.names[found[0]])
+        self.client.select(self._name(found[0]))
         self.client.uid("STORE", found[1], "+FLAGS", "(\\Deleted)")
         self.client.expunge()
         self._log("server", "delete", msgid)
@@ -223,8 +240,8 @@ class SyncMachine(RuleBasedStateMachine):
         found = self._server_find(msgid)
         if found is None or found[0] == mailbox:
             return
-        self.client.select(self.names[found[0]])
-        typ, data = self.client.uid("MOVE", found[1], self.names[mailbox])
+        self.client.select(self._name(found[0]))
+        typ, data = self.client.uid("MOVE", found[1], self._name(mailbox))
         assert typ == "OK", data
         self._log("server", "move", msgid, value=mailbox)
 
@@ -233,7 +250,7 @@ class SyncMachine(RuleBasedStateMachine):
     def uidvalidity_reset(self) -> None:
         """Work is recreated with the same messages and flags: a new UIDVALIDITY."""
         self.resets += 1
-        work = self.names["Work"]
+        work = self._name("Work")
         self.client.select(work)
         _, data = self.client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
         kept = [
@@ -254,10 +271,19 @@ class SyncMachine(RuleBasedStateMachine):
     def server_rename(self) -> None:
         """Another client renames Work: the folder follows, with its pending changes."""
         self.renames += 1
-        old, new = self.names["Work"], f"Work{self.renames}"
+        old, new = self._name("Work"), f"Work{self.renames}"
         self.client.select("INBOX")  # (Dovecot drops a session whose mailbox is renamed)
         self.client.rename(old, new)
-        self.names["Work"] = new
+
+    @precondition(lambda self: self.local_renames < 2)
+    @rule()
+    def local_rename(self) -> None:
+        """The user renames Work here; against a rename there first, the server wins."""
+        self.local_renames += 1
+        work = self.run(self._folder("Work"))
+        if work is None:
+            return
+        self.run(self.store.folders.update(work, name=f"Mine{self.local_renames}"))
 
     # -- the link and the runs -------------------------------------------------------------
 
@@ -319,6 +345,11 @@ class SyncMachine(RuleBasedStateMachine):
             assert item is not None
             kept_aside.add(item.message_id)
         where = {mid: name for name, box in server.items() for mid in box}
+        fid = await self._folder("Work")
+        assert fid is not None
+        work = await self.store.folders.get(fid)
+        link = (await self.store.sync.folder_links())[work.id]
+        assert work.display_name == link["mailbox"] == self._name("Work"), (work, link)
         for msgid in self.msgids:
             mine = [e for e in self.events if e.msgid == msgid]
             if msgid in contested:
@@ -330,8 +361,8 @@ class SyncMachine(RuleBasedStateMachine):
                 assert msgid not in where, (msgid, mine)
                 continue
             place = [e.value for e in mine if e.kind in ("create", "move")][-1]
-            assert where.get(msgid) == self.names[place], (msgid, mine)
-            flags = server[self.names[place]][msgid][0]
+            assert where.get(msgid) == self._name(place), (msgid, mine)
+            flags = server[self._name(place)][msgid][0]
             for flag in FLAGS:
                 last = [e.value for e in mine if e.kind == "flag" and e.flag == flag]
                 assert (flag in flags) == (last[-1] if last else False), (msgid, flag, mine)
