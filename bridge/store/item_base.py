@@ -19,6 +19,10 @@ from bridge.store.errors import NotFound
 from bridge.store.folders import Folders
 from bridge.store.item_rows import int_or_none
 
+# What a message's MIME does not carry (its IMAP flags do): a change of only these, or of
+# the categories, leaves an item's raw source as true as it was.
+FLAG_TAGS = frozenset({tags.READ, tags.MESSAGE_FLAGS, tags.FLAG_STATUS, tags.LAST_VERB_EXECUTED})
+
 
 @dataclass(slots=True)
 class NewItem:
@@ -105,4 +109,19 @@ class ItemsBase:
         tx.emit(
             "object_modified", kind="item", id=row["id"], folder_id=row["folder_id"], tags=names
         )
-        await tx.journal("item_update", "item", row["id"], row["folder_id"], cn, {"tags": names})
+        await self.journal_update(tx, row["id"], row["folder_id"], cn, changed)
+
+    async def journal_update(
+        self, tx: Tx, item_id: int, folder_id: int, cn: int, changed: list[int]
+    ) -> None:
+        """Journal a change of an item's properties; a local change of its content (more
+        than flags and categories) marks its raw source stale."""
+        await tx.journal(
+            "item_update", "item", item_id, folder_id, cn, {"tags": [P.key(t) for t in changed]}
+        )
+        keywords = self.core.named.known_tag(P.KEYWORDS)
+        if tx.journaled and any(t not in FLAG_TAGS and t != keywords for t in changed):
+            await tx.conn.execute(
+                "UPDATE items SET source_stale = 1 WHERE id = ? AND source_blob IS NOT NULL",
+                (item_id,),
+            )

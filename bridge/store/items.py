@@ -242,7 +242,7 @@ class Items(AttachmentWrites, RelocationWrites):
             tx.emit(
                 "object_modified", kind="item", id=item_id, folder_id=row["folder_id"], tags=names
             )
-            await tx.journal("item_update", "item", item_id, row["folder_id"], cn, {"tags": names})
+            await self.journal_update(tx, item_id, row["folder_id"], cn, changed)
         return changed
 
     async def set_recipients(

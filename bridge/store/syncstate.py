@@ -212,15 +212,16 @@ class SyncState:
     # -- content ----------------------------------------------------------------------
 
     async def source(self, item_id: int, *, rebuild: bool = False) -> bytes:
-        """The RFC 5322 bytes to upload: the stored source, or (when there is none, or
-        `rebuild` after a local edit) a message built from the item's properties."""
+        """The RFC 5322 bytes to upload or send: the stored source, or (when there is
+        none, when it is stale after a local edit, or on `rebuild`) a message built from
+        the item's properties."""
         async with self.core.reader.execute(
-            "SELECT props, source_blob FROM items WHERE id = ?", (item_id,)
+            "SELECT props, source_blob, source_stale FROM items WHERE id = ?", (item_id,)
         ) as cur:
             row = await cur.fetchone()
         if row is None:
             raise NotFound("item", self.core.ids.api_id("item", item_id))
-        if row["source_blob"] is not None and not rebuild:
+        if row["source_blob"] is not None and not rebuild and not row["source_stale"]:
             return await blobs.read_all(self.core.reader, row["source_blob"])
         props = _python(json.loads(row["props"]))
         async with self.core.reader.execute(

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from bridge.model import tags
 from bridge.store import props as P
+from bridge.store.item_base import FLAG_TAGS
 from bridge.store.store import Store
 from bridge.store.syncstate import REPLACES, JournalEntry, LocalItem
 from bridge.sync import crashpoint, plan
@@ -27,9 +27,7 @@ from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, Upstre
 
 log = logging.getLogger(__name__)
 
-FLAG_KEYS = frozenset(
-    P.key(t) for t in (tags.READ, tags.MESSAGE_FLAGS, tags.FLAG_STATUS, tags.LAST_VERB_EXECUTED)
-)
+FLAG_KEYS = frozenset(P.key(t) for t in FLAG_TAGS)
 
 
 class Pusher:

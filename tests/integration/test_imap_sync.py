@@ -674,3 +674,21 @@ async def test_a_replaced_copy_in_a_mailbox_gone_from_the_server_blocks_nothing(
     after = await store.sync.item(item.id)
     assert after is not None and after.upstream is not None
     assert "replaces" not in after.upstream
+
+
+async def test_a_message_made_here_and_edited_before_its_upload_goes_up_as_edited(
+    store: Store, account: Account
+) -> None:
+    """Imported as a raw message, then edited before any run: the upload used its stale
+    raw source, so the server had the old subject while the cache showed the new one."""
+    from bridge.store.rfc822 import item_from_rfc822
+
+    drafts = store.folders.roles["drafts"]
+    item = await store.items.create(drafts, item_from_rfc822(dv.message("before")))
+    await store.items.update(item, {tags.SUBJECT: "after"})
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert set(server_flags(account, "Drafts")) == {"after"}
+    again = await sync(store, account)
+    assert again.fetched == 0 and again.pushed == 0, again
+    assert await subjects(store, "drafts") == {"after": False}

@@ -243,3 +243,25 @@ async def test_service_queues_while_offline_and_sends_after_reconnect(
         assert (await service.status())["outbox"]["queued"] == 0
     finally:
         await service.stop()
+
+
+async def test_a_draft_from_the_server_edited_here_is_sent_as_edited(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    """A draft fetched whole (its raw source kept) and then edited here used to go out as
+    its stale source: the old subject and body reached the recipient."""
+    to = account.server.add_user()[0]
+    raw = (
+        f"From: {account.user}@localhost\r\nTo: {to}@localhost\r\nSubject: first take\r\n"
+        "Message-ID: <draft-edit@test>\r\n\r\nthe first body\r\n"
+    ).encode()
+    dv.append(account.client(), "Drafts", raw, "\\Draft")
+    await sync(store, account)
+    [item] = await items_in(store, "drafts")
+    await store.items.update(item.id, {tags.SUBJECT: "final take", tags.BODY: "the final body"})
+    await store.items.submit(item.id)
+    report = await Outbox(store, smtp_settings(smtpd, account)).drain()
+    assert (report.sent, report.failed, report.deferred) == (1, 0, 0), report
+    [got] = mailbox(account.server, to)
+    assert b"subject: final take" in header_block(got)
+    assert b"the final body" in got and b"the first body" not in got

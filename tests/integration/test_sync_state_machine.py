@@ -1,7 +1,8 @@
-"""The mail sync as a state machine (Hypothesis): random local edits through the store,
-server-side edits by a second IMAP client (flags, moves, deletions, a rename of a
-mailbox), dropped connections (a proxy resets the link
-after a random number of bytes) and a UIDVALIDITY reset, interleaved with sync runs.
+"""The mail sync as a state machine (Hypothesis): random local changes through the store
+(flags, moves, deletions, drafts, new subjects, a folder renamed), server-side changes by
+a second IMAP client (flags, moves, deletions, a mailbox renamed), dropped connections (a
+proxy resets the link after a random number of bytes) and a UIDVALIDITY reset,
+interleaved with sync runs.
 
 After a final sync without faults: the cache mirrors the server with no message twice;
 every change made on one side only since the last complete sync holds; and a message
@@ -45,7 +46,7 @@ SEEDS = 4
 class Event:
     step: int
     side: str  # "local" | "server"
-    kind: str  # "create" | "flag" | "move" | "delete"
+    kind: str  # "create" | "flag" | "move" | "edit" | "delete"
     msgid: str
     flag: str = ""
     value: Any = None
@@ -69,6 +70,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.resets = 0
         self.renames = 0
         self.local_renames = 0
+        self.edits = 0
         self.fids: dict[str, int] = {}
         self.client.create("Work")
         for i in range(SEEDS):
@@ -141,6 +143,14 @@ class SyncMachine(RuleBasedStateMachine):
                 return mailbox, uids[0].decode()
         return None
 
+    def _server_subject(self, msgid: str, mailbox: str) -> str:
+        self.client.select(mailbox)
+        _, data = self.client.uid("SEARCH", "HEADER", "Message-ID", msgid)
+        uid = data[0].split()[0].decode()
+        _, data = self.client.uid("FETCH", uid, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        header = next(part[1] for part in data if isinstance(part, tuple))
+        return header.decode().split(":", 1)[1].strip()
+
     async def _local_find(self, msgid: str) -> int | None:
         for fid in await self.store.sync.folder_links():
             found = await self.store.sync.items_by_message_id(fid, msgid)
@@ -188,6 +198,18 @@ class SyncMachine(RuleBasedStateMachine):
             return
         self.run(self.store.items.move(now.id, target))
         self._log("local", "move", msgid, value=mailbox)
+
+    @rule(i=st.integers(0, 30))
+    def local_edit(self, i: int) -> None:
+        """A new subject: the message goes up again and its old copy is expunged."""
+        msgid = self.msgids[i % len(self.msgids)]
+        item = self.run(self._local_find(msgid))
+        if item is None:
+            return
+        self.edits += 1
+        subject = f"edit {self.edits}"
+        self.run(self.store.items.update(item, {tags.SUBJECT: subject}))
+        self._log("local", "edit", msgid, value=subject)
 
     @rule(i=st.integers(0, 30))
     def local_delete(self, i: int) -> None:
@@ -363,6 +385,9 @@ class SyncMachine(RuleBasedStateMachine):
             place = [e.value for e in mine if e.kind in ("create", "move")][-1]
             assert where.get(msgid) == self._name(place), (msgid, mine)
             flags = server[self._name(place)][msgid][0]
+            edits = [e.value for e in mine if e.kind == "edit"]
+            if edits:
+                assert self._server_subject(msgid, where[msgid]) == edits[-1], (msgid, mine)
             for flag in FLAGS:
                 last = [e.value for e in mine if e.kind == "flag" and e.flag == flag]
                 assert (flag in flags) == (last[-1] if last else False), (msgid, flag, mine)
