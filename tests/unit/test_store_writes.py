@@ -349,3 +349,29 @@ async def test_create_checks_the_folder_before_any_row(store: Store) -> None:
             await store.items.create_many(folder, batch, origin=UPSTREAM)
     assert dump(store) == before
     assert await store.items.create_many(inbox, []) == []
+
+
+async def test_a_local_edit_of_content_makes_the_source_stale(store: Store) -> None:
+    """Flags and categories leave the raw source true; any other local change (or one of
+    the recipients) does not: then the source to upload or send is built from properties.
+    A copy keeps the mark; changes from the upstream set none."""
+    raw = b"From: a@x\r\nTo: b@x\r\nSubject: as received\r\nMessage-ID: <s@x>\r\n\r\nbody\r\n"
+    from bridge.store.rfc822 import item_from_rfc822
+
+    inbox = store.folders.roles["inbox"]
+    item = await store.items.create(inbox, item_from_rfc822(raw))
+    await store.items.update(item, {tags.READ: True, tags.FLAG_STATUS: 2})
+    await store.items.update(item, {}, named={KEYWORDS: ["Red Category"]})
+    assert await store.sync.source(item) == raw
+    await store.items.update(item, {tags.SUBJECT: "as the server has it"}, origin=UPSTREAM)
+    assert await store.sync.source(item) == raw
+    await store.items.update(item, {tags.SUBJECT: "edited"})
+    rebuilt = await store.sync.source(item)
+    assert b"Subject: edited" in rebuilt and rebuilt != raw
+    copy = await store.items.copy(item, inbox)
+    assert b"Subject: edited" in await store.sync.source(copy)
+    other = await store.items.create(inbox, item_from_rfc822(raw))
+    await store.items.set_recipients(
+        other, [{tags.RECIPIENT_TYPE: 1, tags.SMTP_ADDRESS: "c@x", tags.DISPLAY_NAME: "C"}]
+    )
+    assert b"c@x" in await store.sync.source(other)
