@@ -79,7 +79,11 @@ class Pusher:
                 frozenset(ref_data.get("flags") or ()),
             )
         target = self.hierarchy.mailbox_of(item.folder_id) if item is not None else None
-        if target is not None and item is not None and item.folder_id not in self.hierarchy.links:
+        if target is not None and item is not None and item.folder_id in self.hierarchy.links:
+            # the mailbox the folder is linked to, which its name may not tell (a rename
+            # the server refused)
+            target = str(self.hierarchy.links[item.folder_id]["mailbox"])
+        elif target is not None and item is not None:
             folder = self.hierarchy.folders.get(item.folder_id)
             if folder is None or folder.role is not None:
                 target = None  # a default folder the server has no mailbox for

@@ -329,3 +329,25 @@ async def test_a_rename_is_followed_when_its_cached_messages_left_meanwhile(
     assert set(server_flags(account, "INBOX")) == {"w0"}
     found = await everything(store)
     assert found == {"filed": ("Done", False), "w0": ("Inbox", False)}
+
+
+async def test_a_rename_the_server_refuses_leaves_items_in_the_folders_mailbox(
+    store: Store, account: Account
+) -> None:
+    """Renamed here to a name another mailbox has on the server: the RENAME is refused and
+    reported; a message moved into the folder meanwhile goes to the folder's own mailbox,
+    not into that other one."""
+    m = account.client()
+    m.create("A")
+    dv.append(m, "INBOX", dv.message("mine"))
+    await sync(store, account)
+    a = await folder_named(store, "A")
+    assert a is not None
+    await store.folders.update(a, name="B")
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    await store.items.move(items[0].id, a)
+    m.create("B")  # another client, before this one's rename goes up
+    report = await sync(store, account)
+    assert any("RENAME" in f for f in report.failed), report.failed
+    assert set(server_flags(account, "A")) == {"mine"}
+    assert server_flags(account, "B") == {}
