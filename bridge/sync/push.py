@@ -38,6 +38,7 @@ class Pusher:
         self._uidvalidity: dict[str, int] = {}
         self._keywords_key = ""
         self._message_id: str | None = None  # of the item being pushed, if it is deleted
+        self._copied_from: int | None = None  # the item the one being pushed copies
 
     async def run(self, report: Any) -> None:
         self._keywords_key = keywords_key(self.store)
@@ -94,6 +95,9 @@ class Pusher:
         local = _flags(item) if item is not None else frozenset()
         self._message_id = next(
             (str(e.payload["message_id"]) for e in entries if e.payload.get("message_id")), None
+        )
+        self._copied_from = next(
+            (int(e.payload["copied_from"]) for e in entries if e.payload.get("copied_from")), None
         )
         content = (
             item is not None and ref is not None and content_edited(entries, self._keywords_key)
@@ -199,6 +203,32 @@ class Pusher:
             assert item is not None
             await self._append(item, action.mailbox, action.flags, replaces=ref)
 
+    async def _whole_original(self) -> tuple[bytes, dict[str, Any]] | None:
+        """A copy made here of a partly stored message (headers only, or headers and
+        text) has only that part to go up from: the server's whole message is taken
+        instead, with the part of the original's reference that says what the cache lacks
+        (None if it is not such a copy, or the server's message cannot be had)."""
+        original = (
+            await self.store.sync.item(self._copied_from) if self._copied_from is not None else None
+        )
+        link = original.upstream if original is not None else None
+        if not link or "uid" not in link or not link.get("content"):
+            return None
+        try:
+            if await self._select(str(link["mailbox"])) == link.get("uidvalidity"):
+                fetched = [m async for m in self.adapter.fetch([int(link["uid"])])]
+                for msg in fetched:
+                    if msg.raw is not None:
+                        kept: dict[str, Any] = {
+                            k: link[k] for k in ("content", "size") if k in link
+                        }
+                        return msg.raw, kept
+        except ConnectFailed:
+            raise
+        except UpstreamError as exc:
+            log.warning("the original of a copy could not be fetched: %s", exc)
+        return None
+
     async def _taken(self, mailbox: str, uidvalidity: int) -> set[int]:
         """UIDs of the mailbox some local item is linked to."""
         return {
@@ -228,6 +258,7 @@ class Pusher:
         between, the next finishes it (`_finish_replacement`) and no pull fetches the old
         copy as a message of its own."""
         rebuild = replaces is not None
+        whole = None if rebuild or item.has_source else await self._whole_original()
         uidvalidity = await self._select(mailbox)
         uid = None
         refused: frozenset[str] = frozenset()  # flags the server would not take
@@ -251,7 +282,9 @@ class Pusher:
             await self.adapter.store_flags(uid, flags, ())
             refused = self.adapter.last_refused
         if uid is None:
-            raw = await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
+            raw = whole[0] if whole is not None else b""
+            if whole is None:
+                raw = await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
             uid = await self.adapter.append(mailbox, raw, flags)
             crashpoint.step("appended on the server")
             refused = self.adapter.last_refused
@@ -275,6 +308,8 @@ class Pusher:
                 "uid": uid,
                 "flags": sorted(flags - refused),
             }
+            if whole is not None:  # as partly stored as the original
+                link.update(whole[1])
             if replaces is not None:
                 link[REPLACES] = {
                     "mailbox": replaces.mailbox,

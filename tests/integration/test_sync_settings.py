@@ -272,3 +272,36 @@ async def test_headers_to_full_fetches_the_bodies(store: Store, account: Account
         assert blob is not None
         assert b"".join([c async for c in store.queries.read_blob(blob)]) == raw
         assert len(await store.queries.attachments(item_id)) == 1
+
+
+async def test_a_copy_of_a_message_kept_as_headers_goes_up_whole(
+    store: Store, account: Account
+) -> None:
+    """A copy made here of a message stored as its headers only used to go up built from
+    what the cache had: 273 bytes, the body and the attachment gone. It goes up as the
+    server's whole message now, and stays marked as partly stored here."""
+    m = account.client()
+    m.create("Archive")
+    raw = with_attachment("plan")
+    dv.append(m, "Archive", raw, "\\Seen")
+    config = settings({"Archive": FolderSync("headers")})
+    await sync(store, account, config)
+    original = (await folder_items(store, "Archive"))["plan"]
+    copy = await store.items.copy(original, store.folders.roles["inbox"])
+    report = await sync(store, account, config)
+    assert not report.failed and report.pushed == 1, report
+    m.select("INBOX")
+    _, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    [uploaded] = [part[1] for part in data if isinstance(part, tuple)]
+    assert uploaded.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+    assert await content(store, copy) == "headers"
+    # the Inbox wants whole messages: the next pull completes the copy, with no second item
+    again = await sync(store, account, config)
+    assert again.fetched == 1 and again.pushed == 0, again
+    assert await content(store, copy) is None
+    assert [a[tags.ATTACH_LONG_FILENAME] for a in await store.queries.attachments(copy)] == [
+        "plan.pdf"
+    ]
+    assert list(await folder_items(store, "Inbox")) == ["plan"]
+    last = await sync(store, account, config)
+    assert last.fetched == 0 and last.pushed == 0, last
