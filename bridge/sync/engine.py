@@ -29,7 +29,7 @@ from bridge.sync.mail_fetch import (
     folder_settings,
     settings_key,
 )
-from bridge.sync.mail_props import categories, flag_props
+from bridge.sync.mail_props import categories, flag_props, flags_of
 from bridge.sync.parse_pool import ParsePool
 from bridge.sync.push import Pusher, content_edited, keywords_key
 from bridge.upstream.base import MailAdapter, MailboxState
@@ -47,10 +47,6 @@ class Report:
     failed: list[str] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)  # mailbox → pull path used
     held: list[str] = field(default_factory=list)  # emptied mailboxes not mirrored
-
-
-def flags_of(item: LocalItem) -> plan.FlagSet:
-    return plan.local_flags(item.read, item.flag_status, item.last_verb, item.categories)
 
 
 class Engine:

@@ -29,7 +29,7 @@ from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.store.syncstate import LocalItem
 from bridge.sync import crashpoint, plan
-from bridge.sync.mail_props import categories, flag_props
+from bridge.sync.mail_props import categories, flag_props, flags_of
 from bridge.sync.parse_pool import MIN_MESSAGES, ParsePool
 from bridge.upstream.base import FetchedMessage, MailAdapter, MailboxState
 from bridge.upstream.imap_codec import TextPart, text_parts
@@ -372,7 +372,7 @@ async def replace_content(store: Store, item: LocalItem, msg: FetchedMessage) ->
     if msg.raw is None or item.upstream is None:
         return False
     new = item_from_rfc822(msg.raw)
-    local = plan.local_flags(item.read, item.flag_status, item.last_verb, item.categories)
+    local = flags_of(item)
     set_props, _ = flag_props(local, item.last_verb)
     new.props.update(set_props)
     if item.last_verb is not None:

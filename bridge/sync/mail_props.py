@@ -1,10 +1,12 @@
-"""IMAP flags as item properties: what the engine sets on an item to give it a flag set."""
+"""IMAP flags as item properties: what the engine sets on an item to give it a flag set,
+and the flag set a cached item stands for."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bridge.model import tags
+from bridge.store.syncstate import LocalItem
 from bridge.sync import plan
 
 
@@ -28,3 +30,9 @@ def flag_props(fs: plan.FlagSet, last_verb: int | None) -> tuple[dict[int, Any],
 
 def categories(fs: plan.FlagSet) -> list[str]:
     return sorted(f for f in fs if plan.is_category(f))
+
+
+def flags_of(item: LocalItem) -> plan.FlagSet:
+    """The flags a cached item stands for, over the server's as last seen."""
+    base = frozenset(item.upstream.get("flags") or ()) if item.upstream else frozenset()
+    return plan.local_flags(item.read, item.flag_status, item.last_verb, item.categories, base)

@@ -34,8 +34,15 @@ def relevant(flags: Iterable[str]) -> FlagSet:
 
 
 def local_flags(
-    read: bool, flag_status: int | None, last_verb: int | None, categories: Iterable[str]
+    read: bool,
+    flag_status: int | None,
+    last_verb: int | None,
+    categories: Iterable[str],
+    base: FlagSet = frozenset(),
 ) -> FlagSet:
+    """The flags an item's properties stand for. \\Answered and $Forwarded add up, but an
+    item has one last verb: while it has one, the verb flags of `base` (the server's, as
+    last seen) stay, so a message both answered and forwarded keeps both."""
     out = {c for c in categories if is_category(c)}
     if read:
         out.add(SEEN)
@@ -45,6 +52,8 @@ def local_flags(
         out.add(ANSWERED)
     if last_verb == VERB_FORWARD:
         out.add(FORWARDED)
+    if last_verb in (VERB_REPLY, VERB_REPLY_ALL, VERB_FORWARD):
+        out |= base & {ANSWERED, FORWARDED}
     return frozenset(out)
 
 

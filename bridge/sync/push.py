@@ -23,6 +23,7 @@ from bridge.store.syncstate import REPLACES, JournalEntry, LocalItem
 from bridge.sync import crashpoint, plan
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.sync.hierarchy import Hierarchy
+from bridge.sync.mail_props import flags_of
 from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Pusher:
                 # a folder of the user's the server should have but has not (it refused
                 # to make it): the item waits, rather than leave the server
                 raise UpstreamError(f"its folder is not on the server ({target})")
-        local = _flags(item) if item is not None else frozenset()
+        local = flags_of(item) if item is not None else frozenset()
         self._message_id = next(
             (str(e.payload["message_id"]) for e in entries if e.payload.get("message_id")), None
         )
@@ -171,7 +172,7 @@ class Pusher:
             remove = {f for f in action.remove}
             await self.adapter.store_flags(ref.uid, add, remove)
             crashpoint.step("flags stored on the server")
-            on_server = _flags(item) - self.adapter.last_refused  # the item keeps them
+            on_server = flags_of(item) - self.adapter.last_refused  # the item keeps them
             await self.store.sync.set_item_links(
                 {item.id: {**(item.upstream or {}), "flags": sorted(on_server)}}
             )
@@ -337,10 +338,6 @@ def content_edited(entries: Iterable[JournalEntry], keywords: str) -> bool:
         e.op == "item_update" and set(e.payload.get("tags") or []) - FLAG_KEYS - {keywords}
         for e in entries
     )
-
-
-def _flags(item: LocalItem) -> plan.FlagSet:
-    return plan.local_flags(item.read, item.flag_status, item.last_verb, item.categories)
 
 
 def _ref(item: LocalItem | None) -> plan.Ref | None:

@@ -692,3 +692,26 @@ async def test_a_message_made_here_and_edited_before_its_upload_goes_up_as_edite
     again = await sync(store, account)
     assert again.fetched == 0 and again.pushed == 0, again
     assert await subjects(store, "drafts") == {"after": False}
+
+
+async def test_answered_and_forwarded_both_stay_on_the_server(
+    store: Store, account: Account
+) -> None:
+    """A message both answered and forwarded is one last verb here. Marking it read used to
+    take $Forwarded off the server, and forwarding an answered one took \\Answered off."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("both"), "\\Answered $Forwarded")
+    dv.append(m, "INBOX", dv.message("answered"), "\\Answered")
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    by = {i.props[tags.SUBJECT]: i.id for i in items}
+    await store.items.update(by["both"], {tags.READ: True})
+    await store.items.update(by["answered"], {tags.LAST_VERB_EXECUTED: 104})  # forwarded
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert server_flags(account, "INBOX") == {
+        "both": {"\\Seen", "\\Answered", "$Forwarded"},
+        "answered": {"\\Answered", "$Forwarded"},
+    }
+    again = await sync(store, account)
+    assert again.fetched == 0 and again.pushed == 0 and again.updated == 0, again

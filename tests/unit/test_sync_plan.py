@@ -214,3 +214,11 @@ def test_looks_emptied() -> None:
     assert not plan.looks_emptied(many, 1, True)  # not empty
     assert not plan.looks_emptied(many, 0, False)  # a new mailbox, relinked by Message-ID
     assert not plan.looks_emptied(many - 1, 0, True)  # few messages: deleting them is ordinary
+
+
+def test_verb_flags_add_up_over_the_servers() -> None:
+    both = frozenset({plan.ANSWERED, plan.FORWARDED})
+    assert plan.local_flags(False, None, plan.VERB_REPLY, (), both) == both
+    assert plan.local_flags(False, None, plan.VERB_FORWARD, (), {plan.ANSWERED}) == both
+    # no last verb here (cleared): no verb flag stays
+    assert plan.local_flags(True, None, None, (), both) == {plan.SEEN}
