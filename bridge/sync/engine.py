@@ -194,7 +194,8 @@ class Engine:
             return actions
         server = await self.adapter.message_ids(fetch)
         adopted = plan.adopt(uploads, server)
-        replaced = plan.adopt({m: i.id for m, i in edited.items()}, server)
+        rest = {uid: m for uid, m in server.items() if uid not in adopted.values()}
+        replaced = plan.adopt({m: i.id for m, i in edited.items()}, rest)
         links: dict[int, dict[str, Any] | None] = {}
         for item_id, uid in (*adopted.items(), *replaced.items()):
             links[item_id] = {

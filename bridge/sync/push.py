@@ -283,9 +283,11 @@ class Pusher:
             await self.adapter.store_flags(uid, flags, ())
             refused = self.adapter.last_refused
         if uid is None:
-            raw = whole[0] if whole is not None else b""
-            if whole is None:
-                raw = await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
+            raw = (
+                whole[0]
+                if whole is not None
+                else await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
+            )
             uid = await self.adapter.append(mailbox, raw, flags)
             crashpoint.step("appended on the server")
             refused = self.adapter.last_refused
