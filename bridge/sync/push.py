@@ -72,6 +72,9 @@ class Pusher:
                 if e.payload.get("upstream"):
                     ref_data = e.payload["upstream"]
                     break
+            if ref_data and REPLACES in ref_data:  # deleted with its edit half done
+                self._message_id = None  # (the old copy is not searched for)
+                await self._act(plan.Expunge(_replaced(ref_data)), None, None)
         ref = None
         if ref_data and "uid" in ref_data:
             ref = plan.Ref(
@@ -118,8 +121,7 @@ class Pusher:
         """A run stopped between the upload of an edited item and the expunge of its old
         copy: expunge that now."""
         assert item.upstream is not None
-        old = item.upstream[REPLACES]
-        ref = plan.Ref(str(old["mailbox"]), int(old["uidvalidity"]), int(old["uid"]), frozenset())
+        ref = _replaced(item.upstream)
         self._message_id = None  # never searched for: the new copy has the same Message-ID
         try:
             await self._act(plan.Expunge(ref), item, None)
@@ -340,6 +342,12 @@ def content_edited(entries: Iterable[JournalEntry], keywords: str) -> bool:
         e.op == "item_update" and set(e.payload.get("tags") or []) - FLAG_KEYS - {keywords}
         for e in entries
     )
+
+
+def _replaced(link: dict[str, Any]) -> plan.Ref:
+    """The old copy an edited item's link notes (`REPLACES`)."""
+    old = link[REPLACES]
+    return plan.Ref(str(old["mailbox"]), int(old["uidvalidity"]), int(old["uid"]), frozenset())
 
 
 def _ref(item: LocalItem | None) -> plan.Ref | None:

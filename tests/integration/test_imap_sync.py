@@ -715,3 +715,28 @@ async def test_answered_and_forwarded_both_stay_on_the_server(
     }
     again = await sync(store, account)
     assert again.fetched == 0 and again.pushed == 0 and again.updated == 0, again
+
+
+async def test_a_deletion_takes_the_old_copy_an_edit_replaces_too(
+    store: Store, account: Account
+) -> None:
+    """Deleted here while its edit's old copy still waited to be expunged (a run stopped
+    in between): the deletion expunges both, and the old version does not come back."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("old version", msgid="<both@test>"))
+    dv.append(m, "INBOX", dv.message("new version", msgid="<both@test>"))
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    by = {i.props[tags.SUBJECT]: i.id for i in items}
+    old = await store.sync.item(by["old version"])
+    new = await store.sync.item(by["new version"])
+    assert old is not None and new is not None and new.upstream is not None
+    await store.items.delete(old.id, hard=True, origin="upstream")  # as the stopped run left it
+    replaces = {k: old.upstream[k] for k in ("mailbox", "uidvalidity", "uid")}  # type: ignore[index]
+    await store.sync.set_item_links({new.id: {**new.upstream, "replaces": replaces}})
+    await store.items.delete(new.id, hard=True)
+    report = await sync(store, account)
+    assert not report.failed and report.fetched == 0, report
+    assert server_flags(account, "INBOX") == {}
+    again = await sync(store, account)
+    assert again.fetched == 0 and await subjects(store, "inbox") == {}
