@@ -1,41 +1,51 @@
-"""Conflicts of the mail sync: the local version of an item kept aside in Sync
-Issues/Conflicts, and the notification (`sync_conflict`) that tells of a conflict."""
+"""Conflicts of the sync, mail and DAV alike: the local version of an item kept aside in
+Sync Issues/Conflicts (moved there, or copied and pointing at the winner), and the
+notification (`sync_conflict`) that tells of a conflict. `where` names the upstream place
+in the event: `mailbox=` for mail, `collection=` for a DAV collection."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from bridge.model import tags
 from bridge.store.core import UPSTREAM
+from bridge.store.errors import StoreError
 from bridge.store.store import Store
 
 
-async def keep_aside(store: Store, item_id: int, mailbox: str, reason: str) -> None:
+async def keep_aside(store: Store, item_id: int, reason: str, **where: str) -> None:
     """The upstream no longer has what the item was linked to (or it never had the item):
     the local version goes to Sync Issues/Conflicts, without a link and without its pending
     changes, so it is neither uploaded again nor lost."""
-    conflicts = store.folders.roles["conflicts"]
+    aside = store.folders.roles["conflicts"]
     await store.sync.set_item_links({item_id: None})
-    await store.items.move(item_id, conflicts, origin=UPSTREAM)
+    with contextlib.suppress(StoreError):  # (deleted here meanwhile)
+        await store.items.move(item_id, aside, origin=UPSTREAM)
     await store.sync.forget_item(item_id)
-    publish(store, item_id, None, conflicts, mailbox, reason)
+    publish(store, item_id, None, aside, reason, **where)
+
+
+async def keep_copy(store: Store, winner_id: int, reason: str, **where: str) -> None:
+    """Keep both: the local version is copied into Sync Issues/Conflicts, unlinked (it is
+    not uploaded) and pointing at the winner through PidTagConflictEntryId."""
+    aside = store.folders.roles["conflicts"]
+    copy_id = await store.items.copy(winner_id, aside, origin=UPSTREAM)
+    await store.sync.set_item_links({copy_id: None})
+    await store.items.update(
+        copy_id,
+        {tags.CONFLICT_ENTRYID: store.ids.entry_id("item", winner_id)},
+        origin=UPSTREAM,
+    )
+    publish(store, copy_id, winner_id, aside, reason, **where)
 
 
 def publish(
-    store: Store,
-    item_id: int,
-    winner_id: int | None,
-    folder_id: int,
-    mailbox: str,
-    reason: str,
+    store: Store, item_id: int, winner_id: int | None, folder_id: int, reason: str, **where: str
 ) -> None:
     """The notification of a conflict: `id` is the item kept aside (or resolved in place),
     `winner_id` the API id of the item that won, when one was kept."""
-    event: dict[str, Any] = {
-        "id": item_id,
-        "folder_id": folder_id,
-        "mailbox": mailbox,
-        "reason": reason,
-    }
+    event: dict[str, Any] = {"id": item_id, "folder_id": folder_id, **where, "reason": reason}
     if winner_id is not None:
         event["winner_id"] = store.ids.api_id("item", winner_id)
     store.bus.publish([("sync_conflict", event)])

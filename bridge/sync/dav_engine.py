@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from bridge.config.model import FolderSync
-from bridge.model import tags
 from bridge.store.core import UPSTREAM
 from bridge.store.dav_refs import DavItem, is_dav_ref
 from bridge.store.errors import StoreError
@@ -28,7 +27,7 @@ from bridge.store.item_base import NewItem
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
 from bridge.store.syncstate import JournalEntry
-from bridge.sync import crashpoint, dav_content, dav_plan
+from bridge.sync import conflicts, crashpoint, dav_content, dav_plan
 from bridge.sync.dav_hierarchy import DavHierarchy
 from bridge.sync.dav_parse import Parsed, ParserPool, ResourceParser
 from bridge.sync.dav_push import DavPusher
@@ -332,8 +331,13 @@ class DavEngine:
                 links[action.item_id] = {**up, "etag": action.etag}
                 if action.conflict:
                     report.conflicts += 1
-                    self._publish_conflict(
-                        action.item_id, None, item.folder_id, collection.href, "local wins"
+                    conflicts.publish(
+                        self.store,
+                        action.item_id,
+                        None,
+                        item.folder_id,
+                        "local wins",
+                        collection=collection.href,
                     )
             elif isinstance(action, dav_plan.DeleteLocal):
                 with contextlib.suppress(StoreError):
@@ -341,7 +345,12 @@ class DavEngine:
                 crashpoint.step("server deletion applied")
                 report.deleted += 1
             elif isinstance(action, dav_plan.KeepConflict):
-                await self._set_aside(action.item_id, collection.href)
+                await conflicts.keep_aside(
+                    self.store,
+                    action.item_id,
+                    "deleted on the server, changed here",
+                    collection=collection.href,
+                )
                 report.conflicts += 1
             elif isinstance(action, dav_plan.Unlink):
                 links[action.item_id] = None
@@ -550,7 +559,9 @@ class DavEngine:
         assert action.item_id is not None
         item_id = action.item_id
         if action.conflict == "keep-both":
-            await self._keep_copy(item_id, collection.href)
+            await conflicts.keep_copy(
+                self.store, item_id, "changed here and on the server", collection=collection.href
+            )
         try:
             await self.store.dav.replace(item_id, new, origin=UPSTREAM)
         except StoreError as exc:
@@ -563,47 +574,13 @@ class DavEngine:
             report.conflicts += 1
             if action.conflict != "keep-both":
                 folder = await self.store.queries.folder_of(item_id)
-                self._publish_conflict(
-                    item_id, None, folder, collection.href, "changed here and on the server"
+                conflicts.publish(
+                    self.store,
+                    item_id,
+                    None,
+                    folder,
+                    "changed here and on the server",
+                    collection=collection.href,
                 )
         else:
             report.updated += 1
-
-    async def _keep_copy(self, winner_id: int, collection: str) -> None:
-        """Keep both: the local version is copied into Sync Issues/Conflicts, unlinked
-        (it is not uploaded) and pointing at the winner through PidTagConflictEntryId."""
-        conflicts = self.store.folders.roles["conflicts"]
-        copy_id = await self.store.items.copy(winner_id, conflicts, origin=UPSTREAM)
-        await self.store.sync.set_item_links({copy_id: None})
-        await self.store.items.update(
-            copy_id,
-            {tags.CONFLICT_ENTRYID: self.store.ids.entry_id("item", winner_id)},
-            origin=UPSTREAM,
-        )
-        self._publish_conflict(
-            copy_id, winner_id, conflicts, collection, "changed here and on the server"
-        )
-
-    async def _set_aside(self, item_id: int, collection: str) -> None:
-        """Deleted on the server, changed here: the local version goes to Conflicts."""
-        conflicts = self.store.folders.roles["conflicts"]
-        await self.store.sync.set_item_links({item_id: None})
-        with contextlib.suppress(StoreError):
-            await self.store.items.move(item_id, conflicts, origin=UPSTREAM)
-        await self.store.sync.forget_item(item_id)
-        self._publish_conflict(
-            item_id, None, conflicts, collection, "deleted on the server, changed here"
-        )
-
-    def _publish_conflict(
-        self, item_id: int, winner_id: int | None, folder_id: int, collection: str, reason: str
-    ) -> None:
-        event: dict[str, Any] = {
-            "id": item_id,
-            "folder_id": folder_id,
-            "collection": collection,
-            "reason": reason,
-        }
-        if winner_id is not None:
-            event["winner_id"] = self.store.ids.api_id("item", winner_id)
-        self.store.bus.publish([("sync_conflict", event)])

@@ -14,7 +14,6 @@ from typing import Any
 
 from bridge.config import FolderSync, SyncConfig
 from bridge.formats.mime import KEYWORDS
-from bridge.model import tags
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.props import now_filetime
@@ -322,7 +321,9 @@ class Engine:
                 if item is None or item.upstream is None:
                     continue
                 if action.keep_copy:
-                    await self._keep_copy(item.id, mailbox)
+                    await conflicts.keep_copy(
+                        self.store, item.id, "flags changed here and on the server", mailbox=mailbox
+                    )
                 if action.local != flags_of(item):
                     await self._apply_flags(item, action.local, report)
                 links[item.id] = {**item.upstream, "flags": sorted(action.base)}
@@ -333,16 +334,21 @@ class Engine:
                         item.id,
                         None,
                         item.folder_id,
-                        mailbox,
                         "flags changed here and on the server: "
                         + ("the local state wins" if action.local_wins else "the server wins"),
+                        mailbox=mailbox,
                     )
             elif isinstance(action, plan.DeleteLocal):
                 await self._delete(action.item_id)
                 report.deleted += 1
                 crashpoint.step(f"{mailbox}: deletion applied")
             elif isinstance(action, plan.KeepConflict):
-                await self._conflict(action.item_id, mailbox)
+                await conflicts.keep_aside(
+                    self.store,
+                    action.item_id,
+                    "deleted on the server, changed here",
+                    mailbox=mailbox,
+                )
                 report.conflicts += 1
                 crashpoint.step(f"{mailbox}: conflict kept aside")
             elif isinstance(action, plan.Unlink):
@@ -362,13 +368,6 @@ class Engine:
         with contextlib.suppress(StoreError):  # deleted locally meanwhile
             await self.store.items.delete(item_id, hard=True, origin=UPSTREAM)
 
-    async def _conflict(self, item_id: int, mailbox: str) -> None:
-        """Keep both: the upstream deleted the message, the local version goes to
-        Sync Issues/Conflicts (without a link, so it is not uploaded again)."""
-        await conflicts.keep_aside(
-            self.store, item_id, mailbox, "deleted on the server, changed here"
-        )
-
     async def _apply_flags(self, item: LocalItem, flags: plan.FlagSet, report: Report) -> None:
         """Set the local item's flags and categories to `flags` (a change from the server)."""
         set_props, delete = flag_props(flags, item.last_verb)
@@ -376,18 +375,3 @@ class Engine:
             item.id, set_props, delete, named={KEYWORDS: categories(flags)}, origin=UPSTREAM
         )
         report.updated += 1
-
-    async def _keep_copy(self, winner_id: int, mailbox: str) -> None:
-        """Keep both: copy the local version into Sync Issues/Conflicts, unlinked (it is
-        not uploaded) and pointing at the winner through PidTagConflictEntryId."""
-        aside = self.store.folders.roles["conflicts"]
-        copy_id = await self.store.items.copy(winner_id, aside, origin=UPSTREAM)
-        await self.store.sync.set_item_links({copy_id: None})
-        await self.store.items.update(
-            copy_id,
-            {tags.CONFLICT_ENTRYID: self.store.ids.entry_id("item", winner_id)},
-            origin=UPSTREAM,
-        )
-        conflicts.publish(
-            self.store, copy_id, winner_id, aside, mailbox, "flags changed here and on the server"
-        )

@@ -256,15 +256,15 @@ class Hierarchy:
                     item.id,
                     None,
                     back,
-                    mailbox,
                     "moved here into a folder deleted on the server: back where the server has it",
+                    mailbox=mailbox,
                 )
             elif item.id in dirty or "uid" not in link:
                 log.warning(
                     "item %d kept in Sync Issues: %s is gone from the server", item.id, mailbox
                 )
                 await conflicts.keep_aside(
-                    self.store, item.id, mailbox, "its folder was deleted on the server"
+                    self.store, item.id, "its folder was deleted on the server", mailbox=mailbox
                 )
         moved_out = [
             i.id
