@@ -47,6 +47,10 @@ class LocalItem:
 
 
 REPLACES = "replaces"  # in an item's link: its old server copy (after an edit), until expunged
+# An item's whole link while the server's copy of it is not known: it was moved out of a
+# mailbox that is gone since ({LOST: that mailbox}). The next pull that meets a new message
+# with its Message-ID takes that for it; otherwise it is uploaded, as an unlinked item is.
+LOST = "lost"
 _ITEM_SQL = (
     "SELECT id, folder_id, flags, upstream, source_blob, "
     f"json_extract(props, '$.\"{P.key(tags.FLAG_STATUS)}\"') AS flag_status, "
@@ -137,6 +141,14 @@ class SyncState:
         async with self.core.reader.execute(
             f"{_ITEM_SQL} WHERE folder_id = ? AND upstream IS NULL AND associated = 0",
             (folder_id,),
+        ) as cur:
+            return [_local(row) for row in await cur.fetchall()]
+
+    async def lost_items(self) -> list[LocalItem]:
+        """Items whose server copy is not known (linked as {LOST: mailbox}), anywhere."""
+        async with self.core.reader.execute(
+            f"{_ITEM_SQL} WHERE upstream IS NOT NULL AND json_extract(upstream, '$.{LOST}') "
+            "IS NOT NULL",
         ) as cur:
             return [_local(row) for row in await cur.fetchall()]
 

@@ -179,7 +179,9 @@ class Engine:
         """A new server message may be a local item's own upload whose confirmation was
         lost (a dropped connection after APPEND, a stopped run): link it instead of
         fetching a copy. An upload of an edited item that is linked to its old copy still
-        becomes its new copy, replacing the old one (push: `REPLACES`)."""
+        becomes its new copy, replacing the old one (push: `REPLACES`). A message of an
+        item whose server copy was lost track of (`LOST`: moved out here of a mailbox gone
+        since, wherever it is now) is that copy, moved there by another client."""
         fetch = [a.uid for a in actions if isinstance(a, plan.Fetch)]
         if not fetch or not dirty:
             return actions
@@ -188,6 +190,7 @@ class Engine:
             for i in await self.store.sync.unlinked_items(fid)
             if i.id in dirty and i.message_id
         }
+        uploads |= {i.message_id: i.id for i in await self.store.sync.lost_items() if i.message_id}
         edited = await self._edits_in_flight(fid, dirty)
         if not uploads and not edited:
             return actions

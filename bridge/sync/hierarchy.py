@@ -17,7 +17,7 @@ from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.folders import Folder
 from bridge.store.store import Store
-from bridge.store.syncstate import JournalEntry
+from bridge.store.syncstate import LOST, JournalEntry
 from bridge.sync import conflicts, crashpoint
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.upstream.base import ConnectFailed, MailAdapter, RemoteFolder, UpstreamError
@@ -235,7 +235,8 @@ class Hierarchy:
         goes with it. Of their items, those the server has elsewhere (moved in here, not
         yet moved there) go back to the folder of that mailbox; the others with local
         changes, or never uploaded, go to Sync Issues/Conflicts. Items moved out of the
-        mailbox here lose their link to it: they are uploaded where they are now. Deletions
+        mailbox here lose their link to it (`LOST`): the server may have moved them
+        elsewhere before, which a pull then finds; else they are uploaded where they are. Deletions
         of its messages are dropped: the server deleted them with it."""
         doomed = self._subtree(fid)
         lost = {str(self.links[f]["mailbox"]) for f in doomed if f in self.links} | {mailbox}
@@ -266,13 +267,13 @@ class Hierarchy:
                 await conflicts.keep_aside(
                     self.store, item.id, "its folder was deleted on the server", mailbox=mailbox
                 )
-        moved_out = [
-            i.id
+        moved_out: dict[int, dict[str, Any] | None] = {
+            i.id: {LOST: name}
             for name in lost
             for i in await self.store.sync.linked_items(name)
             if i.folder_id not in doomed
-        ]
-        await self.store.sync.set_item_links(dict.fromkeys(moved_out))
+        }
+        await self.store.sync.set_item_links(moved_out)
         deletions = [
             e.id
             for e in await self.store.sync.journal()

@@ -351,3 +351,46 @@ async def test_a_rename_the_server_refuses_leaves_items_in_the_folders_mailbox(
     assert any("RENAME" in f for f in report.failed), report.failed
     assert set(server_flags(account, "A")) == {"mine"}
     assert server_flags(account, "B") == {}
+
+
+def subjects(account: Account, mailbox: str) -> list[str]:
+    """The subjects of the mailbox's messages, one per copy."""
+    m = account.client()
+    m.select(f'"{mailbox}"', readonly=True)
+    _, data = m.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    return [p[1].decode().split(":", 1)[1].strip() for p in data if isinstance(p, tuple)]
+
+
+async def test_moved_here_and_moved_there_before_its_mailbox_went_one_copy_stays(
+    store: Store, account: Account
+) -> None:
+    """Moved to Deleted Items here; moved to INBOX by another client, which then deleted
+    the mailbox. The message the server has in INBOX is the one moved here: it is taken
+    for it (and moved to Trash), not uploaded again beside it."""
+    m = account.client()
+    m.create("Old")
+    dv.append(m, "Old", dv.message("both", msgid="<both@test>"))
+    await sync(store, account)
+    old = await folder_named(store, "Old")
+    assert old is not None
+    (item,), _ = await store.queries.list(old)
+    await store.items.delete(item.id)  # into Deleted Items
+    m.select("Old")
+    typ, _ = m.uid("MOVE", "1:*", "INBOX")
+    assert typ == "OK"
+    m.close()
+    m.delete("Old")
+    report = await sync(store, account)
+    assert not report.failed, report
+    on_server = subjects(account, "INBOX") + subjects(account, "Trash")
+    assert on_server == ["both"], on_server
+    mine = [
+        f.display_name
+        for f in await store.folders.all()
+        for i in (await store.queries.list(f.id))[0]
+        if i.props.get(tags.SUBJECT) == "both"
+    ]
+    assert mine == ["Deleted Items"], mine
+    assert subjects(account, "Trash") == ["both"]  # the move made here holds
+    again = await sync(store, account)
+    assert again.pushed == 0 and again.fetched == 0 and not again.failed
