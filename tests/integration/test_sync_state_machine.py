@@ -1,6 +1,7 @@
 """The mail sync as a state machine (Hypothesis): random local changes through the store
-(flags, moves, deletions, drafts, new subjects, a folder renamed), server-side changes by
-a second IMAP client (flags, moves, deletions, a mailbox renamed), dropped connections (a
+(flags, categories, moves, deletions into Deleted Items or for good, drafts, new subjects,
+a folder renamed), server-side changes by a second IMAP client (flags, keywords, moves,
+deletions, a mailbox renamed), dropped connections (a
 proxy resets the link after a random number of bytes) and a UIDVALIDITY reset,
 interleaved with sync runs.
 
@@ -26,6 +27,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
+from bridge.formats.mime import KEYWORDS
 from bridge.model import tags
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
@@ -38,7 +40,9 @@ from tests.servers import dovecot as dv
 from tests.servers.faultproxy import DOWN, FaultProxy
 
 MAILBOXES = ("INBOX", "Work")
+PLACES = (*MAILBOXES, "Trash")  # where a message may be (Trash: deleted here softly)
 FLAGS = ("\\Seen", "\\Flagged")
+CATEGORIES = ("Red", "Blue")  # categories here, keywords there
 SEEDS = 4
 
 
@@ -135,7 +139,7 @@ class SyncMachine(RuleBasedStateMachine):
         return work
 
     def _server_find(self, msgid: str) -> tuple[str, str] | None:
-        for mailbox in MAILBOXES:
+        for mailbox in PLACES:
             self.client.select(self._name(mailbox))
             _, data = self.client.uid("SEARCH", "HEADER", "Message-ID", msgid)
             uids = data[0].split() if data and data[0] else []
@@ -187,6 +191,28 @@ class SyncMachine(RuleBasedStateMachine):
             changed = self.run(self.store.items.update(item, {}, [tags.FLAG_STATUS]))
         if changed:  # setting what is already there is no change, nothing is journaled
             self._log("local", "flag", msgid, flag, value)
+
+    @rule(i=st.integers(0, 30), category=st.sampled_from(CATEGORIES), value=st.booleans())
+    def local_category(self, i: int, category: str, value: bool) -> None:
+        msgid = self.msgids[i % len(self.msgids)]
+        item = self.run(self._local_find(msgid))
+        now = self.run(self.store.sync.item(item)) if item is not None else None
+        if now is None or (category in now.categories) == value:
+            return
+        new = sorted({*now.categories, category} if value else set(now.categories) - {category})
+        self.run(self.store.items.update(now.id, named={KEYWORDS: new}))
+        self._log("local", "flag", msgid, category, value)
+
+    @rule(i=st.integers(0, 30))
+    def local_trash(self, i: int) -> None:
+        """Deleted here the usual way: into Deleted Items, Trash on the server."""
+        msgid = self.msgids[i % len(self.msgids)]
+        item = self.run(self._local_find(msgid))
+        now = self.run(self.store.sync.item(item)) if item is not None else None
+        if now is None or now.folder_id == self.store.folders.roles["deleted"]:
+            return
+        self.run(self.store.items.delete(now.id))
+        self._log("local", "move", msgid, value="Trash")
 
     @rule(i=st.integers(0, 30), mailbox=st.sampled_from(MAILBOXES))
     def local_move(self, i: int, mailbox: str) -> None:
@@ -240,6 +266,16 @@ class SyncMachine(RuleBasedStateMachine):
         self.client.select(self._name(found[0]))
         self.client.uid("STORE", found[1], "+FLAGS" if value else "-FLAGS", f"({flag})")
         self._log("server", "flag", msgid, flag, value)
+
+    @rule(i=st.integers(0, 30), category=st.sampled_from(CATEGORIES), value=st.booleans())
+    def server_keyword(self, i: int, category: str, value: bool) -> None:
+        msgid = self.msgids[i % len(self.msgids)]
+        found = self._server_find(msgid)
+        if found is None:
+            return
+        self.client.select(self._name(found[0]))
+        self.client.uid("STORE", found[1], "+FLAGS" if value else "-FLAGS", f"({category})")
+        self._log("server", "flag", msgid, category, value)
 
     @rule(i=st.integers(0, 30))
     def server_delete(self, i: int) -> None:
@@ -388,7 +424,7 @@ class SyncMachine(RuleBasedStateMachine):
             edits = [e.value for e in mine if e.kind == "edit"]
             if edits:
                 assert self._server_subject(msgid, where[msgid]) == edits[-1], (msgid, mine)
-            for flag in FLAGS:
+            for flag in (*FLAGS, *CATEGORIES):
                 last = [e.value for e in mine if e.kind == "flag" and e.flag == flag]
                 assert (flag in flags) == (last[-1] if last else False), (msgid, flag, mine)
 
