@@ -47,10 +47,14 @@ class LocalItem:
 
 
 REPLACES = "replaces"  # in an item's link: its old server copy (after an edit), until expunged
-# An item's whole link while the server's copy of it is not known: it was moved out of a
-# mailbox that is gone since ({LOST: that mailbox}). The next pull that meets a new message
-# with its Message-ID takes that for it; otherwise it is uploaded, as an unlinked item is.
+# An item's whole link while the server's copy of it is not known (schema 0019):
+# - {LOST: mailbox}: moved out here of a mailbox that is gone since; a pull that meets a
+#   new message with its Message-ID, in any mailbox, takes that for it; until then it is
+#   uploaded, as an unlinked item is;
+# - {AWAITS: mailbox}: sent, by a server that files sent mail itself, and its copy not
+#   seen yet; a pull of that mailbox takes the copy for it; nothing is uploaded.
 LOST = "lost"
+AWAITS = "awaits"
 _ITEM_SQL = (
     "SELECT id, folder_id, flags, upstream, source_blob, "
     f"json_extract(props, '$.\"{P.key(tags.FLAG_STATUS)}\"') AS flag_status, "
@@ -144,13 +148,17 @@ class SyncState:
         ) as cur:
             return [_local(row) for row in await cur.fetchall()]
 
-    async def lost_items(self) -> list[LocalItem]:
-        """Items whose server copy is not known (linked as {LOST: mailbox}), anywhere."""
+    async def awaited_items(self, mailbox: str) -> list[LocalItem]:
+        """Items whose copy a new message of `mailbox` may be: linked as {LOST: any
+        mailbox} or {AWAITS: mailbox}."""
         async with self.core.reader.execute(
-            f"{_ITEM_SQL} WHERE upstream IS NOT NULL AND json_extract(upstream, '$.{LOST}') "
-            "IS NOT NULL",
+            f"{_ITEM_SQL} WHERE json_extract(upstream, '$.{LOST}') IS NOT NULL",
         ) as cur:
-            return [_local(row) for row in await cur.fetchall()]
+            lost = [_local(row) for row in await cur.fetchall()]
+        async with self.core.reader.execute(
+            f"{_ITEM_SQL} WHERE json_extract(upstream, '$.{AWAITS}') = ?", (mailbox,)
+        ) as cur:
+            return lost + [_local(row) for row in await cur.fetchall()]
 
     async def set_item_links(self, links: dict[int, dict[str, Any] | None]) -> None:
         if not links:

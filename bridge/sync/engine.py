@@ -179,19 +179,18 @@ class Engine:
         """A new server message may be a local item's own upload whose confirmation was
         lost (a dropped connection after APPEND, a stopped run): link it instead of
         fetching a copy. An upload of an edited item that is linked to its old copy still
-        becomes its new copy, replacing the old one (push: `REPLACES`). A message of an
-        item whose server copy was lost track of (`LOST`: moved out here of a mailbox gone
-        since, wherever it is now) is that copy, moved there by another client."""
+        becomes its new copy, replacing the old one (push: `REPLACES`). A message with the
+        Message-ID of an item whose server copy is not known is that copy (`LOST`: moved
+        out here of a mailbox gone since, and moved there by another client; `AWAITS`:
+        sent mail the server filed itself)."""
         fetch = [a.uid for a in actions if isinstance(a, plan.Fetch)]
-        if not fetch or not dirty:
+        if not fetch:
             return actions
-        uploads = {
-            i.message_id: i.id
-            for i in await self.store.sync.unlinked_items(fid)
-            if i.id in dirty and i.message_id
-        }
-        uploads |= {i.message_id: i.id for i in await self.store.sync.lost_items() if i.message_id}
-        edited = await self._edits_in_flight(fid, dirty)
+        unlinked = await self.store.sync.unlinked_items(fid) if dirty else []
+        uploads = {i.message_id: i.id for i in unlinked if i.id in dirty and i.message_id}
+        awaited = await self.store.sync.awaited_items(mailbox)
+        uploads |= {i.message_id: i.id for i in awaited if i.message_id}
+        edited = await self._edits_in_flight(fid, dirty) if dirty else {}
         if not uploads and not edited:
             return actions
         server = await self.adapter.message_ids(fetch)

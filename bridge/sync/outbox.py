@@ -7,7 +7,8 @@ Outcome of one item:
   server files sent mail itself (`upstream.smtp.saves_sent`), the move is an ordinary local
   change, so the journal replay APPENDs it to the server's Sent mailbox (looking it up by
   Message-ID first, so a retry does not upload it twice). With `saves_sent` the move is
-  not journaled and the item is linked to the server's copy, found by Message-ID.
+  not journaled and the item is linked to the server's copy, found by Message-ID: at
+  once, or by the first pull of Sent that meets it, if the server files it later.
 - rejected (a 5xx reply): it stays in the Outbox, no longer submitted, marked failed with
   `PidTagNonDeliveryReportStatusCode` (the SMTP reply code, e.g. 550) and
   `PidTagSupplementaryInfo` (the server's reply), and a non-delivery report
@@ -40,6 +41,7 @@ from bridge.store.errors import StoreError
 from bridge.store.items import NewItem
 from bridge.store.queries import MAX_PAGE
 from bridge.store.store import Store
+from bridge.store.syncstate import AWAITS
 from bridge.upstream import smtp
 from bridge.upstream.base import AuthFailed, ConnectFailed, MailAdapter, UpstreamError
 
@@ -241,7 +243,11 @@ class Outbox:
             origin=UPSTREAM,
         )
         origin = UPSTREAM if self.settings.saves_sent else LOCAL
-        await self.store.items.move(item_id, self.store.folders.roles["sent"], origin=origin)
+        sent = self.store.folders.roles["sent"]
+        await self.store.items.move(item_id, sent, origin=origin)
+        ref = (await self.store.sync.folder_links()).get(sent)
+        if self.settings.saves_sent and ref:  # the server's copy is awaited, never uploaded
+            await self.store.sync.set_item_links({item_id: {AWAITS: str(ref["mailbox"])}})
 
     async def _failed(
         self, item_id: int, props: dict[int, Any], code: int, text: str, rcpts: list[str]
@@ -311,7 +317,8 @@ class Outbox:
 
     async def _link_sent(self, adapter: MailAdapter, sent: list[tuple[int, str]]) -> None:
         """Point sent items at the copies the server filed, so the next pull of the Sent
-        mailbox does not bring them in a second time."""
+        mailbox does not bring them in a second time. Until then an item awaits its copy
+        (`AWAITS`, from `_sent`): the pull that meets it takes it for the item."""
         ref = (await self.store.sync.folder_links()).get(self.store.folders.roles["sent"])
         if not ref:
             return
@@ -333,4 +340,5 @@ class Outbox:
                     "uid": found[-1],
                     "flags": ["\\Seen"],
                 }
+
         await self.store.sync.set_item_links(links)

@@ -19,7 +19,7 @@ from typing import Any
 from bridge.store import props as P
 from bridge.store.item_base import FLAG_TAGS
 from bridge.store.store import Store
-from bridge.store.syncstate import REPLACES, JournalEntry, LocalItem
+from bridge.store.syncstate import AWAITS, REPLACES, JournalEntry, LocalItem
 from bridge.sync import crashpoint, plan
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.sync.hierarchy import Hierarchy
@@ -29,6 +29,10 @@ from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, Upstre
 log = logging.getLogger(__name__)
 
 FLAG_KEYS = frozenset(P.key(t) for t in FLAG_TAGS)
+
+
+class _Awaited(Exception):
+    """The item's server copy is yet to come (`AWAITS`): its changes wait for it."""
 
 
 class Pusher:
@@ -54,6 +58,8 @@ class Pusher:
                 await self._push(item_id, entries)
             except ConnectFailed:
                 raise
+            except _Awaited:
+                continue
             except UpstreamError as exc:
                 log.warning("item %s not pushed: %s", item_id, exc)
                 report.failed.append(f"{self.store.ids.api_id('item', item_id)}: {exc}")
@@ -64,6 +70,8 @@ class Pusher:
 
     async def _push(self, item_id: int, entries: list[JournalEntry]) -> None:
         item = await self.store.sync.item(item_id)
+        if item is not None and item.upstream and AWAITS in item.upstream:
+            raise _Awaited
         if item is not None and item.upstream and REPLACES in item.upstream:
             item = await self._finish_replacement(item)
         ref_data = item.upstream if item is not None else None

@@ -19,6 +19,7 @@ from bridge.sync.imap_service import ImapSyncService
 from bridge.sync.outbox import NDR_CLASS, Outbox
 from bridge.upstream.smtp import SmtpSettings
 from tests.integration.conftest import Account, sync
+from tests.integration.test_imap_sync import server_flags
 from tests.servers import dovecot as dv
 from tests.servers import submission
 
@@ -212,6 +213,42 @@ async def test_server_that_saves_sent_mail_gets_no_second_copy(
     assert await store.queries.journal_pending() == 0
     assert len(mailbox(account.server, account.user, "Sent")) == 1
     assert len(await items_in(store, "sent")) == 1
+
+
+async def test_sent_mail_the_server_files_late_is_taken_for_the_sent_item(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    """The server files its copy after the bridge looked for it: the next pull of Sent
+    takes that copy for the item (by Message-ID), instead of bringing in a second one."""
+    to = account.server.add_user()[0]
+    await sync(store, account)
+    iid = await draft(store, "filed late", rcpt(f"{to}@localhost"), sender="me@localhost")
+    await store.items.submit(iid)
+    adapter = await account.adapter()
+    try:
+        outbox = Outbox(store, smtp_settings(smtpd, account, saves_sent=True))
+        assert (await outbox.drain(adapter)).sent == 1
+    finally:
+        await adapter.close()
+    assert len(mailbox(account.server, account.user, "Sent")) == 0  # not filed yet
+    await store.items.update(iid, {tags.FLAG_STATUS: 2})  # waits for the server's copy
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert len(mailbox(account.server, account.user, "Sent")) == 0  # the server files it
+    assert await store.queries.journal_pending() > 0
+    account.client().append("Sent", "(\\Seen)", None, smtpd.handler.received[-1].data)
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert [i.id for i in await items_in(store, "sent")] == [iid]
+    linked = await store.sync.item(iid)
+    assert linked is not None and linked.upstream is not None
+    assert linked.upstream["mailbox"] == "Sent" and "uid" in linked.upstream
+    assert len(mailbox(account.server, account.user, "Sent")) == 1
+    assert server_flags(account, "Sent")["filed late"] == {"\\Seen", "\\Flagged"}
+    assert await store.queries.journal_pending() == 0
+    again = await sync(store, account)
+    assert (again.fetched, again.pushed) == (0, 0)
+    assert [i.id for i in await items_in(store, "sent")] == [iid]
 
 
 async def test_service_queues_while_offline_and_sends_after_reconnect(
