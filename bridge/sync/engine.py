@@ -81,6 +81,8 @@ class Engine:
         finally:
             await self.pool.close()
         await Pusher(self.store, self.adapter, hierarchy).run(report)
+        await hierarchy.finish()
+        report.failed.extend(f for f in hierarchy.failed if f not in report.failed)
         return report
 
     # -- pull -------------------------------------------------------------------------

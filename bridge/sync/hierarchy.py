@@ -52,6 +52,10 @@ NOT_MAIL = frozenset(
 )
 
 
+class _Waits(Exception):
+    """A folder change that cannot be made yet, and is no failure."""
+
+
 class Hierarchy:
     def __init__(self, store: Store, adapter: MailAdapter, delimiter: str = "/") -> None:
         self.store = store
@@ -60,6 +64,7 @@ class Hierarchy:
         self.folders: dict[int, Folder] = {}
         self.links: dict[int, dict[str, Any]] = {}
         self.failed: list[str] = []  # folder changes the server refused this run
+        self.deleting: set[str] = set()  # mailboxes whose deletion waits for `finish`
 
     async def _reload(self) -> None:
         self.folders = {f.id: f for f in await self.store.folders.all()}
@@ -102,8 +107,18 @@ class Hierarchy:
 
     # -- local → upstream -------------------------------------------------------------
 
-    async def _push(self) -> None:
-        entries = [e for e in await self.store.sync.journal() if e.kind == "folder"]
+    async def finish(self) -> None:
+        """After the item replay: the deletions that waited for messages moved out."""
+        if self.deleting:
+            self.deleting = set()
+            await self._push(only="folder_delete")
+
+    async def _push(self, only: str | None = None) -> None:
+        entries = [
+            e
+            for e in await self.store.sync.journal()
+            if e.kind == "folder" and (only is None or e.op == only)
+        ]
         dav = await dav_entry_ids(self.store, entries)  # carried out by the DAV engine
         entries = [e for e in entries if e.id not in dav]
         for entry in entries:
@@ -111,6 +126,11 @@ class Hierarchy:
                 await self._push_entry(entry)
             except ConnectFailed:
                 raise
+            except _Waits:
+                self.deleting |= {
+                    str(r.get("mailbox")) for r in entry.payload.get("upstream") or []
+                }
+                continue
             except UpstreamError as exc:  # (a name the server refuses, say)
                 log.warning(
                     "folder %d: %s not made on the server: %s", entry.object_id, entry.op, exc
@@ -125,9 +145,8 @@ class Hierarchy:
     async def _push_entry(self, entry: JournalEntry) -> None:
         fid = entry.object_id
         if entry.op == "folder_delete":
-            refs = entry.payload.get("upstream") or []
-            for name in sorted((str(r.get("mailbox")) for r in refs), key=len, reverse=True):
-                await self.adapter.delete_folder(name)
+            if not await self._delete_mailboxes(entry.payload.get("upstream") or []):
+                raise _Waits
         elif fid in self.folders and self.folders[fid].role is None:
             want = self.mailbox_of(fid)
             have = self.links.get(fid, {}).get("mailbox")
@@ -140,6 +159,54 @@ class Hierarchy:
             elif want is None and have is not None:
                 await self.adapter.delete_folder(str(have))
                 await self.store.sync.set_folder_link(fid, None)
+
+    async def _delete_mailboxes(self, refs: list[dict[str, Any]]) -> bool:
+        """Delete the mailboxes of a folder deleted here, deepest first, but not what the
+        user did not see: a mailbox that has messages since the last pull (another
+        client's) loses only the others and stays, to come back here with them; its
+        parents stay too. False when a mailbox must wait: a message moved out of it here
+        has not left it yet (the item replay moves it, then `finish` deletes)."""
+        kept: list[str] = []
+        waits = False
+        for ref in sorted(refs, key=lambda r: len(str(r.get("mailbox"))), reverse=True):
+            name = str(ref.get("mailbox"))
+            if any(k.startswith(name + self.delim) for k in kept):
+                kept.append(name)  # (its messages were not seen either: a parent stays)
+                continue
+            try:
+                state = await self.adapter.select(name)
+            except ConnectFailed:
+                raise
+            except UpstreamError:
+                if name in {f.name for f in await self.adapter.list_folders()}:
+                    raise
+                continue  # gone already
+            present = await self.adapter.list_uids()
+            if ref.get("uidvalidity") is None:
+                new: set[int] = set()  # never pulled: nothing to tell apart
+            elif ref["uidvalidity"] != state.uidvalidity:
+                new = set(present)
+            else:
+                new = {u for u in present if u >= int(ref.get("uidnext") or 0)}
+            moved_out = {
+                int(i.upstream["uid"])
+                for i in await self.store.sync.linked_items(name)
+                if i.upstream and i.upstream.get("uidvalidity") == state.uidvalidity
+            } & set(present)
+            seen = sorted(set(present) - new - moved_out)
+            if new or moved_out:
+                if seen:
+                    await self.adapter.expunge(seen)
+                if new:
+                    log.warning(
+                        "mailbox %s not deleted: it has %d message(s) not seen here", name, len(new)
+                    )
+                    kept.append(name)
+                else:
+                    waits = True
+                continue
+            await self.adapter.delete_folder(name)
+        return not waits
 
     async def _rename(self, old: str, new: str) -> bool:
         """RENAME a mailbox; False when the server no longer has it (another client
@@ -185,7 +252,7 @@ class Hierarchy:
             await self._reload()
         by_mailbox = {str(ref["mailbox"]): fid for fid, ref in self.links.items()}
         for f in sorted(remote, key=lambda r: r.name.count(self.delim)):
-            if f.name in by_mailbox:
+            if f.name in by_mailbox or f.name in self.deleting:
                 continue
             parent_name, _, leaf = f.name.rpartition(self.delim)
             parent = by_mailbox.get(parent_name) if parent_name else roles["ipm_subtree"]

@@ -147,6 +147,17 @@ class Pusher:
             self._uidvalidity[mailbox] = state.uidvalidity
         return self._uidvalidity[mailbox]
 
+    async def _select_if_there(self, mailbox: str) -> int | None:
+        """`_select`, or None when the server has no such mailbox (any more)."""
+        try:
+            return await self._select(mailbox)
+        except ConnectFailed:
+            raise
+        except UpstreamError:
+            if mailbox in {f.name for f in await self.adapter.list_folders()}:
+                raise
+            return None
+
     def adapter_selected(self) -> str | None:
         return getattr(self.adapter, "selected", None)
 
@@ -154,8 +165,10 @@ class Pusher:
         self, action: plan.PushAction, item: LocalItem | None, ref: plan.Ref | None
     ) -> None:
         if isinstance(action, plan.Expunge):
-            uidvalidity = await self._select(action.ref.mailbox)
-            if uidvalidity == action.ref.uidvalidity:
+            uidvalidity = await self._select_if_there(action.ref.mailbox)
+            if uidvalidity is None:
+                pass  # the mailbox is gone, with the message (deleted here or there)
+            elif uidvalidity == action.ref.uidvalidity:
                 await self.adapter.expunge([action.ref.uid])
                 crashpoint.step("expunged on the server")
             elif item is None and self._message_id:

@@ -394,3 +394,74 @@ async def test_moved_here_and_moved_there_before_its_mailbox_went_one_copy_stays
     assert subjects(account, "Trash") == ["both"]  # the move made here holds
     again = await sync(store, account)
     assert again.pushed == 0 and again.fetched == 0 and not again.failed
+
+
+async def test_a_folder_deleted_here_keeps_what_another_client_put_in_it(
+    store: Store, account: Account
+) -> None:
+    """Deleted here for good while another client put a message into it: the messages
+    the user saw go, the new one stays, on the server and here."""
+    m = account.client()
+    m.create("Proj")
+    dv.append(m, "Proj", dv.message("seen"))
+    await sync(store, account)
+    proj = await folder_named(store, "Proj")
+    assert proj is not None
+    await store.folders.delete(proj, hard=True)
+    dv.append(m, "Proj", dv.message("new there"))
+    report = await sync(store, account)
+    assert not report.failed, report
+    on_server = {box: subjects(account, box) for box in mailboxes(account)}
+    assert sum(on_server.values(), []) == ["new there"], on_server
+    found = await everything(store)
+    assert "new there" in found and "seen" not in found, found
+    assert await store.queries.journal_pending() == 0
+    again = await sync(store, account)
+    assert again.pushed == 0 and again.fetched == 0 and not again.failed
+
+
+async def test_a_folder_deleted_here_after_moves_and_deletions_out_of_it(
+    store: Store, account: Account
+) -> None:
+    """A message moved out of the folder before it was deleted leaves the mailbox by a
+    MOVE (not lost with it, not uploaded again); one deleted in it first goes with it;
+    the mailbox is deleted in the same run and does not come back."""
+    m = account.client()
+    m.create("Proj")
+    dv.append(m, "Proj", dv.message("keep", msgid="<keep@test>"))
+    dv.append(m, "Proj", dv.message("drop"))
+    await sync(store, account)
+    proj = await folder_named(store, "Proj")
+    assert proj is not None
+    items, _ = await store.queries.list(proj)
+    by_subject = {i.props[tags.SUBJECT]: i.id for i in items}
+    await store.items.move(by_subject["keep"], store.folders.roles["inbox"])
+    await store.items.delete(by_subject["drop"], hard=True)
+    await store.folders.delete(proj, hard=True)
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert "Proj" not in mailboxes(account)
+    assert subjects(account, "INBOX") == ["keep"]
+    found = await everything(store)
+    assert found["keep"][0] == "Inbox" and "drop" not in found
+    assert await folder_named(store, "Proj") is None
+    assert await store.queries.journal_pending() == 0
+    again = await sync(store, account)
+    assert (again.pushed, again.fetched, again.failed) == (0, 0, [])
+    assert await folder_named(store, "Proj") is None
+
+
+async def test_a_folder_deleted_here_after_a_deletion_in_it(store: Store, account: Account) -> None:
+    m = account.client()
+    m.create("Proj")
+    dv.append(m, "Proj", dv.message("drop"))
+    await sync(store, account)
+    proj = await folder_named(store, "Proj")
+    assert proj is not None
+    (item,), _ = await store.queries.list(proj)
+    await store.items.delete(item.id, hard=True)
+    await store.folders.delete(proj, hard=True)
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert "Proj" not in mailboxes(account)
+    assert await store.queries.journal_pending() == 0
