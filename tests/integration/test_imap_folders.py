@@ -465,3 +465,22 @@ async def test_a_folder_deleted_here_after_a_deletion_in_it(store: Store, accoun
     assert not report.failed, report
     assert "Proj" not in mailboxes(account)
     assert await store.queries.journal_pending() == 0
+
+
+async def test_a_folder_made_here_and_there_with_the_same_name_becomes_one(
+    store: Store, account: Account
+) -> None:
+    await sync(store, account)
+    mine = await store.folders.create(store.folders.roles["ipm_subtree"], "Same", "IPF.Note")
+    await store.items.create(mine, item_from_rfc822(dv.message("from here", msgid="<h@l>")))
+    m = account.client()
+    m.create("Same")
+    dv.append(m, "Same", dv.message("from there"))
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert sorted(subjects(account, "Same")) == ["from here", "from there"]
+    found = await everything(store)
+    assert found["from here"][0] == found["from there"][0] == "Same", found
+    assert [f.display_name for f in await store.folders.all()].count("Same") == 1
+    again = await sync(store, account)
+    assert (again.pushed, again.fetched, again.failed) == (0, 0, [])
