@@ -1,7 +1,8 @@
 """Journal replay: each item with pending local changes is brought upstream to its current
 local state (`plan.plan_push`), oldest change first. An entry leaves the journal only after
 the server confirmed what it asked for; a retried APPEND first looks the message up by
-Message-ID, so a crash between APPEND and bookkeeping does not duplicate it.
+Message-ID, so a crash between APPEND and bookkeeping does not duplicate it (an item that
+has none is given the one its first upload is built with).
 
 An edited message goes up again (from its properties) and its old copy is expunged: the
 item is linked to the new copy with the old one noted (`REPLACES`) until the expunge, so a
@@ -13,10 +14,13 @@ next upload (same Message-ID, no item linked to it: expunged once the new copy i
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
+from bridge.model import tags
 from bridge.store import props as P
+from bridge.store.core import UPSTREAM
 from bridge.store.item_base import FLAG_TAGS
 from bridge.store.store import Store
 from bridge.store.syncstate import AWAITS, REPLACES, JournalEntry, LocalItem
@@ -29,6 +33,7 @@ from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, Upstre
 log = logging.getLogger(__name__)
 
 FLAG_KEYS = frozenset(P.key(t) for t in FLAG_TAGS)
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 
 
 class _Awaited(Exception):
@@ -283,6 +288,8 @@ class Pusher:
         copy as a message of its own."""
         rebuild = replaces is not None
         whole = None if rebuild or item.has_source else await self._whole_original()
+        if not item.message_id and whole is None:
+            item = await self._give_message_id(item)
         uidvalidity = await self._select(mailbox)
         uid = None
         refused: frozenset[str] = frozenset()  # flags the server would not take
@@ -348,6 +355,18 @@ class Pusher:
             await self._select(mailbox)
             await self.adapter.expunge(orphans)
             crashpoint.step("earlier uploads expunged")
+
+    async def _give_message_id(self, item: LocalItem) -> LocalItem:
+        """Keep the Message-ID that the message built for an item without one gets, so
+        that an upload whose answer is lost is found again by it, not made twice."""
+        raw = await self.store.sync.source(item.id, rebuild=not item.has_source)
+        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        found = _MESSAGE_ID.search(head)
+        if found is None:
+            return item
+        msgid = found.group(1).decode("ascii", "replace")
+        await self.store.items.update(item.id, {tags.INTERNET_MESSAGE_ID: msgid}, origin=UPSTREAM)
+        return await self.store.sync.item(item.id) or item
 
 
 def keywords_key(store: Store) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from bridge.model import tags
+from bridge.store.items import NewItem
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.sync.engine import Engine, Report
@@ -137,6 +138,29 @@ async def test_reset_mid_push(
     )
     again = await sync_via(store, via(account, faults))
     assert (again.fetched, again.pushed, again.deleted) == (0, 0, 0)
+
+
+async def test_a_draft_without_a_message_id_is_not_uploaded_twice(
+    store: Store, account: Account, faults: FaultProxy
+) -> None:
+    """A draft made from properties only has no Message-ID: it gets one before its first
+    upload, so an upload whose answer was lost is found again, not made a second time."""
+    await sync_via(store, via(account, faults))
+    drafts = store.folders.roles["drafts"]
+    iid = await store.items.create(drafts, NewItem(props={tags.SUBJECT: "no id yet"}))
+    fired = faults.reset_on(b"[APPENDUID ", DOWN)
+    with pytest.raises(UpstreamError):
+        await sync_via(store, via(account, faults))
+    assert fired.is_set()
+    report = await sync_via(store, via(account, faults))
+    assert not report.failed, report
+    m = account.client()
+    m.select("Drafts", readonly=True)
+    _, data = m.uid("SEARCH", "SUBJECT", '"no id yet"')
+    assert len(data[0].split()) == 1, data
+    items, _ = await store.queries.list(drafts)
+    assert [i.id for i in items] == [iid]
+    assert await store.queries.journal_pending() == 0
 
 
 async def test_stalled_server_times_out(store: Store, account: Account, faults: FaultProxy) -> None:
