@@ -54,6 +54,7 @@ PARSE_BATCH_BYTES = 1 << 20  # a batch for the worker is held in several copies 
 POOLED_WRITE_BYTES = 3 << 19  # 1.5 MB
 SECTION_BATCH = 100  # messages per round of body-section fetches
 HEADERS, TEXT = "headers", "text"  # the content marker of a partly stored item
+PARTLY_STORED = ("content", "size")  # the keys of a link that say what the cache lacks
 FULL_SETTINGS = FolderSync("full", None, None)
 _TEXT_BOUNDARY = b"=_kbridge_text_body"
 BODY_TAGS = (tags.BODY, tags.HTML, tags.RTF_COMPRESSED, tags.NATIVE_BODY_INFO, tags.INTERNET_CPID)
@@ -381,7 +382,7 @@ async def replace_content(store: Store, item: LocalItem, msg: FetchedMessage) ->
     if cats:
         new.named[KEYWORDS] = cats
     await store.dav.replace(item.id, new, origin=UPSTREAM)
-    link: dict[str, Any] = {k: v for k, v in item.upstream.items() if k not in ("content", "size")}
+    link: dict[str, Any] = {k: v for k, v in item.upstream.items() if k not in PARTLY_STORED}
     await store.sync.set_item_links({item.id: link})
     return True
 

@@ -27,6 +27,7 @@ from bridge.store.syncstate import AWAITS, REPLACES, JournalEntry, LocalItem
 from bridge.sync import crashpoint, plan
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.sync.hierarchy import Hierarchy
+from bridge.sync.mail_fetch import PARTLY_STORED
 from bridge.sync.mail_props import flags_of
 from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, UpstreamError
 
@@ -218,6 +219,7 @@ class Pusher:
                 return
             crashpoint.step("moved on the server")
             target_uv = await self._target_uidvalidity(action.mailbox)
+            partly = {k: v for k, v in (item.upstream or {}).items() if k in PARTLY_STORED}
             await self.store.sync.set_item_links(
                 {
                     item.id: {
@@ -225,6 +227,7 @@ class Pusher:
                         "uidvalidity": target_uv,
                         "uid": new_uid,
                         "flags": sorted(action.ref.base),
+                        **partly,  # what the cache lacks of the message, as before
                     }
                 }
             )
@@ -248,9 +251,7 @@ class Pusher:
                 fetched = [m async for m in self.adapter.fetch([int(link["uid"])])]
                 for msg in fetched:
                     if msg.raw is not None:
-                        kept: dict[str, Any] = {
-                            k: link[k] for k in ("content", "size") if k in link
-                        }
+                        kept: dict[str, Any] = {k: link[k] for k in PARTLY_STORED if k in link}
                         return msg.raw, kept
         except ConnectFailed:
             raise

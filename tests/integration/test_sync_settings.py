@@ -305,3 +305,31 @@ async def test_a_copy_of_a_message_kept_as_headers_goes_up_whole(
     assert list(await folder_items(store, "Inbox")) == ["plan"]
     last = await sync(store, account, config)
     assert last.fetched == 0 and last.pushed == 0, last
+
+
+async def test_a_message_kept_as_headers_stays_partly_stored_when_moved(
+    store: Store, account: Account
+) -> None:
+    """Moved here from a headers-only folder to a full one: its link still says what the
+    cache lacks, so the next run fetches it whole (the folder wants whole messages), and a
+    later edit of it never replaces the server's message by the headers."""
+    m = account.client()
+    m.create("Lists")
+    raw = with_attachment("moved partial")
+    dv.append(m, "Lists", raw)
+    config = settings({"Lists": FolderSync("headers")})
+    await sync(store, account, config)
+    item_id = (await folder_items(store, "Lists"))["moved partial"]
+    assert await content(store, item_id) == "headers"
+    await store.items.move(item_id, store.folders.roles["inbox"])
+    report = await sync(store, account, config)
+    assert not report.failed, report
+    item = await store.sync.item(item_id)
+    assert item is not None and item.upstream is not None and item.upstream["mailbox"] == "INBOX"
+    if await content(store, item_id) is not None:  # the move's run did not complete it
+        await sync(store, account, config)
+    assert await content(store, item_id) is None
+    assert (await store.queries.get(item_id)).props[tags.HASATTACH] is True
+    m.select("INBOX", readonly=True)
+    _, data = m.uid("FETCH", "1:*", "(RFC822.SIZE)")
+    assert [int(re.search(rb"RFC822.SIZE (\d+)", d).group(1)) for d in data] == [len(raw)]
