@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
@@ -429,8 +430,13 @@ class SyncMachine(RuleBasedStateMachine):
                 assert (flag in flags) == (last[-1] if last else False), (msgid, flag, mine)
 
 
-def test_sync_state_machine(dovecot: dv.Dovecot) -> None:
-    SyncMachine.server = dovecot
+SERVERS = {"qresync": "dovecot", "condstore": "dovecot_condstore", "plain": "dovecot_plain"}
+
+
+@pytest.mark.parametrize("pull", list(SERVERS))
+def test_sync_state_machine(pull: str, request: pytest.FixtureRequest) -> None:
+    """On a server with QRESYNC, with CONDSTORE only, and with neither (UID/FLAGS listings)."""
+    SyncMachine.server = request.getfixturevalue(SERVERS[pull])
     run_state_machine_as_test(
         SyncMachine,
         settings=settings(
