@@ -2,7 +2,7 @@
 local state (`plan.plan_push`), oldest change first. An entry leaves the journal only after
 the server confirmed what it asked for; a retried APPEND first looks the message up by
 Message-ID, so a crash between APPEND and bookkeeping does not duplicate it (an item that
-has none is given the one its first upload is built with).
+has none, or one without an <id>, keeps the one its upload is built with).
 
 An edited message goes up again (from its properties) and its old copy is expunged: the
 item is linked to the new copy with the old one noted (`REPLACES`) until the expunge, so a
@@ -289,8 +289,12 @@ class Pusher:
         copy as a message of its own."""
         rebuild = replaces is not None
         whole = None if rebuild or item.has_source else await self._whole_original()
-        if not item.message_id and whole is None:
-            item = await self._give_message_id(item)
+        raw = (
+            whole[0]
+            if whole is not None
+            else await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
+        )
+        item = await self._keep_message_id(item, raw)
         uidvalidity = await self._select(mailbox)
         uid = None
         refused: frozenset[str] = frozenset()  # flags the server would not take
@@ -314,11 +318,6 @@ class Pusher:
             await self.adapter.store_flags(uid, flags, ())
             refused = self.adapter.last_refused
         if uid is None:
-            raw = (
-                whole[0]
-                if whole is not None
-                else await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
-            )
             uid = await self.adapter.append(mailbox, raw, flags)
             crashpoint.step("appended on the server")
             refused = self.adapter.last_refused
@@ -357,15 +356,15 @@ class Pusher:
             await self.adapter.expunge(orphans)
             crashpoint.step("earlier uploads expunged")
 
-    async def _give_message_id(self, item: LocalItem) -> LocalItem:
-        """Keep the Message-ID that the message built for an item without one gets, so
-        that an upload whose answer is lost is found again by it, not made twice."""
-        raw = await self.store.sync.source(item.id, rebuild=not item.has_source)
+    async def _keep_message_id(self, item: LocalItem, raw: bytes) -> LocalItem:
+        """An item without a Message-ID (made from properties only), or with one that is
+        none (no <id> in it), goes up with one made for it: the item keeps that, so that
+        an upload whose answer is lost is found again by it, not made twice."""
         head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
         found = _MESSAGE_ID.search(head)
-        if found is None:
+        msgid = found.group(1).decode("ascii", "replace") if found else None
+        if msgid is None or msgid == item.message_id:
             return item
-        msgid = found.group(1).decode("ascii", "replace")
         await self.store.items.update(item.id, {tags.INTERNET_MESSAGE_ID: msgid}, origin=UPSTREAM)
         return await self.store.sync.item(item.id) or item
 

@@ -140,14 +140,19 @@ async def test_reset_mid_push(
     assert (again.fetched, again.pushed, again.deleted) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("msgid", [None, "<<<>>> x"], ids=["none", "no-id-in-it"])
 async def test_a_draft_without_a_message_id_is_not_uploaded_twice(
-    store: Store, account: Account, faults: FaultProxy
+    store: Store, account: Account, faults: FaultProxy, msgid: str | None
 ) -> None:
-    """A draft made from properties only has no Message-ID: it gets one before its first
-    upload, so an upload whose answer was lost is found again, not made a second time."""
+    """A draft made from properties only has no Message-ID (or one without an <id>): it
+    keeps the one its upload is built with, so an upload whose answer was lost is found
+    again, not made a second time."""
     await sync_via(store, via(account, faults))
     drafts = store.folders.roles["drafts"]
-    iid = await store.items.create(drafts, NewItem(props={tags.SUBJECT: "no id yet"}))
+    props: dict[int, object] = {tags.SUBJECT: "no id yet"}
+    if msgid is not None:
+        props[tags.INTERNET_MESSAGE_ID] = msgid
+    iid = await store.items.create(drafts, NewItem(props=props))
     fired = faults.reset_on(b"[APPENDUID ", DOWN)
     with pytest.raises(UpstreamError):
         await sync_via(store, via(account, faults))
