@@ -158,7 +158,7 @@ def _address_headers(
     return addr_spec(author_addr) if author is not None and author_addr else None
 
 
-def _msg_ids(value: str | None) -> list[str]:
+def message_ids(value: str | None) -> list[str]:
     """The <id> tokens of a message-id property (a bare id@host gets its brackets)."""
     if not value:
         return []
@@ -180,7 +180,7 @@ def _other_headers(
     msg["Date"] = EncodedHeader(
         "Date", [format_datetime(_date(props.get(tags.CLIENT_SUBMIT_TIME)))]
     )
-    ids = _msg_ids(_text(props, tags.INTERNET_MESSAGE_ID))
+    ids = message_ids(_text(props, tags.INTERNET_MESSAGE_ID))
     domain = (author or "").rpartition("@")[2]
     domain = domain if _DOMAIN.fullmatch(domain) else _DEFAULT_DOMAIN
     msg["Message-ID"] = EncodedHeader("Message-ID", ids[:1] or [make_msgid(domain=domain)])
@@ -188,7 +188,7 @@ def _other_headers(
         ("In-Reply-To", tags.IN_REPLY_TO_ID),
         ("References", tags.INTERNET_REFERENCES),
     ):
-        ids = _msg_ids(_text(props, tag))
+        ids = message_ids(_text(props, tag))
         if ids:
             msg[name] = EncodedHeader(name, ids)
     topic = _text(props, tags.CONVERSATION_TOPIC)

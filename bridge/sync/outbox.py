@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from email.utils import make_msgid
 from typing import Any
 
+from bridge.formats.mime_build import message_ids
 from bridge.model import flags, tags
 from bridge.store.core import LOCAL, UPSTREAM
 from bridge.store.errors import StoreError
@@ -218,9 +219,12 @@ class Outbox:
         """Give the item what the message needs before it leaves: a Message-ID, the
         submit time and, when it has none, the sender address."""
         update: dict[int, Any] = {}
-        msgid = props.get(tags.INTERNET_MESSAGE_ID)
-        if not isinstance(msgid, str) or not msgid.strip():
-            msgid = make_msgid(domain=sender.rpartition("@")[2] or None)
+        value = props.get(tags.INTERNET_MESSAGE_ID)
+        ids = message_ids(value if isinstance(value, str) else None)
+        # (one with no <id> in it would leave with a Message-ID made at each build: the
+        # copy in Sent would not have the one the recipients got)
+        msgid = ids[0] if ids else make_msgid(domain=sender.rpartition("@")[2] or None)
+        if msgid != value:
             update[tags.INTERNET_MESSAGE_ID] = msgid
         update[tags.CLIENT_SUBMIT_TIME] = dt.datetime.now(dt.UTC)
         if sender_of(props) is None:

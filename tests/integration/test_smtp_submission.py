@@ -107,6 +107,32 @@ async def test_sent_mail_reaches_recipients_and_sent_folders(
     assert len(mailbox(server, account.user, "Sent")) == 1
 
 
+async def test_a_message_id_without_an_id_in_it_is_replaced_once_for_all_copies(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    """The recipients' copy, the copy in Sent and the item carry one Message-ID."""
+    to = account.server.add_user()[0]
+    await sync(store, account)
+    iid = await draft(store, "odd id", rcpt(f"{to}@localhost"), sender=f"{account.user}@localhost")
+    await store.items.update(iid, {tags.INTERNET_MESSAGE_ID: "no brackets here, no id"})
+    await store.items.submit(iid)
+    assert (await Outbox(store, smtp_settings(smtpd, account)).drain()).sent == 1
+    await sync(store, account)
+    [delivered] = mailbox(account.server, to)
+    [copy] = mailbox(account.server, account.user, "Sent")
+
+    def message_id(raw: bytes) -> bytes:
+        return next(
+            line.split(b":", 1)[1].strip()
+            for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+            if line.lower().startswith(b"message-id:")
+        )
+
+    assert message_id(delivered) == message_id(copy)
+    item = await store.sync.item(iid)
+    assert item is not None and item.message_id == message_id(copy).decode()
+
+
 async def test_what_records_a_sent_message_commits_durably(
     store: Store, account: Account, smtpd: submission.Submission
 ) -> None:
