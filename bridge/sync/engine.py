@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,33 @@ class Report:
     failed: list[str] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)  # mailbox → pull path used
     held: list[str] = field(default_factory=list)  # emptied mailboxes not mirrored
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What a pull's plan was made from, to plan an item again when the user changed it
+    between the plan and its application (the pull then merges with the item as it is)."""
+
+    known: Mapping[int, plan.Known]
+    listing: plan.Listing
+    policy: str
+
+    def again(
+        self, action: plan.SetFlags | plan.FlagConflict, local: plan.FlagSet
+    ) -> plan.SetFlags | plan.FlagConflict | None:
+        """`action`, or the item's action planned with its flags as they are now (`local`)
+        if they changed since; None when there is then nothing to apply."""
+        k = self.known.get(action.item_id)
+        if k is None or k.local == local:
+            return action
+        now = dataclasses.replace(k, local=local, dirty=True, changed_at=now_filetime())
+        one = plan.Listing(
+            {k.uid: self.listing.changed[k.uid]}, observed_at=self.listing.observed_at
+        )
+        for again in plan.plan_pull([now], one, self.policy):
+            if isinstance(again, plan.SetFlags | plan.FlagConflict):
+                return again
+        return None
 
 
 class Engine:
@@ -153,7 +181,8 @@ class Engine:
             # (an old copy an edit replaces is noted only while the edit is pending)
             replaced = await self.store.sync.replaced_uids(mailbox, state.uidvalidity)
             actions = [a for a in actions if not (isinstance(a, plan.Fetch) and a.uid in replaced)]
-        await self._apply(fid, mailbox, state, actions, report)
+        planned = Planned({k.item_id: k for k in known}, listing, self.policy)
+        await self._apply(fid, mailbox, state, actions, report, planned)
         if any(content_of(i) for i in items):
             fetcher = MailFetch(self.store, self.adapter, settings)
             report.fetched += await fetcher.complete(state, items)
@@ -309,21 +338,29 @@ class Engine:
         state: MailboxState,
         actions: list[plan.PullAction],
         report: Report,
+        planned: Planned | None = None,
     ) -> None:
         fetch = [a.uid for a in actions if isinstance(a, plan.Fetch)]
         links: dict[int, dict[str, Any] | None] = {}
         for action in actions:
-            if isinstance(action, plan.SetFlags):
+            item = None
+            if isinstance(action, plan.SetFlags | plan.FlagConflict):
                 item = await self.store.sync.item(action.item_id)
                 if item is None or item.upstream is None:
                     continue
+                if planned is not None:
+                    again = planned.again(action, flags_of(item))
+                    if again is None:
+                        links[item.id] = {**item.upstream, "flags": sorted(action.base)}
+                        continue
+                    action = again
+            if isinstance(action, plan.SetFlags):
+                assert item is not None and item.upstream is not None
                 if action.local_changed:
                     await self._apply_flags(item, action.local, report)
                 links[item.id] = {**item.upstream, "flags": sorted(action.base)}
             elif isinstance(action, plan.FlagConflict):
-                item = await self.store.sync.item(action.item_id)
-                if item is None or item.upstream is None:
-                    continue
+                assert item is not None and item.upstream is not None
                 if action.keep_copy:
                     await conflicts.keep_copy(
                         self.store, item.id, "flags changed here and on the server", mailbox=mailbox

@@ -740,3 +740,38 @@ async def test_a_deletion_takes_the_old_copy_an_edit_replaces_too(
     assert server_flags(account, "INBOX") == {}
     again = await sync(store, account)
     assert again.fetched == 0 and await subjects(store, "inbox") == {}
+
+
+async def test_a_local_change_made_while_a_pull_runs_is_not_overwritten(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another client flags a message; the user reads it here after the pull planned the
+    flag's coming down and before it applied it. The pull plans the item again as it is
+    then: changed on both sides, a conflict (keep-both: the server's state in place, the
+    local version kept in Sync Issues/Conflicts), not the user's change silently undone."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("busy"))
+    await sync(store, account)
+    (item,), _ = await store.queries.list(store.folders.roles["inbox"])
+    m.select("INBOX")
+    m.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+    adopt = Engine._adopt
+    done = []
+
+    async def user_reads_it(self: Engine, *args: Any) -> Any:
+        out = await adopt(self, *args)
+        if not done:
+            done.append(await store.items.update(item.id, {tags.READ: True}))
+        return out
+
+    monkeypatch.setattr(Engine, "_adopt", user_reads_it)
+    report = await sync(store, account)
+    assert done and not report.failed, report
+    assert report.conflicts == 1
+    now = await store.queries.get(item.id)
+    assert (now.props[tags.READ], now.props.get(tags.FLAG_STATUS)) == (False, 2)
+    (kept,), _ = await store.queries.list(store.folders.roles["conflicts"])
+    assert kept.props[tags.READ] is True and kept.props.get(tags.FLAG_STATUS) is None
+    assert server_flags(account, "INBOX")["busy"] == {"\\Flagged"}
+    again = await sync(store, account)
+    assert (again.pushed, again.updated, again.conflicts) == (0, 0, 0)
