@@ -75,6 +75,16 @@ class Planned:
                 return again
         return None
 
+    def gone(self, action: plan.DeleteLocal, changed_at: int | None) -> plan.PullAction:
+        """`action`, or the action for the message gone from the server planned with the
+        item changed here since the plan (`changed_at`: its latest pending change)."""
+        k = self.known.get(action.item_id)
+        if k is None or k.dirty or changed_at is None:
+            return action
+        now = dataclasses.replace(k, dirty=True, changed_at=changed_at)
+        one = plan.Listing({}, vanished=frozenset({k.uid}), observed_at=self.listing.observed_at)
+        return next(iter(plan.plan_pull([now], one, self.policy)), action)
+
 
 class Engine:
     def __init__(
@@ -342,8 +352,12 @@ class Engine:
     ) -> None:
         fetch = [a.uid for a in actions if isinstance(a, plan.Fetch)]
         links: dict[int, dict[str, Any] | None] = {}
+        deletions = planned is not None and any(isinstance(a, plan.DeleteLocal) for a in actions)
+        dirty_now = await self.store.sync.dirty_times() if deletions else {}
         for action in actions:
             item = None
+            if isinstance(action, plan.DeleteLocal) and planned is not None:
+                action = planned.gone(action, dirty_now.get(action.item_id))
             if isinstance(action, plan.SetFlags | plan.FlagConflict):
                 item = await self.store.sync.item(action.item_id)
                 if item is None or item.upstream is None:

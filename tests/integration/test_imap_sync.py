@@ -775,3 +775,32 @@ async def test_a_local_change_made_while_a_pull_runs_is_not_overwritten(
     assert server_flags(account, "INBOX")["busy"] == {"\\Flagged"}
     again = await sync(store, account)
     assert (again.pushed, again.updated, again.conflicts) == (0, 0, 0)
+
+
+async def test_a_local_change_made_while_a_pull_deletes_the_message_is_kept(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another client deletes a message; the user flags it here after the pull planned the
+    deletion and before it applied it: changed here and deleted there, the item is kept in
+    Sync Issues/Conflicts (keep-both), not deleted with the change."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("going"))
+    await sync(store, account)
+    (item,), _ = await store.queries.list(store.folders.roles["inbox"])
+    m.select("INBOX")
+    m.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    adopt = Engine._adopt
+    done = []
+
+    async def user_flags_it(self: Engine, *args: Any) -> Any:
+        out = await adopt(self, *args)
+        if not done:
+            done.append(await store.items.update(item.id, {tags.FLAG_STATUS: 2}))
+        return out
+
+    monkeypatch.setattr(Engine, "_adopt", user_flags_it)
+    report = await sync(store, account)
+    assert done and not report.failed, report
+    (kept,), _ = await store.queries.list(store.folders.roles["conflicts"])
+    assert kept.props[tags.SUBJECT] == "going" and kept.props.get(tags.FLAG_STATUS) == 2
