@@ -19,6 +19,7 @@ from bridge.store import blobs
 from bridge.store import props as P
 from bridge.store.core import SYSTEM, StoreCore
 from bridge.store.errors import NotFound
+from bridge.store.item_base import FLAG_TAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,33 @@ class SyncState:
             return
         async with self.core.write(SYSTEM) as tx:
             await tx.conn.executemany("DELETE FROM journal WHERE id = ?", [(i,) for i in entry_ids])
+
+    async def drop_content_changes(self, item_id: int) -> None:
+        """The item's pending changes of content are moot (the server's whole message
+        replaced the item): its pending updates keep their flag and category tags only,
+        and one left with none goes."""
+        keep = {P.key(t) for t in FLAG_TAGS}
+        keywords = self.core.named.known_tag(P.KEYWORDS)
+        if keywords is not None:
+            keep.add(P.key(keywords))
+        async with self.core.write(SYSTEM) as tx:
+            async with tx.conn.execute(
+                "SELECT id, payload FROM journal WHERE kind = 'item' AND object_id = ? "
+                "AND op = 'item_update'",
+                (item_id,),
+            ) as cur:
+                rows = await cur.fetchall()
+            for entry_id, payload in rows:
+                doc = json.loads(payload or "{}")
+                changed = list(doc.get("tags") or [])
+                kept = [t for t in changed if t in keep]
+                if not kept:
+                    await tx.conn.execute("DELETE FROM journal WHERE id = ?", (entry_id,))
+                elif kept != changed:
+                    doc["tags"] = kept
+                    await tx.conn.execute(
+                        "UPDATE journal SET payload = ? WHERE id = ?", (json.dumps(doc), entry_id)
+                    )
 
     async def forget_item(self, item_id: int) -> None:
         """Drop an item's pending entries (its local version was kept aside)."""

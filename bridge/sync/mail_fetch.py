@@ -382,6 +382,8 @@ async def replace_content(store: Store, item: LocalItem, msg: FetchedMessage) ->
     if cats:
         new.named[KEYWORDS] = cats
     await store.dav.replace(item.id, new, origin=UPSTREAM)
+    await store.sync.drop_content_changes(item.id)  # replaced: nothing of them goes up
+    # (last: until the item is no longer marked partly stored, a run completes it again)
     link: dict[str, Any] = {k: v for k, v in item.upstream.items() if k not in PARTLY_STORED}
     await store.sync.set_item_links({item.id: link})
     return True

@@ -327,7 +327,9 @@ async def test_a_message_kept_as_headers_stays_partly_stored_when_moved(
     item = await store.sync.item(item_id)
     assert item is not None and item.upstream is not None and item.upstream["mailbox"] == "INBOX"
     if await content(store, item_id) is not None:  # the move's run did not complete it
-        await sync(store, account, config)
+        await store.items.update(item_id, {tags.SUBJECT: "edited while partial"})
+        report = await sync(store, account, config)
+        assert not report.failed, report
     assert await content(store, item_id) is None
     assert (await store.queries.get(item_id)).props[tags.HASATTACH] is True
     m.select("INBOX", readonly=True)
