@@ -13,6 +13,7 @@ next upload (same Message-ID, no item linked to it: expunged once the new copy i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from typing import Any
 from bridge.model import tags
 from bridge.store import props as P
 from bridge.store.core import UPSTREAM
+from bridge.store.errors import NotFound
 from bridge.store.item_base import FLAG_TAGS
 from bridge.store.store import Store
 from bridge.store.syncstate import AWAITS, REPLACES, JournalEntry, LocalItem
@@ -294,7 +296,10 @@ class Pusher:
             if whole is not None
             else await self.store.sync.source(item.id, rebuild=rebuild or not item.has_source)
         )
-        item = await self._keep_message_id(item, raw)
+        kept = await self._keep_message_id(item, raw)
+        if kept is None:
+            return  # deleted here meanwhile: it goes up no more
+        item = kept
         uidvalidity = await self._select(mailbox)
         uid = None
         refused: frozenset[str] = frozenset()  # flags the server would not take
@@ -356,7 +361,7 @@ class Pusher:
             await self.adapter.expunge(orphans)
             crashpoint.step("earlier uploads expunged")
 
-    async def _keep_message_id(self, item: LocalItem, raw: bytes) -> LocalItem:
+    async def _keep_message_id(self, item: LocalItem, raw: bytes) -> LocalItem | None:
         """An item without a Message-ID (made from properties only), or with one that is
         none (no <id> in it), goes up with one made for it: the item keeps that, so that
         an upload whose answer is lost is found again by it, not made twice."""
@@ -365,8 +370,11 @@ class Pusher:
         msgid = found.group(1).decode("ascii", "replace") if found else None
         if msgid is None or msgid == item.message_id:
             return item
-        await self.store.items.update(item.id, {tags.INTERNET_MESSAGE_ID: msgid}, origin=UPSTREAM)
-        return await self.store.sync.item(item.id) or item
+        with contextlib.suppress(NotFound):
+            await self.store.items.update(
+                item.id, {tags.INTERNET_MESSAGE_ID: msgid}, origin=UPSTREAM
+            )
+        return await self.store.sync.item(item.id)  # (None: deleted here meanwhile)
 
 
 def keywords_key(store: Store) -> str:
