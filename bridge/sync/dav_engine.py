@@ -88,7 +88,7 @@ class DavEngine:
         mine = await self._my_entries(entries, hierarchy)
         synced = await hierarchy.sync([e for e in mine if e.kind == "folder"], report, listed)
         items = [e for e in mine if e.kind == "item"]
-        ignore = await self._owed_deletes(items)
+        ignore = await self._owed_deletes(items, synced, hierarchy)
         for fid, (collection, ref) in synced.items():
             try:
                 await self.pull(fid, collection, ref, ignore, report, hierarchy.path(fid))
@@ -140,9 +140,15 @@ class DavEngine:
                 mine.append(e)
         return mine
 
-    async def _owed_deletes(self, entries: list[JournalEntry]) -> set[str]:
-        """Resources the push is about to delete (items deleted here, the old place of a
-        move), which a pull must neither fetch again nor count as new."""
+    async def _owed_deletes(
+        self,
+        entries: list[JournalEntry],
+        synced: Mapping[int, tuple[Collection, dict[str, Any]]],
+        hierarchy: DavHierarchy,
+    ) -> set[str]:
+        """Resources the push is about to delete (items deleted here, or moved out of the
+        synced folders, into Deleted Items for one; the old place of a move), which a pull
+        must neither fetch again nor count as new."""
         hrefs: set[str] = set()
         ids = {e.object_id for e in entries}
         places = await self.store.dav_refs.places(ids)
@@ -150,10 +156,16 @@ class DavEngine:
             ref = e.payload.get("upstream")
             if e.object_id not in places and is_dav_ref(ref):
                 hrefs.add(str(ref["href"]))
-        for _fid, ref in places.values():
+        for fid, ref in places.values():
             moved = (ref or {}).get("moved_from")
             if moved:
                 hrefs.add(str(moved))
+            if is_dav_ref(ref) and ref.get("dav") == self.service and fid not in synced:
+                # Left for a folder that is no collection of this upstream: the push
+                # deletes it there (unless the folder waits for its collection).
+                f = hierarchy.folders.get(fid)
+                if f is None or fid in hierarchy.trash or kind_of(f) not in self.kinds:
+                    hrefs.add(str(ref["href"]))
         return hrefs
 
     # -- pull -------------------------------------------------------------------------
@@ -461,7 +473,7 @@ class DavEngine:
                 "collection": collection.href,
             }
             if action.item_id is not None:
-                await self._replace(action, new, collection, report)
+                await self._replace(fid, action, new, collection, report)
                 return
             mine = pending_by_uid.pop(uid, None) if uid else None
             if mine is not None:
@@ -554,7 +566,12 @@ class DavEngine:
                 report.malformed.append(f"{href}: not stored: {exc}")
 
     async def _replace(
-        self, action: dav_plan.Fetch, new: NewItem, collection: Collection, report: DavReport
+        self,
+        fid: int,
+        action: dav_plan.Fetch,
+        new: NewItem,
+        collection: Collection,
+        report: DavReport,
     ) -> None:
         assert action.item_id is not None
         item_id = action.item_id
@@ -570,6 +587,10 @@ class DavEngine:
         await self.store.sync.set_item_links({item_id: new.upstream})
         crashpoint.step(f"{action.href}: server change applied")
         if action.conflict is not None:
+            # The server's version wins in place: in the collection's folder, where a
+            # local move (dropped with the rest of the local changes) may have taken it.
+            if await self.store.queries.folder_of(item_id) != fid:
+                await self.store.items.move(item_id, fid, origin=UPSTREAM)
             await self.store.sync.forget_item(item_id)
             report.conflicts += 1
             if action.conflict != "keep-both":

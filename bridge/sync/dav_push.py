@@ -57,6 +57,9 @@ class DavPusher:
         self.kinds = kinds
         self.policy = policy
         self.collections: dict[str, Collection] = {}
+        self.synced: Synced = {}
+        self.written: set[str] = set()  # collections this run wrote to
+        self.relist: set[str] = set()  # collections whose sync token is to go
 
     async def run(
         self,
@@ -66,23 +69,27 @@ class DavPusher:
         report: DavReport,
     ) -> None:
         self.collections = {c.href: c for c, _ in synced.values()}
+        self.synced = synced
         groups: dict[int, list[JournalEntry]] = {}
         for e in entries:
             groups.setdefault(e.object_id, []).append(e)
-        for item_id, group in groups.items():
-            try:
-                await self._push(item_id, group, synced, hierarchy, report)
-            except Postpone:
-                continue
-            except (ConnectFailed, AuthFailed):
-                raise
-            except (UpstreamError, dav_content.BadResource, StoreError) as exc:
-                log.warning("item %s not pushed: %s", item_id, exc)
-                report.failed.append(f"{self.store.ids.api_id('item', item_id)}: {exc}")
-                continue
-            await self.store.sync.remove_journal([e.id for e in group])
-            crashpoint.step(f"DAV journal entries of item {item_id} confirmed")
-            report.pushed += 1
+        try:
+            for item_id, group in groups.items():
+                try:
+                    await self._push(item_id, group, synced, hierarchy, report)
+                except Postpone:
+                    continue
+                except (ConnectFailed, AuthFailed):
+                    raise
+                except (UpstreamError, dav_content.BadResource, StoreError) as exc:
+                    log.warning("item %s not pushed: %s", item_id, exc)
+                    report.failed.append(f"{self.store.ids.api_id('item', item_id)}: {exc}")
+                    continue
+                await self.store.sync.remove_journal([e.id for e in group])
+                crashpoint.step(f"DAV journal entries of item {item_id} confirmed")
+                report.pushed += 1
+        finally:
+            await self._drop_marks()
 
     async def _push(
         self,
@@ -121,6 +128,11 @@ class DavPusher:
         actions = dav_plan.plan_push(
             ref, item is not None, target.href if target else None, content
         )
+        for action in actions:
+            if isinstance(action, dav_plan.Create):
+                self.written.add(dav_href.as_collection(action.collection))
+            else:
+                self.written.add(_parent(action.href))
         link: dict[str, Any] | None = ref_data
         for action in actions:
             if isinstance(action, dav_plan.Create):
@@ -308,7 +320,29 @@ class DavPusher:
             report.conflicts += 1
             if self.policy == "local-wins":
                 await self.adapter.delete(action.href)
-            # Otherwise the server's newer version stays and comes back on the next pull.
+            else:
+                # The server's newer version stays and comes back on the next pull, which
+                # lists the collection: the pull before skipped it (a delete was owed).
+                self.relist.add(_parent(action.href))
+
+    async def _drop_marks(self) -> None:
+        """The change marks the pull kept for the collections written to are from before
+        the writes: a server whose CTag or last-modified follows the members' content
+        (Radicale's) gives the old one again when another client undoes a write (deletes
+        a resource made here), and the next pull would skip the collection. They are
+        dropped, and so is the sync token of a collection to list again."""
+        if not self.written and not self.relist:
+            return
+        refs = await self.store.dav_refs.folder_refs()
+        for fid, (collection, _) in self.synced.items():
+            ref = refs.get(fid)
+            href = dav_href.as_collection(collection.href)
+            if ref is None or (href not in self.written and href not in self.relist):
+                continue
+            marks: dict[str, Any] = {"ctag": None, "modified": None}
+            if href in self.relist:
+                marks["token"] = None
+            await self.store.sync.set_folder_link(fid, {**ref, **marks})
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -322,6 +356,11 @@ class DavPusher:
         """The ETag of a resource whose PUT answer carried none."""
         got = await self._get(collection, href)
         return got.etag if got is not None else None
+
+
+def _parent(href: str) -> str:
+    """The collection of a resource."""
+    return dav_href.as_collection(href.rstrip("/").rsplit("/", 1)[0])
 
 
 def _moved(ref: dict[str, Any]) -> dict[str, Any]:

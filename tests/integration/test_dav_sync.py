@@ -405,6 +405,83 @@ async def test_put_412_between_pull_and_push(store: Store, other: Other) -> None
     assert await other.summaries("calendar") == ["Review", "Theirs"]
 
 
+async def test_moved_here_and_changed_on_the_server(store: Store, other: Other) -> None:
+    """Keep-both: the server's version wins in place, in its collection's folder (not in
+    the folder the item was moved to here, whose collection does not have it); the moved
+    local version is kept in Sync Issues/Conflicts."""
+    await seed(other)
+    await other.mkcalendar("work", "Work", "VEVENT")
+    await sync(store, other)
+    work = next(f for f in await store.folders.all() if f.display_name == "Work")
+    _, etag = await other.get(other.href("calendar", "standup.ics"))
+    await other.put("calendar", "standup.ics", ical(vevent("standup", "Theirs")), etag)
+    await store.items.move(await item_id(store, "calendar", "Standup"), work.id)
+    status = await sync(store, other)
+    assert status["caldav"]["last_run"]["conflicts"] == 1, status
+    await sync(store, other)
+    assert await subjects(store, "calendar") == ["Review", "Theirs"]
+    assert await subjects(store, "conflicts") == ["Standup"]
+    async with store.core.reader.execute(
+        "SELECT subject FROM items WHERE folder_id = ?", (work.id,)
+    ) as cur:
+        assert await cur.fetchall() == []
+    assert await other.summaries("calendar") == ["Review", "Theirs"]
+    assert await other.summaries("work") == []
+    assert await store.queries.journal_pending() == 0
+
+
+@pytest.mark.parametrize("kind", ["event", "contact"])
+async def test_own_upload_deleted_by_another_client(store: Store, other: Other, kind: str) -> None:
+    """Made here and uploaded after the collection's sync token was read, then deleted by
+    another client: the deletion is seen (a server may leave a member made and removed
+    since the token out of the sync-collection answer; Radicale does)."""
+    await seed(other)
+    await sync(store, other)
+    role, coll = ("calendar", "calendar") if kind == "event" else ("contacts", "contacts")
+    ext = ".ics" if kind == "event" else ".vcf"
+    await other.delete(coll, f"review{ext}" if kind == "event" else f"bob{ext}")
+    await sync(store, other)  # a listing, which keeps a sync token
+    if kind == "event":
+        new = appointment("Lunch")
+    else:
+        new = NewItem(classes.IPM_CONTACT, {tags.SUBJECT: "Cy", tags.DISPLAY_NAME: "Cy"})
+    before = await subjects(store, role)
+    await store.items.create(store.folders.roles[role], new)
+    await sync(store, other)
+    mine = {n: d for n, d in (await other.members(coll)).items() if b"Lunch" in d or b"FN:Cy" in d}
+    assert len(mine) == 1, mine
+    await other.delete(coll, next(iter(mine)))
+    status = await sync(store, other)
+    service = "caldav" if kind == "event" else "carddav"
+    run = status[service]["last_run"]
+    assert run["paths"][other.href(coll)] == "sync-collection", run
+    assert run["deleted"] == 1, run
+    assert await subjects(store, role) == before
+    assert await other.summaries(coll) == before
+    assert await store.queries.journal_pending() == 0
+
+
+@pytest.mark.parametrize("hard", [True, False], ids=["hard", "to-deleted-items"])
+async def test_deleted_here_and_changed_on_the_server(
+    store: Store, other: Other, hard: bool
+) -> None:
+    """The DELETE meets a 412 and the server's newer version comes back on the next run
+    (README, Limits), though the pull before it skipped the resource; deleted into Deleted
+    Items, the same (no conflict copy). The calendar and the collection then agree."""
+    await seed(other)
+    await sync(store, other)
+    _, etag = await other.get(other.href("calendar", "standup.ics"))
+    await other.put("calendar", "standup.ics", ical(vevent("standup", "Theirs")), etag)
+    await store.items.delete(await item_id(store, "calendar", "Standup"), hard=hard)
+    status = await sync(store, other)
+    assert status["caldav"]["last_run"]["conflicts"] == 1, status
+    await sync(store, other)
+    assert await subjects(store, "calendar") == ["Review", "Theirs"]
+    assert await subjects(store, "conflicts") == []
+    assert await other.summaries("calendar") == ["Review", "Theirs"]
+    assert await store.queries.journal_pending() == 0
+
+
 async def test_recurring_event_keeps_its_exceptions(store: Store, other: Other) -> None:
     series = ical(
         vevent(
