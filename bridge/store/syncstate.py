@@ -216,6 +216,13 @@ class SyncState:
         ) as cur:
             return {row[0]: row[1] for row in await cur.fetchall()}
 
+    async def has_changes(self, item_id: int) -> bool:
+        """Whether the item has local changes waiting for the upstream."""
+        async with self.core.reader.execute(
+            "SELECT 1 FROM journal WHERE kind = 'item' AND object_id = ? LIMIT 1", (item_id,)
+        ) as cur:
+            return await cur.fetchone() is not None
+
     async def remove_journal(self, entry_ids: list[int]) -> None:
         """Forget entries the upstream has confirmed."""
         if not entry_ids:

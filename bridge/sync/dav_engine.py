@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections import deque
@@ -565,6 +566,21 @@ class DavEngine:
                 href = (new.upstream or {}).get("href")
                 report.malformed.append(f"{href}: not stored: {exc}")
 
+    async def _local_wins(
+        self, item_id: int, new: NewItem, collection: Collection, report: DavReport
+    ) -> None:
+        """Keep the local version of an item over the server's `new` one: its reference
+        takes the server's ETag, so the push writes it over that version (If-Match)."""
+        item = await self.store.sync.item(item_id)
+        if item is None or item.upstream is None or new.upstream is None:
+            return
+        up = {k: v for k, v in item.upstream.items() if k != "pending"}
+        await self.store.sync.set_item_links({item_id: {**up, "etag": new.upstream["etag"]}})
+        report.conflicts += 1
+        conflicts.publish(
+            self.store, item_id, None, item.folder_id, "local wins", collection=collection.href
+        )
+
     async def _replace(
         self,
         fid: int,
@@ -575,6 +591,13 @@ class DavEngine:
     ) -> None:
         assert action.item_id is not None
         item_id = action.item_id
+        if action.conflict is None and await self.store.sync.has_changes(item_id):
+            # changed here since the plan (while the server's version was on its way)
+            conflict = dav_plan.conflict_after_plan(self.policy)
+            if conflict is None:
+                await self._local_wins(item_id, new, collection, report)
+                return
+            action = dataclasses.replace(action, conflict=conflict)
         if action.conflict == "keep-both":
             await conflicts.keep_copy(
                 self.store, item_id, "changed here and on the server", collection=collection.href

@@ -252,6 +252,13 @@ class Unskip:
 PullAction = Fetch | SetEtag | DeleteLocal | KeepConflict | Unlink | Unskip
 
 
+def conflict_after_plan(policy: str) -> str | None:
+    """The `Fetch.conflict` of an item changed here after the pull planned to fetch the
+    server's change of it (not changed before): the local change is then the newer one.
+    None when the local version wins (it goes up over the server's)."""
+    return policy if policy in ("keep-both", "server-wins") else None
+
+
 def local_wins(policy: str, k: KnownItem, observed_at: int | None) -> bool:
     if policy == "local-wins":
         return True

@@ -27,6 +27,7 @@ from bridge.store import props as P
 from bridge.store.items import NewItem
 from bridge.store.search_folders import Criteria
 from bridge.store.store import Store
+from bridge.sync.dav_engine import DavEngine
 from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
 from bridge.upstream.dav import HttpDavAdapter
 from bridge.upstream.dav_base import DavSettings
@@ -479,6 +480,40 @@ async def test_deleted_here_and_changed_on_the_server(
     assert await subjects(store, "calendar") == ["Review", "Theirs"]
     assert await subjects(store, "conflicts") == []
     assert await other.summaries("calendar") == ["Review", "Theirs"]
+    assert await store.queries.journal_pending() == 0
+
+
+@pytest.mark.parametrize("policy", ["keep-both", "local-wins"])
+async def test_changed_here_while_the_pull_fetches_the_servers_change(
+    store: Store, other: Other, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    """The user renames an event after the pull planned to fetch another client's change
+    of it, and before that is applied: the change meets the policy (keep-both: the local
+    version kept in Sync Issues/Conflicts; local-wins: it goes up), not overwritten."""
+    await seed(other)
+    await sync(store, other, policy)
+    mine = await item_id(store, "calendar", "Standup")
+    _, etag = await other.get(other.href("calendar", "standup.ics"))
+    await other.put("calendar", "standup.ics", ical(vevent("standup", "Theirs")), etag)
+    fetch = DavEngine._fetch
+    done: list[object] = []
+
+    async def user_renames_it(self: DavEngine, *args: Any, **kw: Any) -> None:
+        if not done:
+            done.append(await store.items.update(mine, {tags.SUBJECT: "Mine"}))
+        await fetch(self, *args, **kw)
+
+    monkeypatch.setattr(DavEngine, "_fetch", user_renames_it)
+    status = await sync(store, other, policy)
+    assert done and status["caldav"]["last_run"]["conflicts"] == 1, status
+    await sync(store, other, policy)
+    if policy == "keep-both":
+        assert await subjects(store, "calendar") == ["Review", "Theirs"]
+        assert await subjects(store, "conflicts") == ["Mine"]
+        assert await other.summaries("calendar") == ["Review", "Theirs"]
+    else:
+        assert await subjects(store, "calendar") == ["Mine", "Review"]
+        assert await other.summaries("calendar") == ["Mine", "Review"]
     assert await store.queries.journal_pending() == 0
 
 
