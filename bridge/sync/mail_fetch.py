@@ -370,22 +370,25 @@ def _text_body(parts: list[TextPart], sections: dict[str, bytes]) -> bytes | Non
 async def replace_content(store: Store, item: LocalItem, msg: FetchedMessage) -> bool:
     """Give a partly stored item its whole message (keeping its id, folder, local flags
     and categories); False when the message could not be had."""
-    if msg.raw is None or item.upstream is None:
+    if msg.raw is None:
+        return False
+    now = await store.sync.item(item.id)  # as it is after the fetch: read meanwhile, say
+    if now is None or now.upstream is None:
         return False
     new = item_from_rfc822(msg.raw)
-    local = flags_of(item)
-    set_props, _ = flag_props(local, item.last_verb)
+    local = flags_of(now)
+    set_props, _ = flag_props(local, now.last_verb)
     new.props.update(set_props)
-    if item.last_verb is not None:
-        new.props[tags.LAST_VERB_EXECUTED] = item.last_verb
+    if now.last_verb is not None:
+        new.props[tags.LAST_VERB_EXECUTED] = now.last_verb
     cats = categories(local)
     if cats:
         new.named[KEYWORDS] = cats
-    await store.dav.replace(item.id, new, origin=UPSTREAM)
-    await store.sync.drop_content_changes(item.id)  # replaced: nothing of them goes up
+    await store.dav.replace(now.id, new, origin=UPSTREAM)
+    await store.sync.drop_content_changes(now.id)  # replaced: nothing of them goes up
     # (last: until the item is no longer marked partly stored, a run completes it again)
-    link: dict[str, Any] = {k: v for k, v in item.upstream.items() if k not in PARTLY_STORED}
-    await store.sync.set_item_links({item.id: link})
+    link: dict[str, Any] = {k: v for k, v in now.upstream.items() if k not in PARTLY_STORED}
+    await store.sync.set_item_links({now.id: link})
     return True
 
 

@@ -20,6 +20,7 @@ from bridge.model import tags
 from bridge.store.store import Store
 from bridge.sync.engine import Engine, Report
 from bridge.sync.imap_service import ImapSyncService
+from bridge.sync.on_demand import OnDemand
 from tests.integration.conftest import Account
 from tests.servers import dovecot as dv
 
@@ -335,3 +336,37 @@ async def test_a_message_kept_as_headers_stays_partly_stored_when_moved(
     m.select("INBOX", readonly=True)
     _, data = m.uid("FETCH", "1:*", "(RFC822.SIZE)")
     assert [int(re.search(rb"RFC822.SIZE (\d+)", d).group(1)) for d in data] == [len(raw)]
+
+
+async def test_a_flag_set_while_the_message_is_fetched_on_demand_is_kept(
+    store: Store, account: Account
+) -> None:
+    """A client opens a message kept as headers only: the bridge fetches it, and the
+    client marks it read meanwhile. The whole message keeps the read state (and it goes
+    up), not the state from before the fetch."""
+    m = account.client()
+    dv.append(m, "INBOX", with_attachment("opened"))
+    config = settings({}, mode="headers")
+    await sync(store, account, config)
+    item_id = (await folder_items(store, "Inbox"))["opened"]
+
+    async def connect() -> Any:
+        adapter = await account.adapter()
+        fetch = adapter.fetch
+
+        async def fetch_while_read(*args: Any, **kw: Any) -> Any:
+            await store.items.update(item_id, {tags.READ: True})
+            async for msg in fetch(*args, **kw):
+                yield msg
+
+        adapter.fetch = fetch_while_read  # type: ignore[method-assign]
+        return adapter
+
+    assert await OnDemand(store, connect).ensure(item_id)
+    assert await content(store, item_id) is None
+    assert (await store.queries.get(item_id)).props[tags.READ] is True
+    report = await sync(store, account, config)
+    assert not report.failed, report
+    m.select("INBOX", readonly=True)
+    _, data = m.uid("FETCH", "1:*", "(FLAGS)")
+    assert b"\\Seen" in data[0]
