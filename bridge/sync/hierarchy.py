@@ -163,16 +163,15 @@ class Hierarchy:
     async def _delete_mailboxes(self, refs: list[dict[str, Any]]) -> bool:
         """Delete the mailboxes of a folder deleted here, deepest first, but not what the
         user did not see: a mailbox that has messages since the last pull (another
-        client's) loses only the others and stays, to come back here with them; its
-        parents stay too. False when a mailbox must wait: a message moved out of it here
-        has not left it yet (the item replay moves it, then `finish` deletes)."""
+        client's) loses only the others and stays, to come back here with them; so do its
+        parents. False when a mailbox must wait: a message moved out of it here has not
+        left it yet (the item replay moves it, then `finish` deletes); its parents wait
+        with it."""
         kept: list[str] = []
-        waits = False
+        waiting: list[str] = []
         for ref in sorted(refs, key=lambda r: len(str(r.get("mailbox"))), reverse=True):
             name = str(ref.get("mailbox"))
-            if any(k.startswith(name + self.delim) for k in kept):
-                kept.append(name)  # (its messages were not seen either: a parent stays)
-                continue
+            below = [n for n in kept + waiting if n.startswith(name + self.delim)]
             try:
                 state = await self.adapter.select(name)
             except ConnectFailed:
@@ -193,20 +192,21 @@ class Hierarchy:
                 for i in await self.store.sync.linked_items(name)
                 if i.upstream and i.upstream.get("uidvalidity") == state.uidvalidity
             } & set(present)
+            if not (new or moved_out or below):
+                await self.adapter.delete_folder(name)
+                continue
             seen = sorted(set(present) - new - moved_out)
-            if new or moved_out:
-                if seen:
-                    await self.adapter.expunge(seen)
+            if seen:
+                await self.adapter.expunge(seen)
+            if new or any(n in kept for n in below):
                 if new:
                     log.warning(
                         "mailbox %s not deleted: it has %d message(s) not seen here", name, len(new)
                     )
-                    kept.append(name)
-                else:
-                    waits = True
-                continue
-            await self.adapter.delete_folder(name)
-        return not waits
+                kept.append(name)
+            else:
+                waiting.append(name)
+        return not waiting
 
     async def _rename(self, old: str, new: str) -> bool:
         """RENAME a mailbox; False when the server no longer has it (another client

@@ -484,3 +484,29 @@ async def test_a_folder_made_here_and_there_with_the_same_name_becomes_one(
     assert [f.display_name for f in await store.folders.all()].count("Same") == 1
     again = await sync(store, account)
     assert (again.pushed, again.fetched, again.failed) == (0, 0, [])
+
+
+async def test_a_parent_deleted_here_stays_for_what_another_client_put_below_it(
+    store: Store, account: Account
+) -> None:
+    """The parent stays on the server for its subfolder's new message, but without the
+    messages the user deleted with it."""
+    m = account.client()
+    m.create("Proj")
+    m.create("Proj/Sub")
+    dv.append(m, "Proj", dv.message("seen above"))
+    dv.append(m, "Proj/Sub", dv.message("seen below"))
+    await sync(store, account)
+    proj = await folder_named(store, "Proj")
+    assert proj is not None
+    await store.folders.delete(proj, hard=True)
+    dv.append(m, "Proj/Sub", dv.message("new below"))
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert subjects(account, "Proj") == []
+    assert subjects(account, "Proj/Sub") == ["new below"]
+    found = await everything(store)
+    assert found["new below"][0] == "Sub"
+    assert "seen above" not in found and "seen below" not in found, found
+    again = await sync(store, account)
+    assert (again.pushed, again.fetched, again.failed) == (0, 0, [])
