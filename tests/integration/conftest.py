@@ -39,6 +39,13 @@ def dovecot_plain() -> Iterator[dv.Dovecot]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def dovecot_minimal() -> Iterator[dv.Dovecot]:
+    server = dv.start(dv.MINIMAL)
+    yield server
+    server.stop()
+
+
 @dataclass
 class Account:
     server: dv.Dovecot

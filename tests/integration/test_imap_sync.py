@@ -804,3 +804,37 @@ async def test_a_local_change_made_while_a_pull_deletes_the_message_is_kept(
     assert done and not report.failed, report
     (kept,), _ = await store.queries.list(store.folders.roles["conflicts"])
     assert kept.props[tags.SUBJECT] == "going" and kept.props.get(tags.FLAG_STATUS) == 2
+
+
+async def test_moves_on_a_server_without_move_or_uidplus(
+    store: Store, dovecot_minimal: dv.Dovecot
+) -> None:
+    """COPY + EXPUNGE, both ways: nothing left behind, nothing twice, the flags kept."""
+    account = Account(dovecot_minimal, *dovecot_minimal.add_user())
+    adapter = await account.adapter()
+    assert not adapter.caps.move and not adapter.caps.uidplus
+    await adapter.close()
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("stays"))
+    dv.append(m, "INBOX", dv.message("goes", msgid="<goes@test>"))
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    goes = next(i.id for i in items if i.props[tags.SUBJECT] == "goes")
+    archive = await store.folders.create(store.folders.roles["ipm_subtree"], "Archive")
+    await store.items.update(goes, {tags.FLAG_STATUS: 2})
+    await store.items.move(goes, archive)
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert server_flags(account, "INBOX") == {"stays": set()}
+    assert server_flags(account, "Archive") == {"goes": {"\\Flagged"}}
+    m.select("INBOX")
+    _, data = m.uid("SEARCH", "DELETED")
+    assert data == [b""]  # expunged, not left flagged \Deleted
+    await store.items.move(goes, store.folders.roles["inbox"])
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert server_flags(account, "INBOX") == {"stays": set(), "goes": {"\\Flagged"}}
+    assert server_flags(account, "Archive") == {}
+    again = await sync(store, account)
+    assert (again.pushed, again.fetched) == (0, 0)
+    dovecot_minimal.close_clients()

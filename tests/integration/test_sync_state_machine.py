@@ -4,7 +4,8 @@ a folder renamed), server-side changes by a second IMAP client (flags, keywords,
 deletions, a mailbox renamed), dropped connections (a
 proxy resets the link after a random number of bytes) and a UIDVALIDITY reset,
 interleaved with sync runs. It runs against servers with QRESYNC, CONDSTORE only, and
-neither, and with every folder but the Inbox kept as headers only.
+neither, one without MOVE and UIDPLUS, and with every folder but the Inbox kept as
+headers only.
 
 After a final sync without faults: the cache mirrors the server with no message twice;
 every change made on one side only since the last complete sync holds; a message changed
@@ -448,6 +449,7 @@ SERVERS = {
     "qresync": "dovecot",
     "condstore": "dovecot_condstore",
     "plain": "dovecot_plain",
+    "no-move-no-uidplus": "dovecot_minimal",
     "headers": "dovecot",
 }
 # Every folder but the Inbox kept as headers only: partly stored messages moved, flagged,
@@ -464,8 +466,9 @@ HEADERS_ONLY = SyncConfig(
 
 @pytest.mark.parametrize("pull", list(SERVERS))
 def test_sync_state_machine(pull: str, request: pytest.FixtureRequest) -> None:
-    """On a server with QRESYNC, with CONDSTORE only, and with neither (UID/FLAGS listings),
-    and with the folders other than the Inbox kept as headers only."""
+    """On a server with QRESYNC, with CONDSTORE only, with neither (UID/FLAGS listings),
+    with neither MOVE nor UIDPLUS (COPY + EXPUNGE), and with the folders other than the
+    Inbox kept as headers only."""
     SyncMachine.server = request.getfixturevalue(SERVERS[pull])
     SyncMachine.config = HEADERS_ONLY if pull == "headers" else None
     run_state_machine_as_test(

@@ -36,6 +36,9 @@ BASE_CAPS = (
 )
 CONDSTORE_ONLY = BASE_CAPS + " CONDSTORE"
 PLAIN = BASE_CAPS
+# Neither MOVE (moves are COPY + EXPUNGE) nor UIDPLUS (a plain EXPUNGE). Dovecot still
+# answers with COPYUID and APPENDUID codes, which the bridge takes where they come.
+MINIMAL = " ".join(c for c in BASE_CAPS.split() if c not in ("MOVE", "UIDPLUS"))
 USERS = 500
 
 _CONFIG = """\
