@@ -13,6 +13,7 @@ An entry leaves the journal only after the server confirmed what it asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -24,7 +25,7 @@ from bridge.store.errors import StoreError
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
 from bridge.store.syncstate import JournalEntry
-from bridge.sync import crashpoint, dav_content, dav_plan
+from bridge.sync import conflicts, crashpoint, dav_content, dav_plan
 from bridge.sync.dav_hierarchy import DavHierarchy
 from bridge.sync.dav_report import DavReport
 from bridge.sync.dav_scope import kind_of
@@ -146,7 +147,11 @@ class DavPusher:
                 if link is None:
                     return
             elif isinstance(action, dav_plan.Delete):
-                await self._delete(action, report)
+                deleted = await self._delete(action, report)
+                moved = link is not None and link.get("moved_from") == action.href
+                if not deleted and moved and item is not None and link is not None:
+                    await self._undo_move(item, link)
+                    return
                 if link is not None and link.get("moved_from") == action.href:
                     link = {k: v for k, v in link.items() if k not in ("moved_from", "moved_etag")}
                 elif link is not None and link.get("href") == action.href:
@@ -266,8 +271,8 @@ class DavPusher:
                 return {**_base(self.service, ref, target), "href": res.href, "etag": etag}
             await self.store.sync.set_item_links({item.id: None})
             if self.policy == "keep-both":
-                conflicts = self.store.folders.roles["conflicts"]
-                await self.store.items.move(item.id, conflicts, origin=UPSTREAM)
+                aside = self.store.folders.roles["conflicts"]
+                await self.store.items.move(item.id, aside, origin=UPSTREAM)
             else:
                 await self.store.items.delete(item.id, hard=True, origin=UPSTREAM)
             await self.store.sync.forget_item(item.id)
@@ -280,8 +285,8 @@ class DavPusher:
             return {**_base(self.service, ref, target), "href": res.href, "etag": etag}
         new = dav_content.item_from_resource(target.kind, got.data)
         if self.policy == "keep-both":
-            conflicts = self.store.folders.roles["conflicts"]
-            copy_id = await self.store.items.copy(item.id, conflicts, origin=UPSTREAM)
+            aside = self.store.folders.roles["conflicts"]
+            copy_id = await self.store.items.copy(item.id, aside, origin=UPSTREAM)
             await self.store.sync.set_item_links({copy_id: None})
             await self.store.items.update(
                 copy_id,
@@ -310,20 +315,43 @@ class DavPusher:
 
     # -- delete -----------------------------------------------------------------------
 
-    async def _delete(self, action: dav_plan.Delete, report: DavReport) -> None:
+    async def _delete(self, action: dav_plan.Delete, report: DavReport) -> bool:
+        """DELETE If-Match; False when the server's newer version stays (a 412)."""
         try:
             await self.adapter.delete(action.href, etag=action.etag)
             crashpoint.step(f"{action.href} deleted on the server")
         except ResourceGone:
-            return
+            return True
         except PreconditionFailed:
             report.conflicts += 1
             if self.policy == "local-wins":
                 await self.adapter.delete(action.href)
-            else:
-                # The server's newer version stays and comes back on the next pull, which
-                # lists the collection: the pull before skipped it (a delete was owed).
-                self.relist.add(_parent(action.href))
+                return True
+            # The server's newer version stays and comes back on the next pull, which
+            # lists the collection: the pull before skipped it (a delete was owed).
+            self.relist.add(_parent(action.href))
+            return False
+        return True
+
+    async def _undo_move(self, item: DavItem, link: dict[str, Any]) -> None:
+        """A move whose original changed on the server meanwhile (its DELETE met a 412):
+        the server's version stays where it is (and comes back with the next pull), so
+        the copy just made in the other collection goes, lest the UID be in both; the
+        local version is kept in Sync Issues/Conflicts (keep-both) or dropped."""
+        with contextlib.suppress(ResourceGone, PreconditionFailed):
+            await self.adapter.delete(str(link["href"]), etag=link.get("etag"))
+        if self.policy == "keep-both":
+            await conflicts.keep_aside(
+                self.store,
+                item.id,
+                "moved here and changed on the server",
+                collection=str(link.get("collection")),
+            )
+            return
+        await self.store.sync.set_item_links({item.id: None})
+        await self.store.sync.forget_item(item.id)
+        with contextlib.suppress(StoreError):
+            await self.store.items.delete(item.id, hard=True, origin=UPSTREAM)
 
     async def _drop_marks(self) -> None:
         """The change marks the pull kept for the collections written to are from before

@@ -406,6 +406,53 @@ async def test_put_412_between_pull_and_push(store: Store, other: Other) -> None
     assert await other.summaries("calendar") == ["Review", "Theirs"]
 
 
+async def test_move_whose_delete_meets_a_412(store: Store, other: Other) -> None:
+    """Moved here to another calendar; the original changes on the server between the
+    pull and the push: the DELETE of the original meets a 412. Keep-both: the server's
+    version stays where it is and comes back, the copy made in the other calendar goes,
+    the local version is kept in Sync Issues/Conflicts; no UID is in two calendars."""
+    await seed(other)
+    await other.mkcalendar("work", "Work", "VEVENT")
+    await sync(store, other)
+    work = next(f for f in await store.folders.all() if f.display_name == "Work")
+    await store.items.move(await item_id(store, "calendar", "Standup"), work.id)
+    r = runner(store, other)
+    edited = False
+
+    def factory(settings: DavSettings) -> HttpDavAdapter:
+        adapter = HttpDavAdapter(settings)
+        real = adapter.collections
+
+        async def listed_then_edited(*, first_sync: bool = False) -> Any:
+            nonlocal edited
+            found = await real(first_sync=first_sync)
+            if not edited:
+                edited = True
+                _, etag = await other.get(other.href("calendar", "standup.ics"))
+                await other.put("calendar", "standup.ics", ical(vevent("standup", "Theirs")), etag)
+            return found
+
+        adapter.collections = listed_then_edited  # type: ignore[method-assign]
+        return adapter
+
+    r.adapter_factory = factory
+    try:
+        await r.run(strict=True)
+    finally:
+        await r.close()
+    assert r.status()["caldav"]["last_run"]["conflicts"] == 1
+    await sync(store, other)
+    assert await other.summaries("calendar") == ["Review", "Theirs"]
+    assert await other.summaries("work") == []
+    assert await subjects(store, "calendar") == ["Review", "Theirs"]
+    assert await subjects(store, "conflicts") == ["Standup"]
+    async with store.core.reader.execute(
+        "SELECT count(*) FROM items WHERE folder_id = ?", (work.id,)
+    ) as cur:
+        assert (await cur.fetchone())[0] == 0
+    assert await store.queries.journal_pending() == 0
+
+
 async def test_moved_here_and_changed_on_the_server(store: Store, other: Other) -> None:
     """Keep-both: the server's version wins in place, in its collection's folder (not in
     the folder the item was moved to here, whose collection does not have it); the moved
