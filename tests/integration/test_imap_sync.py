@@ -742,6 +742,25 @@ async def test_a_deletion_takes_the_old_copy_an_edit_replaces_too(
     assert again.fetched == 0 and await subjects(store, "inbox") == {}
 
 
+def after_the_plan(
+    monkeypatch: pytest.MonkeyPatch, store: Store, item_id: int, change: dict[int, Any]
+) -> list[object]:
+    """Make the user change the item once, in the next pull, between its plan and the
+    plan's application (right after `Engine._adopt`); the list returned gets an entry
+    when it happened."""
+    adopt = Engine._adopt
+    done: list[object] = []
+
+    async def user_changes_it(self: Engine, *args: Any) -> Any:
+        out = await adopt(self, *args)
+        if not done:
+            done.append(await store.items.update(item_id, change))
+        return out
+
+    monkeypatch.setattr(Engine, "_adopt", user_changes_it)
+    return done
+
+
 async def test_a_local_change_made_while_a_pull_runs_is_not_overwritten(
     store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -755,16 +774,7 @@ async def test_a_local_change_made_while_a_pull_runs_is_not_overwritten(
     (item,), _ = await store.queries.list(store.folders.roles["inbox"])
     m.select("INBOX")
     m.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
-    adopt = Engine._adopt
-    done = []
-
-    async def user_reads_it(self: Engine, *args: Any) -> Any:
-        out = await adopt(self, *args)
-        if not done:
-            done.append(await store.items.update(item.id, {tags.READ: True}))
-        return out
-
-    monkeypatch.setattr(Engine, "_adopt", user_reads_it)
+    done = after_the_plan(monkeypatch, store, item.id, {tags.READ: True})
     report = await sync(store, account)
     assert done and not report.failed, report
     assert report.conflicts == 1
@@ -790,16 +800,7 @@ async def test_a_local_change_made_while_a_pull_deletes_the_message_is_kept(
     m.select("INBOX")
     m.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
     m.expunge()
-    adopt = Engine._adopt
-    done = []
-
-    async def user_flags_it(self: Engine, *args: Any) -> Any:
-        out = await adopt(self, *args)
-        if not done:
-            done.append(await store.items.update(item.id, {tags.FLAG_STATUS: 2}))
-        return out
-
-    monkeypatch.setattr(Engine, "_adopt", user_flags_it)
+    done = after_the_plan(monkeypatch, store, item.id, {tags.FLAG_STATUS: 2})
     report = await sync(store, account)
     assert done and not report.failed, report
     (kept,), _ = await store.queries.list(store.folders.roles["conflicts"])

@@ -218,13 +218,14 @@ async def test_partly_refused_recipients_get_a_report(
     assert len(mailbox(account.server, to)) == 1
 
 
-async def test_server_that_saves_sent_mail_gets_no_second_copy(
-    store: Store, account: Account, smtpd: submission.Submission
-) -> None:
+async def send_saving_sent(
+    store: Store, account: Account, smtpd: submission.Submission, subject: str
+) -> int:
+    """Send a new message through an Outbox told that the server files sent mail itself;
+    returns the item's id."""
     to = account.server.add_user()[0]
-    smtpd.handler.saves_sent_for = (account.user, account.password)
     await sync(store, account)
-    iid = await draft(store, "filed by the server", rcpt(f"{to}@localhost"), sender="me@localhost")
+    iid = await draft(store, subject, rcpt(f"{to}@localhost"), sender="me@localhost")
     await store.items.submit(iid)
     adapter = await account.adapter()
     try:
@@ -232,6 +233,14 @@ async def test_server_that_saves_sent_mail_gets_no_second_copy(
         assert (await outbox.drain(adapter)).sent == 1
     finally:
         await adapter.close()
+    return iid
+
+
+async def test_server_that_saves_sent_mail_gets_no_second_copy(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    smtpd.handler.saves_sent_for = (account.user, account.password)
+    iid = await send_saving_sent(store, account, smtpd, "filed by the server")
     linked = await store.sync.item(iid)
     assert linked is not None and linked.upstream is not None
     assert linked.upstream["mailbox"] == "Sent"
@@ -246,16 +255,7 @@ async def test_sent_mail_the_server_files_late_is_taken_for_the_sent_item(
 ) -> None:
     """The server files its copy after the bridge looked for it: the next pull of Sent
     takes that copy for the item (by Message-ID), instead of bringing in a second one."""
-    to = account.server.add_user()[0]
-    await sync(store, account)
-    iid = await draft(store, "filed late", rcpt(f"{to}@localhost"), sender="me@localhost")
-    await store.items.submit(iid)
-    adapter = await account.adapter()
-    try:
-        outbox = Outbox(store, smtp_settings(smtpd, account, saves_sent=True))
-        assert (await outbox.drain(adapter)).sent == 1
-    finally:
-        await adapter.close()
+    iid = await send_saving_sent(store, account, smtpd, "filed late")
     assert len(mailbox(account.server, account.user, "Sent")) == 0  # not filed yet
     await store.items.update(iid, {tags.FLAG_STATUS: 2})  # waits for the server's copy
     report = await sync(store, account)
