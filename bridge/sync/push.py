@@ -365,7 +365,8 @@ class Pusher:
         """An item without a Message-ID (made from properties only), or with one that is
         none (no <id> in it), goes up with one made for it: the item keeps that, so that
         an upload whose answer is lost is found again by it, not made twice."""
-        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+        head = raw[: min(ends)] if ends else raw  # (the header block: no copy of the body)
         found = _MESSAGE_ID.search(head)
         msgid = found.group(1).decode("ascii", "replace") if found else None
         if msgid is None or msgid == item.message_id:
