@@ -249,9 +249,10 @@ class Outbox:
         origin = UPSTREAM if self.settings.saves_sent else LOCAL
         sent = self.store.folders.roles["sent"]
         await self.store.items.move(item_id, sent, origin=origin)
-        ref = (await self.store.sync.folder_links()).get(sent)
-        if self.settings.saves_sent and ref:  # the server's copy is awaited, never uploaded
-            await self.store.sync.set_item_links({item_id: {AWAITS: str(ref["mailbox"])}})
+        if self.settings.saves_sent:  # the server's copy is awaited, never uploaded
+            ref = (await self.store.sync.folder_links()).get(sent)
+            if ref:
+                await self.store.sync.set_item_links({item_id: {AWAITS: str(ref["mailbox"])}})
 
     async def _failed(
         self, item_id: int, props: dict[int, Any], code: int, text: str, rcpts: list[str]
@@ -344,5 +345,4 @@ class Outbox:
                     "uid": found[-1],
                     "flags": ["\\Seen"],
                 }
-
         await self.store.sync.set_item_links(links)
