@@ -56,6 +56,7 @@ REPLACES = "replaces"  # in an item's link: its old server copy (after an edit),
 #   seen yet; a pull of that mailbox takes the copy for it; nothing is uploaded.
 LOST = "lost"
 AWAITS = "awaits"
+_FLAG_KEYS = frozenset(P.key(t) for t in FLAG_TAGS)
 _ITEM_SQL = (
     "SELECT id, folder_id, flags, upstream, source_blob, "
     f"json_extract(props, '$.\"{P.key(tags.FLAG_STATUS)}\"') AS flag_status, "
@@ -230,14 +231,18 @@ class SyncState:
         async with self.core.write(SYSTEM) as tx:
             await tx.conn.executemany("DELETE FROM journal WHERE id = ?", [(i,) for i in entry_ids])
 
+    def not_content_keys(self) -> frozenset[str]:
+        """The property keys, in journal entries, of an item's flags and categories:
+        a change of anything else is a change of its content."""
+        keywords = self.core.named.known_tag(P.KEYWORDS)  # (a tag, not an id)
+        extra = {P.key(keywords)} if keywords is not None else set()
+        return _FLAG_KEYS | extra
+
     async def drop_content_changes(self, item_id: int) -> None:
         """The item's pending changes of content are moot (the server's whole message
         replaced the item): its pending updates keep their flag and category tags only,
         and one left with none goes."""
-        keep = {P.key(t) for t in FLAG_TAGS}
-        keywords = self.core.named.known_tag(P.KEYWORDS)
-        if keywords is not None:
-            keep.add(P.key(keywords))
+        keep = self.not_content_keys()
         async with self.core.write(SYSTEM) as tx:
             async with tx.conn.execute(
                 "SELECT id, payload FROM journal WHERE kind = 'item' AND object_id = ? "

@@ -31,7 +31,7 @@ from bridge.sync.mail_fetch import (
 )
 from bridge.sync.mail_props import categories, flag_props, flags_of
 from bridge.sync.parse_pool import ParsePool
-from bridge.sync.push import Pusher, content_edited, keywords_key
+from bridge.sync.push import Pusher, content_edited
 from bridge.upstream.base import MailAdapter, MailboxState
 
 log = logging.getLogger(__name__)
@@ -273,11 +273,11 @@ class Engine:
         for e in await self.store.sync.journal():
             if e.kind == "item":
                 entries.setdefault(e.object_id, []).append(e)
-        keywords = keywords_key(self.store)
+        not_content = self.store.sync.not_content_keys()
         return {
             str(i.message_id): i
             for i in candidates
-            if content_edited(entries.get(i.id, []), keywords)
+            if content_edited(entries.get(i.id, []), not_content)
         }
 
     async def _deleted_here(

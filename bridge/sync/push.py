@@ -20,10 +20,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from bridge.model import tags
-from bridge.store import props as P
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import NotFound
-from bridge.store.item_base import FLAG_TAGS
 from bridge.store.store import Store
 from bridge.store.syncstate import AWAITS, REPLACES, JournalEntry, LocalItem
 from bridge.sync import crashpoint, plan
@@ -35,7 +33,6 @@ from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, Upstre
 
 log = logging.getLogger(__name__)
 
-FLAG_KEYS = frozenset(P.key(t) for t in FLAG_TAGS)
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -49,12 +46,12 @@ class Pusher:
         self.adapter = adapter
         self.hierarchy = hierarchy
         self._uidvalidity: dict[str, int] = {}
-        self._keywords_key = ""
+        self._not_content: frozenset[str] = frozenset()
         self._message_id: str | None = None  # of the item being pushed, if it is deleted
         self._copied_from: int | None = None  # the item the one being pushed copies
 
     async def run(self, report: Any) -> None:
-        self._keywords_key = keywords_key(self.store)
+        self._not_content = self.store.sync.not_content_keys()
         groups: dict[int, list[JournalEntry]] = {}
         entries = await self.store.sync.journal()
         dav = await dav_entry_ids(self.store, entries)  # carried out by the DAV engine
@@ -120,7 +117,7 @@ class Pusher:
             (int(e.payload["copied_from"]) for e in entries if e.payload.get("copied_from")), None
         )
         content = (
-            item is not None and ref is not None and content_edited(entries, self._keywords_key)
+            item is not None and ref is not None and content_edited(entries, self._not_content)
         )
         if content and ref_data and ref_data.get("content"):
             # only part of the message is cached: re-uploading it would replace the whole
@@ -378,18 +375,12 @@ class Pusher:
         return await self.store.sync.item(item.id)  # (None: deleted here meanwhile)
 
 
-def keywords_key(store: Store) -> str:
-    """The property key of the categories in journal entries ("" if none was ever set)."""
-    keywords = store.core.named.known_tag(P.KEYWORDS)  # (a tag, not an id)
-    return P.key(keywords) if keywords is not None else ""
-
-
-def content_edited(entries: Iterable[JournalEntry], keywords: str) -> bool:
-    """Whether an item's pending changes touch more than its flags and categories: then
-    its message is uploaded again (and the old copy expunged)."""
+def content_edited(entries: Iterable[JournalEntry], not_content: frozenset[str]) -> bool:
+    """Whether an item's pending changes touch more than its flags and categories (the
+    keys `not_content`, `SyncState.not_content_keys`): then its message is uploaded again
+    (and the old copy expunged)."""
     return any(
-        e.op == "item_update" and set(e.payload.get("tags") or []) - FLAG_KEYS - {keywords}
-        for e in entries
+        e.op == "item_update" and set(e.payload.get("tags") or []) - not_content for e in entries
     )
 
 
