@@ -19,7 +19,7 @@ from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
-from bridge.store.syncstate import REPLACES, JournalEntry, LocalItem
+from bridge.store.syncstate import AWAITS, REPLACES, JournalEntry, LocalItem
 from bridge.sync import conflicts, crashpoint, plan, workers
 from bridge.sync.hierarchy import Hierarchy
 from bridge.sync.mail_fetch import (
@@ -289,17 +289,25 @@ class Engine:
     ) -> list[plan.PullAction]:
         """Messages deleted here but not yet expunged upstream are not fetched again,
         unless the server changed them since (`plan.plan_deleted`). A deletion made before
-        a UIDVALIDITY change finds its message by Message-ID."""
+        a UIDVALIDITY change finds its message by Message-ID, and so does the deletion of
+        a sent item made before the copy the server files came (`AWAITS`): that copy is
+        the item deleted, never a change of another client's."""
         fetch = sorted(a.uid for a in actions if isinstance(a, plan.Fetch))
-        pending = [
-            e
-            for e in (await self.store.sync.journal() if fetch else [])
-            if e.op == "item_delete" and (e.payload.get("upstream") or {}).get("mailbox") == mailbox
-        ]
-        if not pending:
+        pending, awaited = [], []
+        for e in await self.store.sync.journal() if fetch else []:
+            ref = e.payload.get("upstream") or {}
+            if e.op != "item_delete":
+                continue
+            if ref.get("mailbox") == mailbox:
+                pending.append(e)
+            elif ref.get(AWAITS) == mailbox and e.payload.get("message_id"):
+                awaited.append(str(e.payload["message_id"]))
+        if not pending and not awaited:
             return actions
         by_msgid: dict[str, int] = {}
-        if any(e.payload["upstream"].get("uidvalidity") != state.uidvalidity for e in pending):
+        if awaited or any(
+            e.payload["upstream"].get("uidvalidity") != state.uidvalidity for e in pending
+        ):
             for uid, msgid in sorted((await self.adapter.message_ids(fetch)).items()):
                 by_msgid.setdefault(msgid, uid)
         deleted, owner = [], {}
@@ -314,6 +322,7 @@ class Engine:
                 deleted.append(plan.Deleted((e.id,), at, frozenset(ref.get("flags") or ())))
                 owner[e.id] = e.object_id
         skip, undone = plan.plan_deleted(deleted, listing, self.policy)
+        skip |= {by_msgid[m] for m in awaited if m in by_msgid}  # the push expunges them
         for d in undone:
             log.info("%s: message %d deleted here, changed on the server: kept", mailbox, d.uid)
             for entry_id in d.entry_ids:

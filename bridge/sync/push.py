@@ -88,6 +88,9 @@ class Pusher:
             if ref_data and REPLACES in ref_data:  # deleted with its edit half done
                 self._message_id = None  # (the old copy is not searched for)
                 await self._act(plan.Expunge(_replaced(ref_data)), None, None)
+            if ref_data and AWAITS in ref_data:
+                await self._expunge_awaited(str(ref_data[AWAITS]), entries)
+                return
         ref = None
         if ref_data and "uid" in ref_data:
             ref = plan.Ref(
@@ -129,6 +132,23 @@ class Pusher:
             if isinstance(action, plan.Move | plan.Append) and item is not None:
                 item = await self.store.sync.item(item.id)
                 ref = _ref(item)
+
+    async def _expunge_awaited(self, mailbox: str, entries: list[JournalEntry]) -> None:
+        """A sent item deleted here before the copy the server files was found: that copy
+        goes as soon as it is there (found by Message-ID; until then the deletion waits,
+        and the pull does not fetch it)."""
+        msgid = next(
+            (str(e.payload["message_id"]) for e in entries if e.payload.get("message_id")), None
+        )
+        uidvalidity = await self._select_if_there(mailbox)
+        if msgid is None or uidvalidity is None:
+            return  # nothing to find it by, or no such mailbox any more
+        taken = await self._taken(mailbox, uidvalidity)
+        found = [u for u in await self.adapter.search_message_id(msgid) if u not in taken]
+        if not found:
+            raise _Awaited
+        await self.adapter.expunge(found[:1])
+        crashpoint.step("expunged on the server")
 
     async def _finish_replacement(self, item: LocalItem) -> LocalItem | None:
         """A run stopped between the upload of an edited item and the expunge of its old

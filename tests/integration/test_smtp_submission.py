@@ -277,6 +277,36 @@ async def test_sent_mail_the_server_files_late_is_taken_for_the_sent_item(
     assert [i.id for i in await items_in(store, "sent")] == [iid]
 
 
+@pytest.mark.parametrize("filed", ["before the next run", "during the next pull"])
+async def test_a_sent_item_deleted_before_its_copy_is_filed_stays_deleted(
+    store: Store, account: Account, smtpd: submission.Submission, filed: str
+) -> None:
+    """The user deletes a sent item for good before the server's copy was found: the
+    copy, filed whenever, is deleted on the server too, never brought back here."""
+    iid = await send_saving_sent(store, account, smtpd, "deleted early")
+    assert len(mailbox(account.server, account.user, "Sent")) == 0  # not filed yet
+    await store.items.delete(iid, hard=True)
+    data = smtpd.handler.received[-1].data
+    if filed == "before the next run":
+        account.client().append("Sent", "(\\Seen)", None, data)
+    else:
+        report = await sync(store, account)  # nothing to find yet: the deletion waits
+        assert not report.failed, report
+        assert await store.queries.journal_pending() > 0
+        account.client().append("Sent", "(\\Seen)", None, data)
+        report = await sync(store, account)  # the pull meets the copy: not fetched
+        assert not report.failed, report
+        assert await items_in(store, "sent") == []
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert await items_in(store, "sent") == []
+    assert mailbox(account.server, account.user, "Sent") == []
+    assert await store.queries.journal_pending() == 0
+    again = await sync(store, account)
+    assert (again.fetched, again.pushed) == (0, 0)
+    assert await items_in(store, "sent") == []
+
+
 async def test_service_queues_while_offline_and_sends_after_reconnect(
     store: Store, account: Account, smtpd: submission.Submission
 ) -> None:
