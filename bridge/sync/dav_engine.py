@@ -113,6 +113,11 @@ class DavEngine:
         places = await self.store.dav_refs.places(
             e.object_id for e in entries if e.kind == "item" and e.id in dav
         )
+        made_in: dict[int, set[str | None]] = {}  # an item's kinds of the folders of its entries
+        for e in entries:
+            if e.kind == "item" and e.id in dav:
+                f = hierarchy.folders.get(e.folder_id or 0)
+                made_in.setdefault(e.object_id, set()).add(kind_of(f) if f else None)
         mine: list[JournalEntry] = []
         for e in entries:
             if e.id not in dav:
@@ -127,6 +132,8 @@ class DavEngine:
                 folder_id, ref = places[e.object_id]
                 if is_dav_ref(ref):
                     ok = (ref or {}).get("dav") == self.service
+                elif folder_id in hierarchy.trash:  # deleted before it went up
+                    ok = bool(made_in[e.object_id] & self.kinds)
                 else:
                     f = hierarchy.folders.get(folder_id)
                     ok = f is not None and kind_of(f) in self.kinds

@@ -6,7 +6,9 @@ A folder is a DAV folder when its container class is one of calendars, tasks, co
 or notes, or when it is linked to a collection; a search folder never is. An item's
 entries belong to DAV when the item is in a DAV folder or linked to a DAV resource (then
 moving it out of its folder, or deleting it, is a DELETE on the DAV server); the entries
-of an item that no longer exists follow the reference its deletion recorded. A folder
+of an item that no longer exists follow the reference its deletion recorded. An item made
+in a DAV folder and deleted into Deleted Items before it went up is DAV's too (there is
+nothing to do for it: it stays local, as a synced one does once its resource is gone). A folder
 deletion goes to DAV as long as it recorded a DAV reference; the DAV engine then leaves
 only the mail references in it.
 """
@@ -62,10 +64,12 @@ def split_entries(
     entries: Iterable[JournalEntry],
     folders: Mapping[int, Folder],
     places: Mapping[int, tuple[int, dict[str, Any] | None]],
+    trash: set[int],
 ) -> set[int]:
     """Ids of the journal entries that belong to the DAV side.
 
-    `places` maps each existing item to (its folder, its reference)."""
+    `places` maps each existing item to (its folder, its reference); `trash` holds Deleted
+    Items and the folders below it."""
     entries = list(entries)
     dav_folders = {fid for fid, f in folders.items() if is_dav_folder(f)}
     by_item: dict[int, list[JournalEntry]] = {}
@@ -83,6 +87,10 @@ def split_entries(
         if place is not None:
             folder_id, ref = place
             dav = folder_id in dav_folders or is_dav_ref(ref)
+            if not dav and not ref and folder_id in trash:
+                # made in a DAV folder and deleted into Deleted Items before it went up:
+                # it stays there, as a synced one does once its resource is deleted
+                dav = any(e.folder_id in dav_folders for e in group)
         else:
             dav = any(is_dav_ref(r) for e in group for r in _payload_refs(e)) or any(
                 e.folder_id in dav_folders for e in group
@@ -96,4 +104,5 @@ async def dav_entry_ids(store: Store, entries: list[JournalEntry]) -> set[int]:
     """`split_entries` with the store's current folders and items."""
     folders = {f.id: f for f in await store.folders.all()}
     places = await store.dav_refs.places(e.object_id for e in entries if e.kind == "item")
-    return split_entries(entries, folders, places)
+    trash = set(await store.folders.descendants(store.folders.roles["deleted"]))
+    return split_entries(entries, folders, places, trash)

@@ -750,6 +750,36 @@ async def test_mail_and_dav_each_carry_out_their_own_entries(
         client.logout()
 
 
+async def test_an_event_deleted_before_its_first_sync_stays_in_deleted_items(
+    store: Store, other: Other, account: Account
+) -> None:
+    """An event made here and deleted (into Deleted Items) before it ever went up has
+    nothing to do on any server: it is not uploaded to the calendar, nor as a message to
+    the Trash mailbox, and no journal entry of it waits for ever (with CalDAV alone, or
+    with mail too), as for an event that was synced before its deletion."""
+    await seed(other)
+    await sync(store, other)
+    iid = await store.items.create(store.folders.roles["calendar"], appointment("Scrapped"))
+    await store.items.delete(iid)
+    await sync(store, other)  # CalDAV alone
+    assert await store.queries.journal_pending() == 0
+    assert "Scrapped" not in await other.summaries("calendar")
+    await mail_sync(store, account)
+    await sync(store, other)
+    assert await store.queries.journal_pending() == 0
+    assert await subjects(store, "deleted") == ["Scrapped"]
+    client = account.client()
+    try:
+        client.select("Trash")
+        assert client.search(None, "ALL")[1] == [b""]
+    finally:
+        client.logout()
+    await store.items.move(iid, store.folders.roles["calendar"])  # restored: it goes up
+    await sync(store, other)
+    assert "Scrapped" in await other.summaries("calendar")
+    assert await store.queries.journal_pending() == 0
+
+
 async def test_folders_become_collections_and_follow_renames_and_deletes(
     store: Store, other: Other
 ) -> None:
