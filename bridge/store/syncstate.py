@@ -48,6 +48,7 @@ class LocalItem:
 
 
 REPLACES = "replaces"  # in an item's link: its old server copy (after an edit), until expunged
+MOVING = "moving"  # in an item's link: the mailbox a MOVE of it was sent to, until answered
 # An item's whole link while the server's copy of it is not known (schema 0019):
 # - {LOST: mailbox}: moved out here of a mailbox that is gone since; a pull that meets a
 #   new message with its Message-ID, in any mailbox, takes that for it; until then it is

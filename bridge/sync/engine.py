@@ -19,11 +19,12 @@ from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
-from bridge.store.syncstate import AWAITS, REPLACES, JournalEntry, LocalItem
+from bridge.store.syncstate import AWAITS, MOVING, REPLACES, JournalEntry, LocalItem
 from bridge.sync import conflicts, crashpoint, plan, workers
 from bridge.sync.hierarchy import Hierarchy
 from bridge.sync.mail_fetch import (
     FULL_SETTINGS,
+    PARTLY_STORED,
     MailFetch,
     content_of,
     folder_settings,
@@ -231,7 +232,7 @@ class Engine:
         uploads = {i.message_id: i.id for i in unlinked if i.id in dirty and i.message_id}
         awaited = await self.store.sync.awaited_items(mailbox)
         uploads |= {i.message_id: i.id for i in awaited if i.message_id}
-        edited = await self._edits_in_flight(fid, dirty) if dirty else {}
+        edited = await self._in_flight(fid, mailbox, dirty) if dirty else {}
         if not uploads and not edited:
             return actions
         server = await self.adapter.message_ids(fetch)
@@ -249,15 +250,20 @@ class Engine:
         for item in edited.values():
             if item.id in replaced and item.upstream is not None:
                 old = {k: item.upstream[k] for k in ("mailbox", "uidvalidity", "uid")}
-                links[item.id] = {**(links[item.id] or {}), REPLACES: old}
+                # (a copy moved here lacks what the cached one lacked)
+                partly = {k: v for k, v in item.upstream.items() if k in PARTLY_STORED}
+                links[item.id] = {**(links[item.id] or {}), **partly, REPLACES: old}
         await self.store.sync.set_item_links(links)
         crashpoint.step(f"{mailbox}: uploads found on the server linked")
         taken = {*adopted.values(), *replaced.values()}
         return [a for a in actions if not (isinstance(a, plan.Fetch) and a.uid in taken)]
 
-    async def _edits_in_flight(self, fid: int, dirty: dict[int, int]) -> dict[str, LocalItem]:
+    async def _in_flight(
+        self, fid: int, mailbox: str, dirty: dict[int, int]
+    ) -> dict[str, LocalItem]:
         """Message-ID → item, of the folder's items linked to a server copy whose edited
-        content waits to be uploaded."""
+        content waits to be uploaded, or which were moved here from another mailbox (a
+        MOVE whose answer was lost leaves the copy here, and the old one gone: `MOVING`)."""
         candidates = [
             i
             for i in await self.store.sync.items_in([fid])
@@ -277,7 +283,8 @@ class Engine:
         return {
             str(i.message_id): i
             for i in candidates
-            if content_edited(entries.get(i.id, []), not_content)
+            if (i.upstream or {}).get(MOVING) == mailbox
+            or content_edited(entries.get(i.id, []), not_content)
         }
 
     async def _deleted_here(

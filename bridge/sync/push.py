@@ -23,7 +23,7 @@ from bridge.model import tags
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import NotFound
 from bridge.store.store import Store
-from bridge.store.syncstate import AWAITS, REPLACES, JournalEntry, LocalItem
+from bridge.store.syncstate import AWAITS, MOVING, REPLACES, JournalEntry, LocalItem
 from bridge.sync import crashpoint, plan
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.sync.hierarchy import Hierarchy
@@ -226,9 +226,13 @@ class Pusher:
             )
         elif isinstance(action, plan.Move):
             assert item is not None
-            uidvalidity = await self._select(action.ref.mailbox)
+            uidvalidity = await self._select_if_there(action.ref.mailbox)
             new_uid = None
-            if uidvalidity == action.ref.uidvalidity:
+            if uidvalidity is not None and uidvalidity == action.ref.uidvalidity:
+                # noted first: if the answer is lost, the next pull of the mailbox moved
+                # to takes the copy there for the item (`Engine._in_flight`)
+                moving = {**(item.upstream or {}), MOVING: action.mailbox}
+                await self.store.sync.set_item_links({item.id: moving})
                 try:
                     new_uid = await self.adapter.move(action.ref.uid, action.mailbox)
                 except MessageGone:
