@@ -186,7 +186,14 @@ class Engine:
             listing = plan.Listing(listing.changed, frozenset(await self.adapter.list_uids()))
         listing = dataclasses.replace(listing, observed_at=observed_at)
         actions = plan.plan_pull(known, listing, self.policy)
+        moving = {i.id for i in items if i.upstream and MOVING in i.upstream}
+        if moving:  # gone by a MOVE of this bridge's whose answer was lost: not deleted
+            gone = (plan.DeleteLocal, plan.KeepConflict, plan.Unlink)
+            actions = [a for a in actions if not (isinstance(a, gone) and a.item_id in moving)]
+        planned_count = len(actions)
         actions = await self._adopt(fid, mailbox, state, listing, actions, dirty)
+        if len(actions) < planned_count:  # items linked to messages here: completed below
+            items = await self.store.sync.linked_items(mailbox)  # if partly stored
         actions = await self._deleted_here(mailbox, state, listing, actions)
         if dirty and any(isinstance(a, plan.Fetch) for a in actions):
             # (an old copy an edit replaces is noted only while the edit is pending)
@@ -284,7 +291,9 @@ class Engine:
             str(i.message_id): i
             for i in candidates
             if (i.upstream or {}).get(MOVING) == mailbox
-            or content_edited(entries.get(i.id, []), not_content)
+            or (  # (the edit of a partly stored message is never uploaded: README, Limits)
+                content_of(i) is None and content_edited(entries.get(i.id, []), not_content)
+            )
         }
 
     async def _deleted_here(

@@ -1,0 +1,217 @@
+"""Sync runs cut at every step, against a real Dovecot, judged against the same run uncut.
+
+Each scenario makes changes here while offline and has another client change the server
+meanwhile (all before the run, so the outcome does not depend on timing). A reference
+account runs the scenario once, uncut. Then, for every step N of that run, a fresh account
+runs it cut after step N (the step raises an exception no handler takes; the store is
+closed and opened again, as after a restart), and a restarted run finishes the job. Both
+sides must end exactly as the reference did: the same messages with the same flags in the
+same mailboxes, the same items here (Conflicts included), nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.config import FolderSync, SyncConfig
+from bridge.model import tags
+from bridge.store.rfc822 import item_from_rfc822
+from bridge.store.store import Store
+from bridge.sync.engine import Engine
+from tests.integration.conftest import Account
+from tests.integration.convergence import assert_converged, normalized, server_snapshot
+from tests.integration.test_crash_folders import Cut, cut_after
+from tests.integration.test_imap_folders import folder_named
+from tests.servers import dovecot as dv
+
+MAX_STEPS = 40  # far more than one run of these scenarios takes
+Scenario = Callable[[Store, Account], Awaitable[None]]
+
+HEADERS = SyncConfig(
+    interval=300,
+    mode="headers",
+    window_days=None,
+    max_message_bytes=None,
+    conflict_policy="keep-both",
+    folders={"INBOX": FolderSync("full")},
+)
+
+
+async def run(store: Store, account: Account, config: SyncConfig | None = None) -> Any:
+    adapter = await account.adapter()
+    try:
+        return await Engine(store, adapter, sync_config=config).run(adapter.delimiter or "/")
+    finally:
+        await adapter.close()
+
+
+def seed(account: Account, where: dict[str, list[str]]) -> None:
+    m = account.client()
+    for box, names in where.items():
+        if box != "INBOX":
+            m.create(box)
+        for name in names:
+            dv.append(m, box, dv.message(name, msgid=f"<{name}@test>"))
+
+
+async def items_by_subject(store: Store) -> dict[str, int]:
+    out = {}
+    for f in await store.folders.all():
+        listed, _ = await store.queries.list(f.id)
+        out.update({str(i.props.get(tags.SUBJECT)): i.id for i in listed})
+    return out
+
+
+def server_move(account: Account, box: str, name: str, to: str) -> None:
+    m = account.client()
+    m.select(box)
+    _, data = m.uid("SEARCH", "HEADER", "Message-ID", f"<{name}@test>")
+    m.uid("MOVE", data[0].split()[0].decode(), to)
+
+
+def server_flag(account: Account, box: str, name: str, flag: str, delete: bool = False) -> None:
+    m = account.client()
+    m.select(box)
+    _, data = m.uid("SEARCH", "HEADER", "Message-ID", f"<{name}@test>")
+    m.uid("STORE", data[0].split()[0].decode(), "+FLAGS", f"({flag})")
+    if delete:
+        m.expunge()
+
+
+async def both_sides_changed(store: Store, account: Account) -> None:
+    """Each message changed here and, differently, by another client."""
+    seed(account, {"INBOX": ["c1", "c2", "c3", "c4", "c5", "c6"], "Work": ["w1"]})
+    await run(store, account)
+    by = await items_by_subject(store)
+    work = await folder_named(store, "Work")
+    assert work is not None
+    await store.items.move(by["c1"], work)  # ... deleted there
+    await store.items.update(by["c2"], {tags.SUBJECT: "c2 edited"})  # ... moved there
+    await store.items.delete(by["c3"], hard=True)  # ... flagged there
+    await store.items.update(by["c4"], {tags.READ: True, tags.FLAG_STATUS: 2})  # ... answered
+    await store.items.delete(by["c5"])  # into Deleted Items ... flagged there
+    await store.items.update(by["c6"], {tags.READ: True})  # ... moved and flagged there
+    await store.items.move(by["w1"], store.folders.roles["inbox"])  # ... seen there
+    server_flag(account, "INBOX", "c1", "\\Deleted", delete=True)
+    server_move(account, "INBOX", "c2", "Work")
+    server_flag(account, "INBOX", "c3", "\\Flagged")
+    server_flag(account, "INBOX", "c4", "\\Answered")
+    server_flag(account, "INBOX", "c5", "\\Flagged")
+    server_move(account, "INBOX", "c6", "Work")
+    server_flag(account, "Work", "c6", "\\Flagged")
+    server_flag(account, "Work", "w1", "\\Seen")
+
+
+async def mailbox_made_anew(store: Store, account: Account) -> None:
+    """Work is deleted and made again with the same messages (a new UIDVALIDITY) while
+    its messages are changed here."""
+    seed(account, {"Work": ["w1", "w2", "w3", "w4", "w5"]})
+    await run(store, account)
+    by = await items_by_subject(store)
+    await store.items.update(by["w1"], {tags.FLAG_STATUS: 2})
+    await store.items.move(by["w2"], store.folders.roles["inbox"])
+    await store.items.delete(by["w3"], hard=True)
+    await store.items.update(by["w4"], {tags.SUBJECT: "w4 edited"})
+    drafts = store.folders.roles["drafts"]
+    await store.items.create(drafts, item_from_rfc822(dv.message("d1", msgid="<d1@test>")))
+    m = account.client()
+    m.select("Work")
+    _, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    raws = [part[1] for part in data if isinstance(part, tuple)]
+    m.close()
+    m.delete("Work")
+    await asyncio.sleep(1.1)  # Dovecot's UIDVALIDITY is a timestamp
+    m.create("Work")
+    for raw in raws:
+        dv.append(m, "Work", raw)
+    server_flag(account, "Work", "w5", "\\Seen")
+
+
+async def completed_and_moved(store: Store, account: Account) -> None:
+    """Messages kept as headers only are moved into the Inbox (kept whole) and changed
+    here; the run completes them."""
+    seed(account, {"Work": ["h1", "h2", "h3"]})
+    await run(store, account, HEADERS)
+    by = await items_by_subject(store)
+    inbox = store.folders.roles["inbox"]
+    await store.items.move(by["h1"], inbox)
+    await store.items.update(by["h1"], {tags.READ: True})
+    await store.items.move(by["h2"], inbox)
+    server_flag(account, "Work", "h2", "\\Flagged")
+    server_flag(account, "Work", "h3", "\\Seen")
+
+
+SCENARIOS: dict[str, tuple[Scenario, SyncConfig | None]] = {
+    "changed on both sides": (both_sides_changed, None),
+    "mailbox made anew": (mailbox_made_anew, None),
+    "headers only completed": (completed_and_moved, HEADERS),
+}
+
+
+async def outcome(store: Store, account: Account) -> tuple[Any, list[tuple[str, str, bool]]]:
+    """The server's mailboxes and the cache's items (folder, subject, whole) after a run."""
+    await assert_converged(store, account.client())
+    server = normalized(server_snapshot(account.client()))
+    names = {f.id: f.display_name for f in await store.folders.all()}
+    here = []
+    for fid, name in names.items():
+        listed, _ = await store.queries.list(fid)
+        for view in listed:
+            item = await store.sync.item(view.id)
+            assert item is not None
+            whole = item.has_source and not (item.upstream or {}).get("content")
+            here.append((name, str(view.props.get(tags.SUBJECT)), whole))
+    return server, sorted(here)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_a_run_cut_at_every_step_ends_as_the_run_uncut(
+    dovecot: dv.Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    scenario, config = SCENARIOS[name]
+
+    async def prepared(path: Path) -> tuple[Store, Account]:
+        account = Account(dovecot, *dovecot.add_user())
+        store = await Store.open(path)
+        await scenario(store, account)
+        return store, account
+
+    store, account = await prepared(tmp_path / "reference.sqlite")
+    try:
+        report = await run(store, account, config)
+        assert not report.failed, report
+        await run(store, account, config)  # as many runs as the restart's check gives
+        expected = await outcome(store, account)
+    finally:
+        await store.close()
+    steps: list[str] = []
+    for n in range(1, MAX_STEPS + 1):
+        path = tmp_path / f"cut{n}.sqlite"
+        store, account = await prepared(path)
+        cut_after(monkeypatch, n)
+        try:
+            await run(store, account, config)
+        except Cut as cut:
+            steps.append(str(cut))
+        else:
+            break  # the run has fewer than n steps: every one of them was cut
+        finally:
+            monkeypatch.undo()
+            await store.close()
+        store = await Store.open(path)  # restarted
+        try:
+            report = await run(store, account, config)
+            assert not report.failed, (steps[-1], report)
+            await run(store, account, config)  # (what one run leaves to the next, done)
+            assert await outcome(store, account) == expected, steps[-1]
+        finally:
+            await store.close()
+            dovecot.close_clients()
+    else:
+        raise AssertionError(f"a sync run took more than {MAX_STEPS} steps")
+    assert len(steps) >= 3, steps
