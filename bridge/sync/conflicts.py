@@ -5,7 +5,6 @@ in the event: `mailbox=` for mail, `collection=` for a DAV collection."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from bridge.model import tags
@@ -19,10 +18,12 @@ async def keep_aside(store: Store, item_id: int, reason: str, **where: str) -> N
     the local version goes to Sync Issues/Conflicts, without a link and without its pending
     changes, so it is neither uploaded again nor lost."""
     aside = store.folders.roles["conflicts"]
-    await store.sync.set_item_links({item_id: None})
-    with contextlib.suppress(StoreError):  # (deleted here meanwhile)
-        await store.items.move(item_id, aside, origin=UPSTREAM)
-    await store.sync.forget_item(item_id)
+    try:  # in one transaction (`settle`)
+        await store.items.settle_conflict(
+            item_id, copy_to=None, move_to=aside, unlink=True, origin=UPSTREAM
+        )
+    except StoreError:  # deleted here meanwhile
+        await store.sync.forget_item(item_id)
     publish(store, item_id, None, aside, reason, **where)
 
 
@@ -38,6 +39,23 @@ async def keep_copy(store: Store, winner_id: int, reason: str, **where: str) -> 
         origin=UPSTREAM,
     )
     publish(store, copy_id, winner_id, aside, reason, **where)
+
+
+async def settle(
+    store: Store, item_id: int, reason: str, *, keep: bool, back_to: int, **where: str
+) -> None:
+    """The upstream's version of an item wins over local changes and is about to replace
+    them: with `keep` (keep-both), the local version is copied into Sync Issues/Conflicts
+    as `keep_copy` does; the item goes back to `back_to`, its pending changes dropped. All
+    in one store transaction (`Items.settle_conflict`): a run stopped midway leaves either
+    nothing done (the next pull meets the conflict again) or all of it (the next pull
+    brings the upstream's version in, as any change of a synced item)."""
+    aside = store.folders.roles["conflicts"]
+    copy_id = await store.items.settle_conflict(
+        item_id, copy_to=aside if keep else None, move_to=back_to, origin=UPSTREAM
+    )
+    if copy_id is not None:
+        publish(store, copy_id, item_id, aside, reason, **where)
 
 
 def publish(

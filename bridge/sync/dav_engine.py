@@ -605,10 +605,18 @@ class DavEngine:
                 await self._local_wins(item_id, new, collection, report)
                 return
             action = dataclasses.replace(action, conflict=conflict)
-        if action.conflict == "keep-both":
-            await conflicts.keep_copy(
-                self.store, item_id, "changed here and on the server", collection=collection.href
+        if action.conflict is not None:
+            # The server's version wins in place: in the collection's folder, where a
+            # local move (dropped with the rest of the local changes) may have taken it.
+            await conflicts.settle(
+                self.store,
+                item_id,
+                "changed here and on the server",
+                keep=action.conflict == "keep-both",
+                back_to=fid,
+                collection=collection.href,
             )
+            crashpoint.step(f"{action.href}: conflict settled")
         try:
             await self.store.dav.replace(item_id, new, origin=UPSTREAM)
         except StoreError as exc:
@@ -617,11 +625,6 @@ class DavEngine:
         await self.store.sync.set_item_links({item_id: new.upstream})
         crashpoint.step(f"{action.href}: server change applied")
         if action.conflict is not None:
-            # The server's version wins in place: in the collection's folder, where a
-            # local move (dropped with the rest of the local changes) may have taken it.
-            if await self.store.queries.folder_of(item_id) != fid:
-                await self.store.items.move(item_id, fid, origin=UPSTREAM)
-            await self.store.sync.forget_item(item_id)
             report.conflicts += 1
             if action.conflict != "keep-both":
                 folder = await self.store.queries.folder_of(item_id)
