@@ -221,13 +221,30 @@ class DavHierarchy:
         await self.store.sync.set_item_links({i.id: None for i in items})
 
     async def _remove_local(self, action: dav_plan.RemoveLocal, report: DavReport) -> None:
-        """The collection is gone from the server. Items with local changes are kept in
-        Sync Issues/Conflicts; the rest goes with the collection."""
+        """The collection is gone from the server. Of the items in its folder, or linked
+        to it: one moved here out of it keeps its place, unlinked, and goes up to its new
+        folder's collection; one moved here into it from a collection the server still
+        has goes back to that collection's folder (its move is void); the others with
+        local changes are kept in Sync Issues/Conflicts; the rest goes with the
+        collection."""
         dirty = await self.store.sync.dirty_items()
         conflicts = self.store.folders.roles["conflicts"]
         linked = {i.id for i in await self.store.dav_refs.linked_to(action.href)}
         in_folder = {i.id for i in await self.store.dav_refs.items_in(action.folder_id)}
+        places = await self.store.dav_refs.places(linked | in_folder)
+        folder_of = {
+            str(ref["href"]): fid for fid, ref in self.refs.items() if fid != action.folder_id
+        }
         for item_id in sorted(linked | in_folder):
+            folder_id, ref = places.get(item_id, (action.folder_id, None))
+            if item_id in linked and folder_id != action.folder_id and folder_id in self.refs:
+                await self.store.sync.set_item_links({item_id: None})  # uploaded where it is
+                continue
+            home = folder_of.get(str((ref or {}).get("collection")))
+            if item_id not in linked and ref and home is not None:
+                with contextlib.suppress(StoreError):
+                    await self.store.items.move(item_id, home, origin=UPSTREAM)
+                continue
             if item_id in dirty:
                 await self.store.sync.set_item_links({item_id: None})
                 with contextlib.suppress(StoreError):

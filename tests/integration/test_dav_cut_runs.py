@@ -36,12 +36,12 @@ from tests.servers import radicale as rad
 MAX_STEPS = 60  # far more than one run of this scenario takes
 
 
-async def run(store: Store, other: Other) -> dict[str, Any]:
-    """One CalDAV run (one engine: a cut stops the whole run, nothing goes on beside it)."""
+async def run(store: Store, other: Other, service: str = "caldav") -> dict[str, Any]:
+    """One run of one engine (a cut stops the whole run: nothing goes on beside it)."""
     settings = DavSettings(other.base + "/", other.user, other.password)
     r = DavRunner(
         store,
-        [DavEndpoint("caldav", settings)],
+        [DavEndpoint(service, settings)],
         DavOptions(policy="keep-both"),
         adapter_factory=HttpDavAdapter,
     )
@@ -60,7 +60,9 @@ async def account(server: rad.Radicale) -> Other:
     return other
 
 
-async def scenario(store: Store, other: Other) -> None:
+async def events_and_tasks(store: Store, other: Other) -> None:
+    """Events and tasks changed here (made, edited, moved, deleted) and, some of them,
+    by another client."""
     for name, summary in (("standup", "Standup"), ("review", "Review"), ("lunch", "Lunch")):
         await other.put("calendar", f"{name}.ics", ical(vevent(name, summary)))
     await other.put("calendar", "demo.ics", ical(vevent("demo", "Demo")))
@@ -88,19 +90,82 @@ async def scenario(store: Store, other: Other) -> None:
     await other.put("tasks", "taxes.ics", vtodo("taxes", "File taxes now"), etag)
 
 
+async def collections_changed(store: Store, other: Other) -> None:
+    """Calendars made, renamed and deleted here, with events moved between them; a
+    calendar made and one deleted by another client, which held an event moved here."""
+    await other.put("calendar", "standup.ics", ical(vevent("standup", "Standup")))
+    await other.put("work", "w1.ics", ical(vevent("w1", "Workshop")))
+    await other.put("work", "w2.ics", ical(vevent("w2", "Retro")))
+    await other.mkcalendar("old", "Old", "VEVENT")
+    await other.put("old", "o1.ics", ical(vevent("o1", "Offsite")))
+    await other.put("old", "o2.ics", ical(vevent("o2", "Kickoff")))
+    await run(store, other)
+    folders = {f.display_name: f.id for f in await store.folders.all()}
+    top = store.folders.roles["ipm_subtree"]
+    trips = await store.folders.create(top, "Trips", classes.IPF_APPOINTMENT)
+    await store.items.move(await subject_id(store, "Workshop"), trips)
+    await store.items.create(trips, appointment("Flight"))
+    await store.folders.update(folders["Work"], name="Office")
+    await store.items.move(await subject_id(store, "Offsite"), store.folders.roles["calendar"])
+    await store.items.move(await subject_id(store, "Standup"), folders["Old"])
+    await other.mkcalendar("games", "Games", "VEVENT")
+    await other.put("games", "g1.ics", ical(vevent("g1", "Chess")))
+    await other.request("DELETE", other.href("old"))
+
+
+async def subject_id(store: Store, subject: str) -> int:
+    async with store.core.reader.execute(
+        "SELECT id FROM items WHERE subject = ?", (subject,)
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None, subject
+    return int(row[0])
+
+
+async def server_collections(other: Other) -> dict[str, list[str]]:
+    """Display name → summaries of every collection of the account."""
+    import xml.etree.ElementTree as ET
+
+    status, body, _ = await other.request(
+        "PROPFIND",
+        other.href(""),
+        '<propfind xmlns="DAV:"><prop><displayname/></prop></propfind>',
+        {"Depth": "1", "Content-Type": "application/xml"},
+    )
+    assert status == 207, body
+    out = {}
+    for response in ET.fromstring(body).iter("{DAV:}response"):
+        href = (response.findtext("{DAV:}href") or "").rstrip("/")
+        if href == other.href("").rstrip("/"):
+            continue
+        coll = href.rsplit("/", 1)[-1]
+        name = response.findtext(".//{DAV:}displayname") or coll
+        out[name] = await other.summaries(coll)
+    return dict(sorted(out.items()))
+
+
 async def outcome(store: Store, other: Other) -> tuple[Any, ...]:
-    server = {c: await other.summaries(c) for c in ("calendar", "work", "tasks")}
+    server = await server_collections(other)
     names = {f.id: f.display_name for f in await store.folders.all()}
     async with store.core.reader.execute("SELECT folder_id, subject FROM items") as cur:
         here = sorted((names[r[0]], r[1]) for r in await cur.fetchall())
     return server, here, await store.queries.journal_pending()
 
 
+SCENARIOS = {
+    "events and tasks changed on both sides": events_and_tasks,
+    "calendars changed on both sides": collections_changed,
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_a_caldav_run_cut_at_every_step_ends_as_the_run_uncut(
     radicale: rad.Radicale,  # noqa: F811
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    name: str,
 ) -> None:
+    scenario = SCENARIOS[name]
     other = await account(radicale)
     store = await Store.open(tmp_path / "reference.sqlite")
     try:

@@ -780,6 +780,33 @@ async def test_an_event_deleted_before_its_first_sync_stays_in_deleted_items(
     assert await store.queries.journal_pending() == 0
 
 
+async def test_events_moved_into_and_out_of_a_calendar_another_client_deleted(
+    store: Store, other: Other
+) -> None:
+    """An event moved here into a calendar that another client then deleted goes back to
+    where the server still has it; one moved here out of it goes up to its new calendar.
+    Neither is set aside as a conflict: no change of the user's meets another's."""
+    await seed(other)
+    await other.mkcalendar("old", "Old", "VEVENT")
+    await other.put("old", "offsite.ics", ical(vevent("offsite", "Offsite")))
+    await sync(store, other)
+    old = next(f.id for f in await store.folders.all() if f.display_name == "Old")
+    (offsite,), _ = await store.queries.list(old)
+    await store.items.move(await item_id(store, "calendar", "Standup"), old)
+    await store.items.move(offsite.id, store.folders.roles["calendar"])
+    await other.request("DELETE", other.href("old"))
+    status = await sync(store, other)
+    assert not status["caldav"]["last_run"]["failed"], status
+    assert await other.summaries("calendar") == ["Offsite", "Review", "Standup"]
+    assert await subjects(store, "calendar") == ["Offsite", "Review", "Standup"]
+    assert await subjects(store, "conflicts") == []
+    assert await store.queries.journal_pending() == 0
+    status = await sync(store, other)
+    run = status["caldav"]["last_run"]
+    assert run["pushed"] == run["fetched"] == run["deleted"] == 0, run
+    assert await subjects(store, "calendar") == ["Offsite", "Review", "Standup"]
+
+
 async def test_folders_become_collections_and_follow_renames_and_deletes(
     store: Store, other: Other
 ) -> None:
