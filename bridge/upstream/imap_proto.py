@@ -32,13 +32,16 @@ _CODE = re.compile(r"^\[([^\]]*)\]\s*")
 _QUOTED = re.compile(rb'"((?:[^"\\]|\\.)*)"', re.S)
 _ESCAPED = re.compile(rb"\\(.)", re.S)
 _ATOM = re.compile(rb"[^ ()\r\n\[\]]+")
+_ANNOUNCEMENT = re.compile(rb"\{\d+\+?\}\r\n")  # a literal's, to fullmatch at its "{"
+_BRACKET_PAIR = re.compile(r"\[[^\[\]() ]*\]")
 
 
 def _plain_token(group: bytes) -> bytes:
-    """One token of the usual segment, which `_tokens` reads in one pass: a parenthesis, a
-    quoted string without escapes, an atom (its bracketed sections nesting no brackets)
-    that ends where the general loop would end it, or the literal announcement at the end.
-    `group` opens each alternative's group. Any other segment takes the general loop."""
+    """One token of the usual segment, which `_plain_tokens` reads in one pass: a
+    parenthesis, a quoted string without escapes, an atom (its bracketed sections nesting
+    no brackets) that ends where the general loop would end it, or the literal announcement
+    at the end. `group` opens each alternative's group. Any other segment takes the
+    general loop."""
     return (
         rb"[ \r\n]*+(?:" + group + rb"\()|" + group + rb"\))|" + group + rb'"[^"\\]*+")|'
         + group + rb'(?:[^ ()\r\n\[\]"{]|\[[^\[\]]*+\])++)(?=[ ()\r\n]|\Z)'
@@ -94,22 +97,97 @@ class Command:
 
 
 def _tokens(text: bytes, stack: list[list[Value]]) -> None:
-    """Tokenize one segment of a response into the current list on `stack`."""
-    if _PLAIN_SEGMENT.fullmatch(text):
-        for opening, closing, quoted, atom in _PLAIN_TOKENS.findall(text):
-            if atom:
-                word = atom.decode("utf-8", "replace")
-                stack[-1].append(None if word.upper() == "NIL" else word)
-            elif opening:
-                inner: list[Value] = []
-                stack[-1].append(inner)
-                stack.append(inner)
-            elif quoted:
-                stack[-1].append(quoted[1:-1].decode("utf-8", "replace"))
-            elif closing and len(stack) > 1:
-                stack.pop()
-            # else the literal announcement, always last (the literal follows)
+    """Tokenize one segment of a response into the current list on `stack`. The readings
+    are tried cheapest first; each one gives what the general loop gives, or declines."""
+    if text == b")\r\n":  # what follows the literal of a FETCH: the list closes
+        if len(stack) > 1:
+            stack.pop()
         return
+    if not _simple_tokens(text, stack) and not _plain_tokens(text, stack):
+        _general_tokens(text, stack)
+
+
+def _simple_tokens(text: bytes, stack: list[list[Value]]) -> bool:
+    """The segments of the usual FETCH responses, read without a regex over the whole line
+    (`_plain_tokens` takes about thrice as long): no quoted string, no control character,
+    brackets only in pairs holding no space, parenthesis or bracket (`BODY[]`), and a
+    literal announcement, if any, at the end and after a space or parenthesis. Then the
+    atoms are exactly the runs between spaces and parentheses, and the segment may be
+    decoded at once: in UTF-8 an ASCII byte always stands for itself, so decoding the whole
+    and cutting at ASCII delimiters gives what decoding each atom gives. Returns False,
+    with `stack` untouched, for any other segment."""
+    end = len(text)
+    if text.endswith(b"}\r\n"):
+        k = text.rfind(b"{")
+        if k < 0 or not _ANNOUNCEMENT.fullmatch(text, k):
+            return False
+        if k > 0 and text[k - 1] not in b" ()":
+            return False  # "{" within an atom: the general loop reads it into the atom
+        end = k
+    elif text.endswith(b"\r\n"):
+        end -= 2
+    line = text[:end].decode("utf-8", "replace")
+    # isprintable: no CR, LF, tab or other control, and no whitespace but the space, so
+    # that str.split cuts where the general loop does
+    if not line.isprintable() or '"' in line:
+        return False
+    if "[" in line or "]" in line:
+        # The general loop reads a bracketed section into its atom, delimiters and all;
+        # pairs that hold no delimiter and nest no bracket change nothing to the cuts.
+        pairs, i = 0, line.find("[")
+        while i >= 0:
+            pair = _BRACKET_PAIR.match(line, i)
+            if pair is None:
+                return False
+            pairs += 1
+            i = line.find("[", pair.end())
+        if pairs != line.count("]"):
+            return False
+    # str.upper maps each character on its own (no context): no "NIL" in the upper-cased
+    # whole, no atom that reads as NIL (as "nil" or "n\u0131l" do) in it
+    nil = "NIL" in line.upper()
+    current = stack[-1]
+    for token in line.replace("(", " ( ").replace(")", " ) ").split():
+        if token == "(":
+            inner: list[Value] = []
+            current.append(inner)
+            stack.append(inner)
+            current = inner
+        elif token == ")":
+            if len(stack) > 1:
+                stack.pop()
+                current = stack[-1]
+        elif nil and token.upper() == "NIL":
+            current.append(None)
+        else:
+            current.append(token)
+    return True
+
+
+def _plain_tokens(text: bytes, stack: list[list[Value]]) -> bool:
+    """The usual segment with quoted strings (a BODYSTRUCTURE, a LIST), read in one regex
+    pass (`_PLAIN_SEGMENT`); False, with `stack` untouched, for any other segment."""
+    if not _PLAIN_SEGMENT.fullmatch(text):
+        return False
+    for opening, closing, quoted, atom in _PLAIN_TOKENS.findall(text):
+        if atom:
+            word = atom.decode("utf-8", "replace")
+            stack[-1].append(None if word.upper() == "NIL" else word)
+        elif opening:
+            inner: list[Value] = []
+            stack[-1].append(inner)
+            stack.append(inner)
+        elif quoted:
+            stack[-1].append(quoted[1:-1].decode("utf-8", "replace"))
+        elif closing and len(stack) > 1:
+            stack.pop()
+        # else the literal announcement, always last (the literal follows)
+    return True
+
+
+def _general_tokens(text: bytes, stack: list[list[Value]]) -> None:
+    """Any segment, one token at a time: escapes in quoted strings, unterminated ones,
+    brackets nesting or holding delimiters (`BODY[HEADER.FIELDS (TO)]`), stray bytes."""
     i, n = 0, len(text)
     while i < n:
         c = text[i : i + 1]
@@ -164,19 +242,6 @@ def _tokens(text: bytes, stack: list[list[Value]]) -> None:
             atom = text[i:j].decode("utf-8", "replace")
             stack[-1].append(None if atom.upper() == "NIL" else atom)
             i = j
-
-
-def parse(segments: list[bytes | TooLarge], is_literal: list[bool]) -> list[Value]:
-    """Build the nested value list of one response from its text and literal segments."""
-    top: list[Value] = []
-    stack = [top]
-    for seg, literal in zip(segments, is_literal, strict=True):
-        if literal:
-            stack[-1].append(seg)
-        else:
-            assert isinstance(seg, bytes)
-            _tokens(seg, stack)
-    return top
 
 
 _UNQUOTABLE = re.compile(r"[\r\n\0]")
@@ -292,35 +357,43 @@ class Connection:
         if size > MAX_LITERAL:
             raise ConnectFailed(f"the server announced a literal of {size} bytes")
         keep = size <= self.max_literal
-        buf = bytearray()
+        # In pieces, each one a sign of life (a slow link is not a stalled server); those
+        # kept are joined once at the end (a bytearray grown piece by piece, then copied
+        # into bytes, copies each byte once more, and again whenever it grows).
+        chunks: list[bytes] = []
         left = size
         while left:
             chunk = await self.reader.readexactly(min(CHUNK, left))
             self._activity = time.monotonic()
             left -= len(chunk)
             if keep:
-                buf += chunk
-        return bytes(buf) if keep else TooLarge(size)
+                chunks.append(chunk)
+        return b"".join(chunks) if keep else TooLarge(size)
 
     async def _read_response(self) -> Response:
-        segments: list[bytes | TooLarge] = []
-        literal: list[bool] = []
         line = await self._readline()
         first = line
-        while True:
-            segments.append(line)
-            literal.append(False)
-            m = _LITERAL.search(line)
-            if not m:
-                break
-            segments.append(await self._read_literal(int(m.group(1))))
-            literal.append(True)
-            line = await self._readline()
-        if first.startswith(b"+"):
-            return Response("+", [], first[1:].strip().decode("utf-8", "replace"))
         tag, _, rest = first.partition(b" ")
-        segments[0] = rest
-        values = parse(segments, literal)
+        segment = rest
+        # A continuation request is not parsed; a literal it announces is read all the same.
+        parsed = not first.startswith(b"+")
+        values: list[Value] = []
+        stack = [values]
+        while True:
+            # Each segment is tokenized as it arrives, a literal put where it stands (no
+            # list of segments to go through again once the response is complete).
+            if parsed:
+                _tokens(segment, stack)
+            # readuntil gives a line that ends in its only CRLF: an announcement ends with it
+            m = _LITERAL.search(line) if line.endswith(b"}\r\n") else None
+            if m is None:
+                break
+            literal = await self._read_literal(int(m.group(1)))
+            if parsed:
+                stack[-1].append(literal)
+            segment = line = await self._readline()
+        if not parsed:
+            return Response("+", [], first[1:].strip().decode("utf-8", "replace"))
         resp = Response(tag.decode("ascii", "replace"), values)
         if resp.tag in ("*", "+") or resp.tag in self._pending:
             self._activity = time.monotonic()  # lines of no command are no sign of life
