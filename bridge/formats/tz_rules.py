@@ -7,8 +7,9 @@ day at a time and bisecting to the second; two changes that go back and forth ma
 Europe/Dublin come out as Windows has them), none makes a rule with only the bias. Each change
 is written as Windows does: the local wall-clock time before it, as the nth (5 = last)
 weekday of its month. Years whose changes fit no such rule (one change: the zone moved its
-offset; three or more) give None, and `zone_rule` falls back to the offset that holds for
-most of the year. `stable` says whether the neighbouring years have the same rule.
+offset; three or more; one at the stroke of the next year) give None, and `zone_rule` falls
+back to the offset that holds for most of the year. `stable` says whether the neighbouring
+years have the same rule.
 """
 
 from __future__ import annotations
@@ -72,9 +73,14 @@ def _minutes(seconds: int) -> int:
     return round(seconds / 60)
 
 
+def _local_before(change: Change) -> dt.datetime:
+    """The wall-clock time just before a change, as the zone had it."""
+    return (change[0] + dt.timedelta(seconds=change[1])).replace(tzinfo=None)
+
+
 def _when(change: Change) -> S.SystemTime:
     """A change as a yearly SYSTEMTIME: local time before it, nth weekday of the month."""
-    local = (change[0] + dt.timedelta(seconds=change[1])).replace(tzinfo=None)
+    local = _local_before(change)
     last = calendar.monthrange(local.year, local.month)[1]
     week = 5 if local.day + 7 > last else (local.day - 1) // 7 + 1
     dow = (local.weekday() + 1) % 7
@@ -93,6 +99,8 @@ def year_rule(tz: dt.tzinfo, year: int) -> S.TzReg | None:
     first, second = found
     if first[1] != second[2] or first[2] != second[1]:
         return None
+    if any(_local_before(c).year != year for c in found):
+        return None  # at the stroke of the next year (Asia/Dhaka, 2009): no yearly date
     std, dst = sorted((first[1], first[2]))
     to_dst, to_std = (first, second) if first[2] == dst else (second, first)
     return S.TzReg(

@@ -8,7 +8,7 @@ import datetime as dt
 import zoneinfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tzlocal import windows_tz
 
@@ -178,6 +178,7 @@ def test_decode_encode_round_trip(
 
 @SETTINGS
 @given(st.sampled_from(ZONES), st.integers(1995, 2037), st.floats(0.0, 1.0))
+@example("Asia/Dhaka", 2009, 0.0)  # daylight time ended at the stroke of the next year
 def test_rule_gives_zoneinfo_offsets(key: str, year: int, where: float) -> None:
     zone = zoneinfo.ZoneInfo(key)
     begin = dt.datetime(year, 1, 3, tzinfo=UTC)
