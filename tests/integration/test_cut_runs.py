@@ -25,7 +25,7 @@ from bridge.store.store import Store
 from bridge.sync.engine import Engine
 from tests.integration.conftest import Account
 from tests.integration.convergence import cache_snapshot, normalized, server_snapshot
-from tests.integration.test_crash_folders import Cut, cut_after
+from tests.integration.cuts import Cut, cut_after
 from tests.integration.test_imap_folders import folder_named
 from tests.servers import dovecot as dv
 

@@ -21,7 +21,7 @@ from bridge.store.store import Store
 from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
 from bridge.upstream.dav import HttpDavAdapter
 from bridge.upstream.dav_base import DavSettings
-from tests.integration.test_crash_folders import Cut, cut_after
+from tests.integration.cuts import Cut, cut_after
 from tests.integration.test_dav_sync import (  # noqa: F401 (fixtures)
     Other,
     appointment,

@@ -5,7 +5,7 @@ real Dovecot: the next run finishes the job with nothing lost and nothing twice.
 This does the same for the folder changes (a deletion that must keep what another client
 put below it, after a move out of it; a rename; a new folder with an item moved in) in
 this process, to keep it short: the step raises an exception no handler takes, and the
-store is closed and opened again before the next run, as after a restart.
+store is closed and opened again before the next run, as after a restart (`cuts.py`).
 """
 
 from __future__ import annotations
@@ -17,30 +17,13 @@ import pytest
 
 from bridge.model import tags
 from bridge.store.store import Store
-from bridge.sync import crashpoint
 from tests.integration.conftest import Account, sync
 from tests.integration.convergence import assert_converged
+from tests.integration.cuts import Cut, cut_after, cut_at
 from tests.integration.test_imap_folders import everything, folder_named, mailboxes, subjects
 from tests.servers import dovecot as dv
 
 MAX_STEPS = 40  # far more than one run of this scenario takes
-
-
-class Cut(BaseException):
-    """The run ends here, as if the process had been killed."""
-
-
-def cut_after(monkeypatch: pytest.MonkeyPatch, n: int) -> list[str]:
-    """Make the nth step of the next runs raise `Cut`; the steps reached are listed."""
-    reached: list[str] = []
-
-    def step(what: str) -> None:
-        reached.append(what)
-        if len(reached) == n:
-            raise Cut(what)
-
-    monkeypatch.setattr(crashpoint, "step", step)
-    return reached
 
 
 async def prepare(path: Path, account: Account, below: bool) -> dict[str, str]:
@@ -155,11 +138,7 @@ async def test_a_move_cut_after_the_server_made_it(
     (item,), _ = await store.queries.list(fid)
     await store.items.move(item.id, store.folders.roles["inbox"])
 
-    def step(what: str) -> None:
-        if what == "moved on the server":
-            raise Cut(what)
-
-    monkeypatch.setattr(crashpoint, "step", step)
+    cut_at(monkeypatch, "moved on the server")
     with pytest.raises(Cut):
         await sync(store, account)
     monkeypatch.undo()
