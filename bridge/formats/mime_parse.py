@@ -13,13 +13,14 @@ import binascii
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.parser import BytesParser
-from email.utils import parsedate_tz
 
+from bridge.formats.mime_date import parse_date
 from bridge.formats.mime_decode import (
+    Decoded,
     decode_bytes,
+    decode_bytes_as,
     guess_decode,
     header_text,
     parse_addresses,
@@ -41,7 +42,7 @@ from bridge.formats.mime_parts import (
     param,
     payload_bytes,
 )
-from bridge.formats.mime_split import header_end, split
+from bridge.formats.mime_split import SplitPart, header_end, split
 from bridge.model import flags, tags
 from bridge.model.named import PS_PUBLIC_STRINGS, NamedProp
 
@@ -59,7 +60,6 @@ _SUBJECT_PREFIX = re.compile(r"[^\W\d_]{1,3}:\s+")
 _META_CHARSET = re.compile(
     rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]{1,40})", re.I
 )
-_FILETIME_MIN = datetime(1601, 1, 1, tzinfo=UTC)
 
 _IMPORTANCE = {"high": flags.IMPORTANCE_HIGH, "normal": 1, "low": flags.IMPORTANCE_LOW}
 _PRIORITY = {"urgent": flags.IMPORTANCE_HIGH, "normal": 1, "non-urgent": flags.IMPORTANCE_LOW}
@@ -274,27 +274,13 @@ def _sender_props(msg: Message, props: dict[int, object]) -> None:
         props[smtp_tag] = addr
 
 
-def _parse_date(value: str) -> datetime | None:
-    """An RFC 5322 date as an aware UTC datetime; None when unparseable or out of range."""
-    try:
-        parts = parsedate_tz(value[:256])
-        if parts is None:
-            return None
-        naive = datetime(*parts[:6])
-        offset = parts[9] or 0
-        when = naive.replace(tzinfo=UTC) - timedelta(seconds=offset)
-    except (ValueError, TypeError, OverflowError, IndexError):
-        return None
-    return when if when >= _FILETIME_MIN else None
-
-
 def _time_props(msg: Message, props: dict[int, object]) -> None:
     date_value = header(msg, "date")
-    sent = _parse_date(date_value) if date_value is not None else None
+    sent = parse_date(date_value) if date_value is not None else None
     if sent is not None:
         props[tags.CLIENT_SUBMIT_TIME] = sent
     received = header(msg, "received")
-    delivered = _parse_date(received.rpartition(";")[2]) if received and ";" in received else None
+    delivered = parse_date(received.rpartition(";")[2]) if received and ";" in received else None
     if delivered is None:
         delivered = sent
     if delivered is not None:
@@ -389,9 +375,9 @@ def _content(msg: Message, result: ParsedMessage, undecoded_min: int | None) -> 
     parts = leaves(msg)
     plain, html = body_parts(parts)
     if plain is not None:
-        props[tags.BODY] = to_crlf(_text(plain))
+        props[tags.BODY] = _body_text(plain)
     if html is not None:
-        props[tags.HTML] = _text(html, sniff=True).encode("utf-8")
+        props[tags.HTML] = _html(html)
         props[tags.INTERNET_CPID] = CPID_UTF8
     if html is not None or plain is not None:
         props[tags.NATIVE_BODY_INFO] = NATIVE_BODY_HTML if html is not None else NATIVE_BODY_PLAIN
@@ -406,11 +392,38 @@ def _content(msg: Message, result: ParsedMessage, undecoded_min: int | None) -> 
     props[tags.MESSAGE_FLAGS] = flags.MSGFLAG_HASATTACH if visible else 0
 
 
-def _text(leaf: Leaf, *, sniff: bool = False) -> str:
-    """A text part decoded; for HTML without a charset parameter, per its <meta> tag."""
+def _decoded(leaf: Leaf, *, sniff: bool = False) -> tuple[Decoded, bytes]:
+    """A text part decoded (for HTML without a charset parameter, per its <meta> tag), and
+    the bytes it was decoded from."""
     data = payload_bytes(leaf.part)
     label = charset(leaf.part)
     if label is None and sniff:
         match = _META_CHARSET.search(data[:4096])
         label = match.group(1).decode("ascii") if match else None
-    return decode_bytes(data, label)
+    return decode_bytes_as(data, label), data
+
+
+def _body_text(leaf: Leaf) -> str:
+    """The text of a plain body part, CRLF-terminated lines."""
+    decoded, data = _decoded(leaf)
+    part = leaf.part
+    if (
+        decoded.same_breaks
+        and isinstance(part, SplitPart)
+        and data is part.raw_body
+        and data.count(b"\r") == data.count(b"\n")
+    ):
+        # The bytes stand as such in a message the splitter took, which has no bare CR:
+        # each CR is followed by an LF, so with as many CRs as LFs every line break is a
+        # CRLF, and to_crlf would give the text back. These two counts of single bytes
+        # cost half of to_crlf's three in the text (one of them of a two-character string).
+        return decoded.text
+    return to_crlf(decoded.text)
+
+
+def _html(leaf: Leaf) -> bytes:
+    """The HTML of a body part as UTF-8."""
+    decoded, data = _decoded(leaf, sniff=True)
+    if decoded.utf8 and type(data) is bytes:
+        return data  # what encoding the text again would give
+    return decoded.text.encode("utf-8")

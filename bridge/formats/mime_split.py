@@ -14,13 +14,27 @@ from __future__ import annotations
 import itertools
 import re
 from email.message import EmailMessage, Message
-from email.policy import Policy
+from email.policy import EmailPolicy, Policy
 from typing import Any
 
 MAX_DEPTH = 20
-# A header line: a field name and a colon, or a folded continuation.
-_HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:|[ \t]")
 _BARE_CR = re.compile(rb"\r(?!\n)")
+# Where a header field starts: after a line break, at a line that is no continuation.
+_FIELD_START = re.compile(r"\n(?![ \t])")
+# What comes before the colon of a field's first line: the name, maybe blanks (and no
+# "From " line: the stdlib takes one for an mbox separator).
+_FIELD_NAME = re.compile(r"(?!From )[!-9;-~]+[ \t]*")
+_STOCK_SOURCE_PARSE = EmailPolicy.header_source_parse
+# The parameters of header values, parsed as the stdlib parses them (a function of the value
+# alone), for all parts: most values recur ("text/plain; charset=utf-8"), and the stdlib's
+# parameter parser is slow. Bounded: emptied when full.
+_SHARED_PARAMS: dict[str, tuple[Any, ...]] = {}
+_SHARED_PARAMS_MAX = 1024
+_SHARED_PARAMS_VALUE = 512  # longer values are parsed each time
+# get_param's answers for them: (value, parameter name, unquote) → the parameter's value
+_SHARED_PARAM: dict[tuple[str, str, bool], Any] = {}
+_UNKNOWN = object()
+_NOT_THERE = object()
 
 
 class SplitPart(EmailMessage):
@@ -28,14 +42,17 @@ class SplitPart(EmailMessage):
     header lookups answered from an index (a message is read many times, never changed
     while it is), and the undecoded bytes of a leaf's body kept in `raw_body`. The index
     keeps each header's values as the policy fetches them, and each parameter header's
-    parsed parameters, once asked for; any change of the headers starts it over.
+    parsed parameters, once asked for; any change of the headers starts it over. Parsed
+    parameters and get_param's answers are also kept for all parts, by header value.
 
     A leaf's payload (the body as surrogate-escaped text, what the stdlib parser keeps) is
     made from `raw_body` when first asked for: the parser reads most bodies from the bytes,
     and decoding every body to text cost about a tenth of a message's parse."""
 
+    # A leaf's body as it stands in the message split (which has no bare CR: `split`
+    # declines such messages), and where it starts there.
     raw_body: bytes | None = None
-    raw_at = -1  # where raw_body starts in the message split
+    raw_at = -1
     _lazy_body: bytes | None = None  # a leaf's body whose payload text is not made yet
     _payload_value: Any = None
 
@@ -61,18 +78,32 @@ class SplitPart(EmailMessage):
     _fetched: dict[str, list[Any]] | None = None
     _derived: dict[tuple[str, str], Any] | None = None  # parsed parameters, content type
 
+    def set_headers(
+        self, found: list[tuple[str, Any]], index: dict[str, list[Any]] | None = None
+    ) -> None:
+        """Set the header fields as parsed, and their index (made here when not given: the
+        fields of each name in lower case, in order)."""
+        self._headers = found
+        self._reindex(found, index)
+
+    def _reindex(self, headers: list[Any], index: dict[str, list[Any]] | None = None) -> None:
+        if index is None:
+            index = {}
+            for item in headers:
+                index.setdefault(item[0].lower(), []).append(item)
+        self._index = index
+        self._indexed, self._indexed_len = headers, len(headers)
+        self._fetched = {}
+        self._derived = {}
+
     def _values(self, name: str) -> list[Any] | None:
         """The values of a header as the policy fetches them (a list not to be changed)."""
-        headers: list[Any] = self._headers  # type: ignore[attr-defined]
+        headers: list[Any] = self._headers
         fetched = self._fetched
         if fetched is None or self._indexed is not headers or self._indexed_len != len(headers):
-            index: dict[str, list[Any]] = {}
-            for k, v in headers:
-                index.setdefault(k.lower(), []).append((k, v))
-            self._index = index
-            self._indexed, self._indexed_len = headers, len(headers)
-            fetched = self._fetched = {}
-            self._derived = {}
+            self._reindex(headers)
+            fetched = self._fetched
+            assert fetched is not None
         lname = name.lower()
         values = fetched.get(lname)
         if values is None:
@@ -99,15 +130,44 @@ class SplitPart(EmailMessage):
         return isinstance(name, str) and self._values(name) is not None
 
     def _get_params_preserve(self, failobj: Any, header: str) -> Any:
-        if self._values(header) is None:  # (re)builds the index first
+        values = self._values(header)  # (re)builds the index first
+        if values is None:
             return failobj
         assert self._derived is not None
         key = ("params", header.lower())
         params = self._derived.get(key)
         if params is None:
-            params = super()._get_params_preserve(failobj, header)  # type: ignore[misc]
+            value = values[0]  # what the stdlib's method parses
+            shared = type(value) is str and len(value) <= _SHARED_PARAMS_VALUE
+            params = _SHARED_PARAMS.get(value) if shared else None
+            if params is None:
+                params = tuple(super()._get_params_preserve(failobj, header))  # type: ignore[misc]
+                if shared:
+                    if len(_SHARED_PARAMS) >= _SHARED_PARAMS_MAX:
+                        _SHARED_PARAMS.clear()
+                    _SHARED_PARAMS[value] = params
             self._derived[key] = params
         return list(params)
+
+    def get_param(
+        self, param: str, failobj: Any = None, header: str = "content-type", unquote: bool = True
+    ) -> Any:
+        values = self._values(header)  # (re)builds the index first
+        if values is None:
+            return failobj
+        value = values[0]
+        if type(value) is not str or len(value) > _SHARED_PARAMS_VALUE or type(param) is not str:
+            return super().get_param(param, failobj, header, unquote)
+        # The stdlib's answer is a function of the value, the parameter's name in lower case
+        # and `unquote`; kept for all parts, as the parsed parameters are.
+        key = (value, param.lower(), bool(unquote))
+        found = _SHARED_PARAM.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = super().get_param(param, _NOT_THERE, header, unquote)
+            if len(_SHARED_PARAM) >= _SHARED_PARAMS_MAX:
+                _SHARED_PARAM.clear()
+            _SHARED_PARAM[key] = found
+        return failobj if found is _NOT_THERE else found
 
     def get_content_type(self) -> str:
         if self._values("content-type") is None:
@@ -123,71 +183,87 @@ class SplitPart(EmailMessage):
         super().replace_header(_name, _value)
 
 
-def header_end(raw: bytes) -> tuple[int, int] | None:
-    """Where the first blank line starts and ends: the span of the leftmost match of
-    `\r?\n\r?\n`, found with two substring searches (a regex search runs its pattern at
-    every byte, several times slower over a header block). None when there is none."""
-    crlf = raw.find(b"\n\r\n")
-    lf = raw.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(raw))
+def header_end(raw: bytes, start: int = 0, end: int | None = None) -> tuple[int, int] | None:
+    """Where the first blank line of raw[start:end] starts and ends (positions in `raw`):
+    the span of the leftmost match of `\r?\n\r?\n`, found with two substring searches (a
+    regex search runs its pattern at every byte, several times slower over a header block).
+    None when there is none."""
+    stop = len(raw) if end is None else end
+    crlf = raw.find(b"\n\r\n", start, stop)
+    lf = raw.find(b"\n\n", start, crlf + 1 if crlf >= 0 else stop)
     at = lf if lf >= 0 else crlf
     if at < 0:
         return None
-    start = at - 1 if at and raw[at - 1] == 13 else at  # the CR of a CRLF before it
-    return start, at + (2 if at == lf else 3)
+    first = at - 1 if at > start and raw[at - 1] == 13 else at  # the CR of a CRLF before it
+    return first, at + (2 if at == lf else 3)
 
 
 def split(raw: bytes, policy: Policy) -> Message | None:
     """The message tree of `raw`, or None when the stdlib parser must decide."""
     if _BARE_CR.search(raw):
         return None  # bare CRs end lines for the stdlib parser (checked once: every part
-        # is a slice of `raw` that ends before a line break, so none has a bare CR then)
-    return _entity(raw, policy, 0, 0)
+        # is a span of `raw` that ends before a line break, so none has a bare CR then)
+    return _entity(raw, 0, len(raw), policy, 0)
 
 
 def _headers(head: bytes, policy: Policy) -> SplitPart | None:
-    """A part with the header block `head` (lines checked by the caller), as the stdlib's
-    feed parser reads it; None where it would record a defect."""
+    """A part with the header block `head`, as the stdlib's feed parser reads it; None
+    where it would record a defect or read the block otherwise (a line that is neither a
+    field nor a continuation, a continuation first, a "From " line)."""
     msg = SplitPart(policy)
     if not head:
         return msg
     text = head.decode("ascii", "surrogateescape")
     if text[0] in " \t":
         return None  # a continuation line first
-    lines = text.split("\n")
-    source = policy.header_source_parse
+    # Each field with its continuation lines. Its first line must be a field name and a
+    # colon (the first colon: a name has none).
+    fields = _FIELD_START.split(text)
     found: list[tuple[str, str]] = []
-    field: list[str] = []
-    for line in lines:
-        if line[:1] in (" ", "\t"):
-            field.append(line + "\n")
-            continue
-        if field:
-            found.append(source(field))
-        field = [line + "\n"]
-    found.append(source(field))
-    msg._headers = found  # type: ignore[attr-defined]
+    if type(policy).header_source_parse is _STOCK_SOURCE_PARSE:
+        index: dict[str, list[tuple[str, str]]] = {}
+        for field in fields:
+            name, colon, value = field.partition(":")
+            if not colon or not _FIELD_NAME.fullmatch(name):
+                return None
+            # What that method makes of the field's lines (each with its "\n" back),
+            # inline: the name up to the colon; the rest, leading blanks and trailing line
+            # breaks off.
+            item = (name, value.lstrip(" \t").rstrip("\r\n"))
+            found.append(item)
+            index.setdefault(name.lower(), []).append(item)
+        msg.set_headers(found, index)
+        return msg
+    for field in fields:
+        name, colon, _ = field.partition(":")
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            return None
+    source = policy.header_source_parse
+    found = [source([line + "\n" for line in field.split("\n")]) for field in fields]
+    msg.set_headers(found)
     return msg
 
 
-def _entity(raw: bytes, policy: Policy, depth: int, at: int) -> Message | None:
-    """The part `raw`, which starts at `at` in the message."""
+def _entity(raw: bytes, start: int, end: int, policy: Policy, depth: int) -> Message | None:
+    """The part raw[start:end]. Parts are read in place, as spans of the message: only
+    the header blocks and a leaf's body are copied, once (the bodies of large attachments
+    are most of a message's bytes)."""
     if depth > MAX_DEPTH:
         return None
-    if raw.startswith((b"\r\n", b"\n")):
-        skip = 2 if raw.startswith(b"\r\n") else 1
-        head, body, body_at = b"", raw[skip:], at + skip
+    if raw.startswith(b"\r\n", start, end):
+        head, body_at = b"", start + 2
+    elif raw.startswith(b"\n", start, end):
+        head, body_at = b"", start + 1
     else:
-        span = header_end(raw)
+        span = header_end(raw, start, end)
         if span is None:
             return None
-        head, body, body_at = raw[: span[0]], raw[span[1] :], at + span[1]
-        for line in head.split(b"\n"):
-            if not _HEADER_LINE.match(line) or line.startswith(b"From "):
-                return None
+        head, body_at = raw[start : span[0]], span[1]
     msg = _headers(head, policy)
     if msg is None:
         return None
-    maintype = msg.get_content_maintype()
+    ctype = msg.get_content_type()
+    maintype = ctype.split("/")[0]  # (what get_content_maintype gives)
     if maintype == "multipart" and str(
         msg.get("content-transfer-encoding", "7bit")
     ).lower() not in (
@@ -196,22 +272,22 @@ def _entity(raw: bytes, policy: Policy, depth: int, at: int) -> Message | None:
         "binary",
     ):
         return None  # the stdlib records a defect for it
-    if maintype == "message" or msg.get_content_type() == "multipart/digest":
+    if maintype == "message" or ctype == "multipart/digest":
         return None
     if maintype != "multipart":
-        msg._lazy_body = msg.raw_body = body
+        msg._lazy_body = msg.raw_body = raw[body_at:end]
         msg.raw_at = body_at
         return msg
     boundary = msg.get_boundary()
     if not boundary:
         return None
-    parts = _parts(body, boundary.encode("ascii", "surrogateescape"))
+    parts = _parts(raw, body_at, end, boundary.encode("ascii", "surrogateescape"))
     if parts is None:
         return None
     preamble, chunks, epilogue = parts
     children = []
-    for start, chunk in chunks:
-        child = _entity(chunk, policy, depth + 1, body_at + start)
+    for chunk_start, chunk_end in chunks:
+        child = _entity(raw, chunk_start, chunk_end, policy, depth + 1)
         if child is None:
             return None
         children.append(child)
@@ -223,46 +299,47 @@ def _entity(raw: bytes, policy: Policy, depth: int, at: int) -> Message | None:
 
 
 def _parts(
-    body: bytes, boundary: bytes
-) -> tuple[str | None, list[tuple[int, bytes]], str | None] | None:
-    """Preamble, part bodies (with where each starts in `body`) and epilogue of a multipart
-    body; None if not clean."""
+    raw: bytes, start: int, end: int, boundary: bytes
+) -> tuple[str | None, list[tuple[int, int]], str | None] | None:
+    """Preamble, part spans (each without the line break before the next boundary) and
+    epilogue of the multipart body raw[start:end]; None if not clean."""
     marker = b"--" + boundary
     found: list[tuple[int, int, bool]] = []  # (start, end of line without EOL, closing)
-    at = body.find(marker)
+    at = raw.find(marker, start, end)
     while at >= 0:
-        if at == 0 or body[at - 1 : at] == b"\n":
-            eol = body.find(b"\n", at)
-            end = len(body) if eol < 0 else eol
-            line_end = end - 1 if end > at and body[end - 1 : end] == b"\r" else end
-            rest = body[at + len(marker) : line_end]
+        if at == start or raw[at - 1] == 10:  # at the start of a line
+            eol = raw.find(b"\n", at, end)
+            stop = end if eol < 0 else eol
+            line_end = stop - 1 if stop > at and raw[stop - 1] == 13 else stop
+            rest = raw[at + len(marker) : line_end]
             closing = rest.startswith(b"--")
             if not rest[2 if closing else 0 :].strip(b" \t"):
                 found.append((at, line_end, closing))
-        at = body.find(marker, at + 1)
+        at = raw.find(marker, at + 1, end)
     if len(found) < 2 or not found[-1][2] or any(f[2] for f in found[:-1]):
         return None
-    if any(body[f[1] : f[1] + 1] not in (b"\r", b"\n") for f in found[:-1]):
+    if any(f[1] >= end or raw[f[1]] not in (10, 13) for f in found[:-1]):
         return None
     chunks = []
     for here, after in itertools.pairwise(found):
-        start = here[1] + (2 if body[here[1] : here[1] + 1] == b"\r" else 1)
-        chunks.append((start, _strip_eol(body[start : after[0]])))
-    pre = _strip_eol(body[: found[0][0]])
-    rest = body[found[-1][1] :]
+        first = here[1] + (2 if raw[here[1]] == 13 else 1)
+        chunks.append((first, _without_eol(raw, first, after[0])))
+    pre = raw[start : _without_eol(raw, start, found[0][0])]
+    rest = raw[found[-1][1] : end]
     if not rest:
-        return _decoded(pre, found[0][0]), chunks, None
+        return _decoded(pre, found[0][0] - start), chunks, None
     rest = rest[2:] if rest.startswith(b"\r\n") else rest[1:] if rest.startswith(b"\n") else rest
-    return _decoded(pre, found[0][0]), chunks, rest.decode("ascii", "surrogateescape")
+    return _decoded(pre, found[0][0] - start), chunks, rest.decode("ascii", "surrogateescape")
 
 
 def _decoded(preamble: bytes, start: int) -> str | None:
     return preamble.decode("ascii", "surrogateescape") if start else None
 
 
-def _strip_eol(data: bytes) -> bytes:
-    if data.endswith(b"\r\n"):
-        return data[:-2]
-    if data.endswith(b"\n"):
-        return data[:-1]
-    return data
+def _without_eol(raw: bytes, start: int, end: int) -> int:
+    """The end of raw[start:end] without its final line break, if any."""
+    if raw.endswith(b"\r\n", start, end):
+        return end - 2
+    if raw.endswith(b"\n", start, end):
+        return end - 1
+    return end
