@@ -1,11 +1,11 @@
-"""CalDAV sync runs cut at every step, against a real Radicale, judged against the same
-run uncut (as `test_cut_runs.py` does for mail).
+"""CalDAV and CardDAV sync runs cut at every step, against a real Radicale, judged
+against the same run uncut (as `test_cut_runs.py` does for mail).
 
-Events and tasks are changed here while offline, and by another client meanwhile. A
-reference account runs that once, uncut; then, for every step N of the run, a fresh
-account runs it cut after step N (the step raises an exception no handler takes; the store
-is closed and opened again, as after a restart) and a restarted run finishes the job. The
-server's collections and the cache's folders must end as the reference's did.
+Events, tasks and contacts are changed here while offline, and by another client
+meanwhile. A reference account runs that once, uncut; then, for every step N of the run, a
+fresh account runs it cut after step N (the step raises an exception no handler takes; the
+store is closed and opened again, as after a restart) and a restarted run finishes the
+job. The server's collections and the cache's folders must end as the reference's did.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tests.integration.test_dav_sync import (  # noqa: F401 (fixtures)
     ical,
     item_id,
     radicale,
+    vcard,
     vevent,
     vtodo,
 )
@@ -60,6 +61,8 @@ async def account(server: rad.Radicale) -> Other:
     await other.mkcalendar("calendar", "Calendar", "VEVENT")
     await other.mkcalendar("work", "Work", "VEVENT")
     await other.mkcalendar("tasks", "Tasks", "VTODO")
+    await other.mkaddressbook("contacts", "Contacts")
+    await other.mkaddressbook("friends", "Friends")
     return other
 
 
@@ -155,27 +158,52 @@ async def outcome(store: Store, other: Other) -> tuple[Any, ...]:
     return server, here, await store.queries.journal_pending()
 
 
+async def contacts_changed(store: Store, other: Other) -> None:
+    """Contacts changed here (made, edited, moved to another address book, deleted) and,
+    some of them, by another client; over CardDAV."""
+    for uid, name in (("ann", "Ann"), ("bob", "Bob"), ("cy", "Cy"), ("dee", "Dee")):
+        await other.put("contacts", f"{uid}.vcf", vcard(uid, name))
+    await other.put("friends", "eve.vcf", vcard("eve", "Eve"))
+    await run(store, other, "carddav")
+    friends = next(f.id for f in await store.folders.all() if f.display_name == "Friends")
+    contact = {tags.SUBJECT: "Fay", tags.DISPLAY_NAME: "Fay"}
+    await store.items.create(store.folders.roles["contacts"], NewItem(classes.IPM_CONTACT, contact))
+    ann = await item_id(store, "contacts", "Ann")
+    await store.items.update(ann, {tags.SUBJECT: "Ann B", tags.DISPLAY_NAME: "Ann B"})
+    await store.items.move(await item_id(store, "contacts", "Bob"), friends)
+    await store.items.delete(await item_id(store, "contacts", "Cy"), hard=True)
+    await store.items.move(await item_id(store, "contacts", "Dee"), friends)
+    # meanwhile, another client:
+    _, etag = await other.get(other.href("contacts", "ann.vcf"))
+    await other.put("contacts", "ann.vcf", vcard("ann", "Ann C"), etag)
+    _, etag = await other.get(other.href("contacts", "dee.vcf"))
+    await other.put("contacts", "dee.vcf", vcard("dee", "Dee D"), etag)
+    await other.delete("friends", "eve.vcf")
+    await other.put("friends", "gus.vcf", vcard("gus", "Gus"))
+
+
 SCENARIOS = {
-    "events and tasks changed on both sides": events_and_tasks,
-    "calendars changed on both sides": collections_changed,
+    "events and tasks changed on both sides": (events_and_tasks, "caldav"),
+    "calendars changed on both sides": (collections_changed, "caldav"),
+    "contacts changed on both sides": (contacts_changed, "carddav"),
 }
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-async def test_a_caldav_run_cut_at_every_step_ends_as_the_run_uncut(
+async def test_a_dav_run_cut_at_every_step_ends_as_the_run_uncut(
     radicale: rad.Radicale,  # noqa: F811
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     name: str,
 ) -> None:
-    scenario = SCENARIOS[name]
+    scenario, service = SCENARIOS[name]
     other = await account(radicale)
     store = await Store.open(tmp_path / "reference.sqlite")
     try:
         await scenario(store, other)
-        status = await run(store, other)
-        assert not status["caldav"]["last_run"]["failed"], status
-        await run(store, other)
+        status = await run(store, other, service)
+        assert not status[service]["last_run"]["failed"], status
+        await run(store, other, service)
         expected = await outcome(store, other)
     finally:
         await store.close()
@@ -190,7 +218,7 @@ async def test_a_caldav_run_cut_at_every_step_ends_as_the_run_uncut(
             try:
                 await scenario(store, other)
                 cut_after(monkeypatch, n)
-                await run(store, other)
+                await run(store, other, service)
             except Cut as cut:
                 steps.append(str(cut))
             else:
@@ -200,9 +228,9 @@ async def test_a_caldav_run_cut_at_every_step_ends_as_the_run_uncut(
                 await store.close()
             store = await Store.open(path)  # restarted
             try:
-                status = await run(store, other)
-                assert not status["caldav"]["last_run"]["failed"], (steps[-1], status)
-                await run(store, other)
+                status = await run(store, other, service)
+                assert not status[service]["last_run"]["failed"], (steps[-1], status)
+                await run(store, other, service)
                 assert await outcome(store, other) == expected, steps[-1]
             finally:
                 await store.close()
