@@ -61,13 +61,14 @@ class RelocationWrites(ItemsBase):
         copy_to: int | None,
         move_to: int | None,
         unlink: bool = False,
+        forget: bool = True,
         origin: str,
     ) -> int | None:
         """A conflict settled in one transaction, so that a run stopped midway neither
         keeps a second copy nor leaves the item half settled: a copy of the item (its
         local version) goes to `copy_to`, pointing at it through PidTagConflictEntryId;
-        the item goes to `move_to`; with `unlink` it loses its upstream link; its pending
-        journal entries are dropped. Returns the copy's id."""
+        the item goes to `move_to`; with `unlink` it loses its upstream link; with
+        `forget` its pending journal entries are dropped. Returns the copy's id."""
         async with self.core.write(origin) as tx:
             copy_id = None
             if copy_to is not None:
@@ -86,9 +87,10 @@ class RelocationWrites(ItemsBase):
                 await self.move_in(tx, row, move_to)
             if unlink:
                 await tx.conn.execute("UPDATE items SET upstream = NULL WHERE id = ?", (item_id,))
-            await tx.conn.execute(
-                "DELETE FROM journal WHERE kind = 'item' AND object_id = ?", (item_id,)
-            )
+            if forget:
+                await tx.conn.execute(
+                    "DELETE FROM journal WHERE kind = 'item' AND object_id = ?", (item_id,)
+                )
             return copy_id
 
     async def copy(self, item_id: int, folder_id: int, *, origin: str = LOCAL) -> int:

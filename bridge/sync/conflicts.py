@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.model import tags
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
 from bridge.store.store import Store
@@ -31,13 +30,10 @@ async def keep_copy(store: Store, winner_id: int, reason: str, **where: str) -> 
     """Keep both: the local version is copied into Sync Issues/Conflicts, unlinked (it is
     not uploaded) and pointing at the winner through PidTagConflictEntryId."""
     aside = store.folders.roles["conflicts"]
-    copy_id = await store.items.copy(winner_id, aside, origin=UPSTREAM)
-    await store.sync.set_item_links({copy_id: None})
-    await store.items.update(
-        copy_id,
-        {tags.CONFLICT_ENTRYID: store.ids.entry_id("item", winner_id)},
-        origin=UPSTREAM,
+    copy_id = await store.items.settle_conflict(  # one transaction: never half a copy
+        winner_id, copy_to=aside, move_to=None, forget=False, origin=UPSTREAM
     )
+    assert copy_id is not None
     publish(store, copy_id, winner_id, aside, reason, **where)
 
 
