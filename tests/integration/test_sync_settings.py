@@ -370,3 +370,26 @@ async def test_a_flag_set_while_the_message_is_fetched_on_demand_is_kept(
     m.select("INBOX", readonly=True)
     _, data = m.uid("FETCH", "1:*", "(FLAGS)")
     assert b"\\Seen" in data[0]
+
+
+async def test_an_edit_of_a_partly_stored_message_takes_no_other_copy_for_its_upload(
+    store: Store, account: Account
+) -> None:
+    """The edit of a message kept as headers only is never uploaded: a copy with its
+    Message-ID that another client puts in the mailbox is not taken for such an upload
+    (which would expunge the server's message as the copy the edit replaces)."""
+    m = account.client()
+    m.create("Lists")
+    raw = with_attachment("edited-partial")
+    dv.append(m, "Lists", raw)
+    config = settings({"Lists": FolderSync("headers")})
+    await sync(store, account, config)
+    item_id = (await folder_items(store, "Lists"))["edited-partial"]
+    await store.items.update(item_id, {tags.SUBJECT: "edited here"})
+    dv.append(m, "Lists", raw)  # another client's copy
+    report = await sync(store, account, config)
+    assert not report.failed, report
+    m.select("Lists", readonly=True)
+    _, data = m.uid("SEARCH", "ALL")
+    assert len(data[0].split()) == 2  # both copies stay on the server
+    assert sorted(await folder_items(store, "Lists")) == ["edited here", "edited-partial"]
