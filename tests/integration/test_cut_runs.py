@@ -12,6 +12,7 @@ same mailboxes, the same items here (Conflicts included), nothing twice.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -193,12 +194,28 @@ async def folders_both_sides(store: Store, account: Account) -> None:
     dv.append(m, "Gone", dv.message("g3", msgid="<g3@test>"))
 
 
+async def large_first_pull(store: Store, account: Account) -> None:
+    """A first pull large enough for the parsing worker (600 messages, some read or
+    flagged), cut in the middle of its batches."""
+    maildir = account.server.root / "mail" / account.user / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(600):
+        info = ":2," + ("F" if i % 7 == 0 else "") + ("S" if i % 3 == 0 else "")
+        raw = dv.message(f"bulk {i}", msgid=f"<bulk{i}@test>", body="text\r\n" * (i % 50 + 1))
+        (maildir / "cur" / f"{1_700_000_000 + i}.M{i}.host{info}").write_bytes(raw)
+    owner = (account.server.root / "mail").stat()  # the mail user's, as Dovecot runs it
+    for path in (maildir.parent, maildir, *maildir.rglob("*")):
+        os.chown(path, owner.st_uid, owner.st_gid)
+
+
 SCENARIOS: dict[str, tuple[Scenario, SyncConfig | None]] = {
     "changed on both sides": (both_sides_changed, None),
     "mailbox made anew": (mailbox_made_anew, None),
     "headers only completed": (completed_and_moved, HEADERS),
     "uploads": (uploads, None),
     "folders changed on both sides": (folders_both_sides, None),
+    "large first pull": (large_first_pull, None),
 }
 
 
