@@ -26,7 +26,7 @@ from bridge.store.store import Store
 from bridge.sync.engine import Engine
 from tests.integration.conftest import Account
 from tests.integration.convergence import cache_snapshot, normalized, server_snapshot
-from tests.integration.cuts import Cut, collect_leftovers, cut_after  # noqa: F401
+from tests.integration.cuts import collect_leftovers, every_cut  # noqa: F401
 from tests.integration.test_imap_folders import folder_named
 from tests.servers import dovecot as dv
 
@@ -243,43 +243,25 @@ async def test_a_run_cut_at_every_step_ends_as_the_run_uncut(
 ) -> None:
     scenario, config = SCENARIOS[name]
 
-    async def prepared(path: Path) -> tuple[Store, Account]:
+    async def prepare(store: Store) -> Account:
         account = Account(dovecot, *dovecot.add_user())
-        store = await Store.open(path)
         await scenario(store, account)
-        return store, account
+        return account
 
-    store, account = await prepared(tmp_path / "reference.sqlite")
-    try:
+    async def one_run(store: Store, account: Account) -> None:
         report = await run(store, account, config)
         assert not report.failed, report
-        await run(store, account, config)  # as many runs as the restart's check gives
-        expected = await outcome(store, account)
-    finally:
-        await store.close()
-    steps: list[str] = []
-    for n in range(1, MAX_STEPS + 1):
-        path = tmp_path / f"cut{n}.sqlite"
-        store, account = await prepared(path)
-        cut_after(monkeypatch, n)
-        try:
-            await run(store, account, config)
-        except Cut as cut:
-            steps.append(str(cut))
-        else:
-            break  # the run has fewer than n steps: every one of them was cut
-        finally:
-            monkeypatch.undo()
-            await store.close()
-        store = await Store.open(path)  # restarted
-        try:
-            report = await run(store, account, config)
-            assert not report.failed, (steps[-1], report)
-            await run(store, account, config)  # (what one run leaves to the next, done)
-            assert await outcome(store, account) == expected, steps[-1]
-        finally:
-            await store.close()
-            dovecot.close_clients()
-    else:
-        raise AssertionError(f"a sync run took more than {MAX_STEPS} steps")
+
+    async def release(account: Account) -> None:
+        account.server.close_clients()
+
+    steps = await every_cut(
+        monkeypatch,
+        tmp_path,
+        prepare=prepare,
+        run=one_run,
+        outcome=outcome,
+        release=release,
+        max_steps=MAX_STEPS,
+    )
     assert len(steps) >= 3, steps

@@ -21,7 +21,7 @@ from bridge.store.store import Store
 from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
 from bridge.upstream.dav import HttpDavAdapter
 from bridge.upstream.dav_base import DavSettings
-from tests.integration.cuts import Cut, collect_leftovers, cut_after  # noqa: F401
+from tests.integration.cuts import collect_leftovers, every_cut  # noqa: F401
 from tests.integration.test_dav_sync import (  # noqa: F401 (fixtures)
     Other,
     appointment,
@@ -155,7 +155,8 @@ async def outcome(store: Store, other: Other) -> tuple[Any, ...]:
     names = {f.id: f.display_name for f in await store.folders.all()}
     async with store.core.reader.execute("SELECT folder_id, subject FROM items") as cur:
         here = sorted((names[r[0]], r[1]) for r in await cur.fetchall())
-    return server, here, await store.queries.journal_pending()
+    assert await store.queries.journal_pending() == 0
+    return server, here
 
 
 async def contacts_changed(store: Store, other: Other) -> None:
@@ -197,45 +198,26 @@ async def test_a_dav_run_cut_at_every_step_ends_as_the_run_uncut(
     name: str,
 ) -> None:
     scenario, service = SCENARIOS[name]
-    other = await account(radicale)
-    store = await Store.open(tmp_path / "reference.sqlite")
-    try:
+
+    async def prepare(store: Store) -> Other:
+        other = await account(radicale)
         await scenario(store, other)
+        return other
+
+    async def one_run(store: Store, other: Other) -> None:
         status = await run(store, other, service)
         assert not status[service]["last_run"]["failed"], status
-        await run(store, other, service)
-        expected = await outcome(store, other)
-    finally:
-        await store.close()
+
+    async def release(other: Other) -> None:
         await other.close()
-    assert expected[2] == 0, expected
-    steps: list[str] = []
-    for n in range(1, MAX_STEPS + 1):
-        path = tmp_path / f"cut{n}.sqlite"
-        other = await account(radicale)
-        try:
-            store = await Store.open(path)
-            try:
-                await scenario(store, other)
-                cut_after(monkeypatch, n)
-                await run(store, other, service)
-            except Cut as cut:
-                steps.append(str(cut))
-            else:
-                break  # the run has fewer than n steps: every one of them was cut
-            finally:
-                monkeypatch.undo()
-                await store.close()
-            store = await Store.open(path)  # restarted
-            try:
-                status = await run(store, other, service)
-                assert not status[service]["last_run"]["failed"], (steps[-1], status)
-                await run(store, other, service)
-                assert await outcome(store, other) == expected, steps[-1]
-            finally:
-                await store.close()
-        finally:
-            await other.close()
-    else:
-        raise AssertionError(f"a sync run took more than {MAX_STEPS} steps")
+
+    steps = await every_cut(
+        monkeypatch,
+        tmp_path,
+        prepare=prepare,
+        run=one_run,
+        outcome=outcome,
+        release=release,
+        max_steps=MAX_STEPS,
+    )
     assert len(steps) >= 5, steps
