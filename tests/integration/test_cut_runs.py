@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bridge.config import FolderSync, SyncConfig
+from bridge.config import SyncConfig
 from bridge.model import tags
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
@@ -28,6 +28,7 @@ from tests.integration.conftest import Account
 from tests.integration.convergence import cache_snapshot, normalized, server_snapshot
 from tests.integration.cuts import collect_leftovers, every_cut  # noqa: F401
 from tests.integration.test_imap_folders import folder_named
+from tests.integration.test_sync_state_machine import HEADERS_ONLY
 from tests.servers import dovecot as dv
 
 MAX_STEPS = 40  # far more than one run of these scenarios takes
@@ -35,15 +36,6 @@ MAX_STEPS = 40  # far more than one run of these scenarios takes
 # never finished), which the garbage collector reports: not a failure of the bridge.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 Scenario = Callable[[Store, Account], Awaitable[None]]
-
-HEADERS = SyncConfig(
-    interval=300,
-    mode="headers",
-    window_days=None,
-    max_message_bytes=None,
-    conflict_policy="keep-both",
-    folders={"INBOX": FolderSync("full")},
-)
 
 
 async def run(store: Store, account: Account, config: SyncConfig | None = None) -> Any:
@@ -140,7 +132,7 @@ async def completed_and_moved(store: Store, account: Account) -> None:
     """Messages kept as headers only are moved into the Inbox (kept whole) and changed
     here; the run completes them."""
     seed(account, {"Work": ["h1", "h2", "h3"]})
-    await run(store, account, HEADERS)
+    await run(store, account, HEADERS_ONLY)
     by = await items_by_subject(store)
     inbox = store.folders.roles["inbox"]
     await store.items.move(by["h1"], inbox)
@@ -212,7 +204,7 @@ async def large_first_pull(store: Store, account: Account) -> None:
 SCENARIOS: dict[str, tuple[Scenario, SyncConfig | None]] = {
     "changed on both sides": (both_sides_changed, None),
     "mailbox made anew": (mailbox_made_anew, None),
-    "headers only completed": (completed_and_moved, HEADERS),
+    "headers only completed": (completed_and_moved, HEADERS_ONLY),
     "uploads": (uploads, None),
     "folders changed on both sides": (folders_both_sides, None),
     "large first pull": (large_first_pull, None),

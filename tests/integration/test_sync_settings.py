@@ -79,6 +79,20 @@ async def content(store: Store, item_id: int) -> str | None:
     return None if value is None else str(value)
 
 
+async def kept_as_headers(
+    store: Store, account: Account, mailbox: str, subject: str, flags: str = ""
+) -> tuple[bytes, SyncConfig, int]:
+    """A message with an attachment in `mailbox`, a folder kept as headers only, pulled:
+    its raw message, the settings, and its item."""
+    m = account.client()
+    m.create(mailbox)
+    raw = with_attachment(subject)
+    dv.append(m, mailbox, raw, flags)
+    config = settings({mailbox: FolderSync("headers")})
+    await sync(store, account, config)
+    return raw, config, (await folder_items(store, mailbox))[subject]
+
+
 def service(store: Store, account: Account, config: SyncConfig) -> ImapSyncService:
     return ImapSyncService(store, account.settings(), sync_config=config)
 
@@ -281,13 +295,8 @@ async def test_a_copy_of_a_message_kept_as_headers_goes_up_whole(
     """A copy made here of a message stored as its headers only used to go up built from
     what the cache had: 273 bytes, the body and the attachment gone. It goes up as the
     server's whole message now, and stays marked as partly stored here."""
+    raw, config, original = await kept_as_headers(store, account, "Archive", "plan", "\\Seen")
     m = account.client()
-    m.create("Archive")
-    raw = with_attachment("plan")
-    dv.append(m, "Archive", raw, "\\Seen")
-    config = settings({"Archive": FolderSync("headers")})
-    await sync(store, account, config)
-    original = (await folder_items(store, "Archive"))["plan"]
     copy = await store.items.copy(original, store.folders.roles["inbox"])
     report = await sync(store, account, config)
     assert not report.failed and report.pushed == 1, report
@@ -314,13 +323,8 @@ async def test_a_message_kept_as_headers_stays_partly_stored_when_moved(
     """Moved here from a headers-only folder to a full one: its link still says what the
     cache lacks, so the next run fetches it whole (the folder wants whole messages), and a
     later edit of it never replaces the server's message by the headers."""
+    raw, config, item_id = await kept_as_headers(store, account, "Lists", "moved partial")
     m = account.client()
-    m.create("Lists")
-    raw = with_attachment("moved partial")
-    dv.append(m, "Lists", raw)
-    config = settings({"Lists": FolderSync("headers")})
-    await sync(store, account, config)
-    item_id = (await folder_items(store, "Lists"))["moved partial"]
     assert await content(store, item_id) == "headers"
     await store.items.move(item_id, store.folders.roles["inbox"])
     report = await sync(store, account, config)
@@ -378,13 +382,8 @@ async def test_an_edit_of_a_partly_stored_message_takes_no_other_copy_for_its_up
     """The edit of a message kept as headers only is never uploaded: a copy with its
     Message-ID that another client puts in the mailbox is not taken for such an upload
     (which would expunge the server's message as the copy the edit replaces)."""
+    raw, config, item_id = await kept_as_headers(store, account, "Lists", "edited-partial")
     m = account.client()
-    m.create("Lists")
-    raw = with_attachment("edited-partial")
-    dv.append(m, "Lists", raw)
-    config = settings({"Lists": FolderSync("headers")})
-    await sync(store, account, config)
-    item_id = (await folder_items(store, "Lists"))["edited-partial"]
     await store.items.update(item_id, {tags.SUBJECT: "edited here"})
     dv.append(m, "Lists", raw)  # another client's copy
     report = await sync(store, account, config)
