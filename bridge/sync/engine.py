@@ -178,6 +178,7 @@ class Engine:
                 flags_of(item),
                 item.id in dirty,
                 dirty.get(item.id),
+                MOVING in item.upstream,
             )
             for item in items
             if item.upstream is not None
@@ -186,10 +187,6 @@ class Engine:
             listing = plan.Listing(listing.changed, frozenset(await self.adapter.list_uids()))
         listing = dataclasses.replace(listing, observed_at=observed_at)
         actions = plan.plan_pull(known, listing, self.policy)
-        moving = {i.id for i in items if i.upstream and MOVING in i.upstream}
-        if moving:  # gone by a MOVE of this bridge's whose answer was lost: not deleted
-            gone = (plan.DeleteLocal, plan.KeepConflict, plan.Unlink)
-            actions = [a for a in actions if not (isinstance(a, gone) and a.item_id in moving)]
         planned_count = len(actions)
         actions = await self._adopt(fid, mailbox, state, listing, actions, dirty)
         if len(actions) < planned_count:  # items linked to messages here: completed below

@@ -86,6 +86,7 @@ class Known:
     local: FlagSet
     dirty: bool  # has local changes not yet confirmed by the server
     changed_at: int | None = None  # FILETIME of the latest pending local change
+    moving: bool = False  # a MOVE of it was sent, its answer not kept (`syncstate.MOVING`)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,8 @@ def plan_pull(known: Iterable[Known], listing: Listing, policy: str) -> list[Pul
         gone |= set(by_uid) - listing.present
     for uid in sorted(gone & set(by_uid)):
         gone_item = by_uid[uid]
+        if gone_item.moving:
+            continue  # gone by that MOVE: not deleted; the push finds where it went
         if not gone_item.dirty or policy == "server-wins":
             actions.append(DeleteLocal(gone_item.item_id))
         elif policy == "keep-both":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -119,6 +120,15 @@ def conflict(
 ) -> list[plan.PullAction]:
     known = [plan.Known(7, 3, BASE, LOCAL, True, changed_at)]
     return plan.plan_pull(known, plan.Listing({3: REMOTE}, observed_at=observed_at), policy)
+
+
+@pytest.mark.parametrize("policy", ["keep-both", "server-wins", "local-wins", "newer-wins"])
+def test_a_message_gone_by_a_move_of_ours_is_not_deleted_here(policy: str) -> None:
+    """Its MOVE was sent and the answer lost: its absence is no deletion on the server."""
+    known = [plan.Known(7, 3, BASE, LOCAL, True, 100, moving=True)]
+    assert plan.plan_pull(known, plan.Listing({}, vanished=frozenset({3})), policy) == []
+    known = [plan.Known(7, 3, BASE, LOCAL, True, 100)]
+    assert plan.plan_pull(known, plan.Listing({}, vanished=frozenset({3})), policy) != []
 
 
 def test_keep_both_server_wins_in_place_and_keeps_a_copy() -> None:
