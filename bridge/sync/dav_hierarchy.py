@@ -19,7 +19,7 @@ from bridge.store.errors import Conflict, StoreError
 from bridge.store.folders import Folder
 from bridge.store.store import Store
 from bridge.store.syncstate import JournalEntry
-from bridge.sync import dav_plan
+from bridge.sync import conflicts, dav_plan
 from bridge.sync.dav_report import DavReport
 from bridge.sync.dav_scope import CLASS_OF_KIND, ROLE_OF_KIND, kind_of
 from bridge.upstream.base import AuthFailed, ConnectFailed, UpstreamError
@@ -228,7 +228,6 @@ class DavHierarchy:
         local changes are kept in Sync Issues/Conflicts; the rest goes with the
         collection."""
         dirty = await self.store.sync.dirty_items()
-        conflicts = self.store.folders.roles["conflicts"]
         linked = {i.id for i in await self.store.dav_refs.linked_to(action.href)}
         in_folder = {i.id for i in await self.store.dav_refs.items_in(action.folder_id)}
         places = await self.store.dav_refs.places(linked | in_folder)
@@ -246,10 +245,12 @@ class DavHierarchy:
                     await self.store.items.move(item_id, home, origin=UPSTREAM)
                 continue
             if item_id in dirty:
-                await self.store.sync.set_item_links({item_id: None})
-                with contextlib.suppress(StoreError):
-                    await self.store.items.move(item_id, conflicts, origin=UPSTREAM)
-                await self.store.sync.forget_item(item_id)
+                await conflicts.keep_aside(
+                    self.store,
+                    item_id,
+                    "its collection was deleted on the server, changed here",
+                    collection=action.href,
+                )
                 report.conflicts += 1
             elif item_id in linked:
                 with contextlib.suppress(StoreError):
