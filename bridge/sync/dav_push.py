@@ -18,7 +18,6 @@ import logging
 import uuid
 from typing import Any
 
-from bridge.model import tags
 from bridge.store.core import UPSTREAM
 from bridge.store.dav_refs import DavItem, is_dav_ref
 from bridge.store.errors import StoreError
@@ -269,12 +268,16 @@ class DavPusher:
                 )
                 etag = res.etag or await self._etag(target, res.href)
                 return {**_base(self.service, ref, target), "href": res.href, "etag": etag}
-            await self.store.sync.set_item_links({item.id: None})
             if self.policy == "keep-both":
-                aside = self.store.folders.roles["conflicts"]
-                await self.store.items.move(item.id, aside, origin=UPSTREAM)
-            else:
-                await self.store.items.delete(item.id, hard=True, origin=UPSTREAM)
+                await conflicts.keep_aside(
+                    self.store,
+                    item.id,
+                    "deleted on the server, changed here",
+                    collection=target.href,
+                )
+                return None
+            await self.store.sync.set_item_links({item.id: None})
+            await self.store.items.delete(item.id, hard=True, origin=UPSTREAM)
             await self.store.sync.forget_item(item.id)
             return None
         if wins:
@@ -284,17 +287,15 @@ class DavPusher:
             etag = res.etag or await self._etag(target, res.href)
             return {**_base(self.service, ref, target), "href": res.href, "etag": etag}
         new = dav_content.item_from_resource(target.kind, got.data)
-        if self.policy == "keep-both":
-            aside = self.store.folders.roles["conflicts"]
-            copy_id = await self.store.items.copy(item.id, aside, origin=UPSTREAM)
-            await self.store.sync.set_item_links({copy_id: None})
-            await self.store.items.update(
-                copy_id,
-                {tags.CONFLICT_ENTRYID: self.store.ids.entry_id("item", item.id)},
-                origin=UPSTREAM,
-            )
+        await conflicts.settle(  # the local version aside, its changes dropped: one step
+            self.store,
+            item.id,
+            "changed here and on the server",
+            keep=self.policy == "keep-both",
+            back_to=item.folder_id,
+            collection=target.href,
+        )
         await self.store.dav.replace(item.id, new, origin=UPSTREAM)
-        await self.store.sync.forget_item(item.id)
         await self.store.sync.set_item_links(
             {item.id: {**_base(self.service, ref, target), "etag": got.etag}}
         )
