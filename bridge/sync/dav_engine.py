@@ -17,7 +17,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from bridge.config.model import FolderSync
@@ -212,7 +212,7 @@ class DavEngine:
         members = [m for m in members if m.href not in ignore]
         if removed is not None:
             removed = [h for h in removed if h not in ignore]
-        dirty = await self.store.sync.dirty_times()
+        dirty = await self._changed_here(fid, (i.id for i in linked))
         known = [
             dav_plan.KnownItem(
                 item_id=i.id,
@@ -573,6 +573,23 @@ class DavEngine:
                 href = (new.upstream or {}).get("href")
                 report.malformed.append(f"{href}: not stored: {exc}")
 
+    async def _changed_here(self, fid: int, item_ids: Iterable[int]) -> dict[int, int]:
+        """Of the items (linked to the collection of folder `fid`), those with local
+        changes → the FILETIME of the latest. One whose only pending changes are moves that
+        left it in `fid` (away and back) has none."""
+        dirty = await self.store.sync.dirty_times()
+        ids = set(item_ids) & set(dirty)
+        if not ids:
+            return {}
+        ops: dict[int, set[str]] = {}
+        for e in await self.store.sync.journal():
+            if e.kind == "item" and e.object_id in ids:
+                ops.setdefault(e.object_id, set()).add(e.op)
+        moved_only = {i for i in ids if ops.get(i) == {"item_move"}}
+        home = await self.store.dav_refs.places(moved_only) if moved_only else {}
+        back = {i for i, (folder_id, _) in home.items() if folder_id == fid}
+        return {i: dirty[i] for i in ids - back}
+
     async def _local_wins(
         self, item_id: int, new: NewItem, collection: Collection, report: DavReport
     ) -> None:
@@ -598,7 +615,7 @@ class DavEngine:
     ) -> None:
         assert action.item_id is not None
         item_id = action.item_id
-        if action.conflict is None and await self.store.sync.has_changes(item_id):
+        if action.conflict is None and item_id in await self._changed_here(fid, [item_id]):
             # changed here since the plan (while the server's version was on its way)
             conflict = dav_plan.conflict_after_plan(self.policy)
             if conflict is None:

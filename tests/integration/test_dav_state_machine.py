@@ -83,7 +83,7 @@ class Obj:
     base: Place | None = None  # both sides at the last sync
     server: Place | None = None
     local: Place | None = None
-    dirty: bool = False  # changed here since the last sync (moved away and back too)
+    dirty: bool = False  # edited or deleted here since the last sync (not moved)
     log: list[str] = field(default_factory=list)
 
 
@@ -297,8 +297,7 @@ class DavSyncMachine(RuleBasedStateMachine):
         here = next(c for c, f in self.folders.items() if f == found[1])
         (there,) = [c for c in _colls(obj.kind) if c != here]
         self.run(self.store.items.move(found[0], self.folders[there]))
-        obj.local = (there, obj.local[1])
-        obj.dirty = True
+        obj.local = (there, obj.local[1])  # (away and back again is no change)
         self._note(obj, f"local move {obj.uid or obj.item_id} {here} → {there}")
 
     # -- the other client ---------------------------------------------------------------

@@ -780,6 +780,31 @@ async def test_an_event_deleted_before_its_first_sync_stays_in_deleted_items(
     assert await store.queries.journal_pending() == 0
 
 
+async def test_an_event_moved_away_and_back_here_is_no_local_change(
+    store: Store, other: Other
+) -> None:
+    """Moved to another calendar and back before the next run, while another client
+    changed it: nothing changed here, so the server's version comes in, with no copy kept
+    aside as a conflict."""
+    await seed(other)
+    await other.mkcalendar("work", "Work", "VEVENT")
+    await sync(store, other)
+    work = next(f.id for f in await store.folders.all() if f.display_name == "Work")
+    standup = await item_id(store, "calendar", "Standup")
+    await store.items.move(standup, work)
+    await store.items.move(standup, store.folders.roles["calendar"])
+    _, etag = await other.get(other.href("calendar", "standup.ics"))
+    await other.put("calendar", "standup.ics", ical(vevent("standup", "Standup v2")), etag)
+    status = await sync(store, other)
+    run = status["caldav"]["last_run"]
+    assert not run["failed"] and run["conflicts"] == 0, run
+    assert await subjects(store, "calendar") == ["Review", "Standup v2"]
+    assert await subjects(store, "conflicts") == []
+    assert await other.summaries("calendar") == ["Review", "Standup v2"]
+    assert await other.summaries("work") == []
+    assert await store.queries.journal_pending() == 0
+
+
 async def test_events_moved_into_and_out_of_a_calendar_another_client_deleted(
     store: Store, other: Other
 ) -> None:
