@@ -40,6 +40,16 @@ class NewItem:
     associated: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class PropChange:
+    """Properties to set on an item and tags to delete from it (`Items.update`), named
+    properties by name."""
+
+    set_props: Mapping[int, Any] = field(default_factory=dict)
+    delete_tags: list[int] = field(default_factory=list)
+    named: Mapping[NamedProp, Any] = field(default_factory=dict)
+
+
 class ItemsBase:
     def __init__(self, core: StoreCore, folders: Folders) -> None:
         self.core = core

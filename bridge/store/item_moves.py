@@ -54,45 +54,6 @@ class RelocationWrites(ItemsBase):
             {"from_folder_id": old, "upstream": upstream_of(row)},
         )
 
-    async def settle_conflict(
-        self,
-        item_id: int,
-        *,
-        copy_to: int | None,
-        move_to: int | None,
-        unlink: bool = False,
-        forget: bool = True,
-        origin: str,
-    ) -> int | None:
-        """A conflict settled in one transaction, so that a run stopped midway neither
-        keeps a second copy nor leaves the item half settled: a copy of the item (its
-        local version) goes to `copy_to`, pointing at it through PidTagConflictEntryId;
-        the item goes to `move_to`; with `unlink` it loses its upstream link; with
-        `forget` its pending journal entries are dropped. Returns the copy's id."""
-        async with self.core.write(origin) as tx:
-            copy_id = None
-            if copy_to is not None:
-                copy_id = await self.copy_in(tx, item_id, copy_to)
-                entry = P.encode({tags.CONFLICT_ENTRYID: self.core.ids.entry_id("item", item_id)})
-                async with tx.conn.execute(
-                    "SELECT props FROM items WHERE id = ?", (copy_id,)
-                ) as cur:
-                    (props,) = await cur.fetchone() or ("{}",)
-                await tx.conn.execute(
-                    "UPDATE items SET props = ? WHERE id = ?",
-                    (P.dumps({**json.loads(props), **entry}), copy_id),
-                )
-            row = await self.row_in(tx.conn, item_id)
-            if move_to is not None and row["folder_id"] != move_to:
-                await self.move_in(tx, row, move_to)
-            if unlink:
-                await tx.conn.execute("UPDATE items SET upstream = NULL WHERE id = ?", (item_id,))
-            if forget:
-                await tx.conn.execute(
-                    "DELETE FROM journal WHERE kind = 'item' AND object_id = ?", (item_id,)
-                )
-            return copy_id
-
     async def copy(self, item_id: int, folder_id: int, *, origin: str = LOCAL) -> int:
         async with self.core.write(origin) as tx:
             return await self.copy_in(tx, item_id, folder_id)

@@ -17,7 +17,7 @@ from bridge.store.blobs import SourcePart
 from bridge.store.core import LOCAL, Tx
 from bridge.store.errors import InvalidValue
 from bridge.store.item_attachments import AttachmentWrites
-from bridge.store.item_base import ItemsBase, NewItem
+from bridge.store.item_base import ItemsBase, NewItem, PropChange
 from bridge.store.item_moves import RelocationWrites
 from bridge.store.item_rows import (
     SLICE,
@@ -31,7 +31,7 @@ from bridge.store.item_rows import (
     sender_name_prop,
 )
 
-__all__ = ["Items", "ItemsBase", "NewItem"]
+__all__ = ["Items", "ItemsBase", "NewItem", "PropChange"]
 
 
 class Items(AttachmentWrites, RelocationWrites):
@@ -166,6 +166,50 @@ class Items(AttachmentWrites, RelocationWrites):
     async def create(self, folder_id: int, item: NewItem, *, origin: str = LOCAL) -> int:
         return (await self.create_many(folder_id, [item], origin=origin))[0]
 
+    async def settle_conflict(
+        self,
+        item_id: int,
+        *,
+        copy_to: int | None,
+        move_to: int | None,
+        unlink: bool = False,
+        forget: bool = True,
+        change: PropChange | None = None,
+        origin: str,
+    ) -> int | None:
+        """A conflict settled in one transaction, so that a run stopped midway neither
+        keeps a second copy nor leaves the item half settled: a copy of the item (its
+        local version) goes to `copy_to`, pointing at it through PidTagConflictEntryId;
+        the item goes to `move_to`; with `unlink` it loses its upstream link; with
+        `forget` its pending journal entries are dropped; `change` is then made to it (the
+        winner's state). Returns the copy's id."""
+        checked = {} if change is None else self._writable(change.set_props, change.delete_tags)
+        async with self.core.write(origin) as tx:
+            copy_id = None
+            if copy_to is not None:
+                copy_id = await self.copy_in(tx, item_id, copy_to)
+                entry = P.encode({tags.CONFLICT_ENTRYID: self.core.ids.entry_id("item", item_id)})
+                async with tx.conn.execute(
+                    "SELECT props FROM items WHERE id = ?", (copy_id,)
+                ) as cur:
+                    (props,) = await cur.fetchone() or ("{}",)
+                await tx.conn.execute(
+                    "UPDATE items SET props = ? WHERE id = ?",
+                    (P.dumps({**json.loads(props), **entry}), copy_id),
+                )
+            row = await self.row_in(tx.conn, item_id)
+            if move_to is not None and row["folder_id"] != move_to:
+                await self.move_in(tx, row, move_to)
+            if unlink:
+                await tx.conn.execute("UPDATE items SET upstream = NULL WHERE id = ?", (item_id,))
+            if forget:
+                await tx.conn.execute(
+                    "DELETE FROM journal WHERE kind = 'item' AND object_id = ?", (item_id,)
+                )
+            if change is not None:
+                await self.update_in(tx, item_id, checked, change.delete_tags, named=change.named)
+            return copy_id
+
     async def update(
         self,
         item_id: int,
@@ -176,73 +220,91 @@ class Items(AttachmentWrites, RelocationWrites):
         origin: str = LOCAL,
     ) -> list[int]:
         """Set and delete properties; returns the tags that changed."""
-        set_props = dict(set_props or {})
-        P.check_writable(set_props, P.COMPUTED_ITEM)
-        P.check_writable(dict.fromkeys(delete_tags or []), P.COMPUTED_ITEM)
-        new_class = set_props.get(tags.MESSAGE_CLASS)
+        checked = self._writable(set_props or {}, delete_tags or [])
+        async with self.core.write(origin) as tx:
+            return await self.update_in(tx, item_id, checked, delete_tags, named=named)
+
+    @staticmethod
+    def _writable(set_props: Mapping[int, Any], delete_tags: list[int]) -> dict[int, Any]:
+        """A copy of `set_props`, refused (InvalidValue) if it or `delete_tags` hold what
+        no client may write."""
+        checked = dict(set_props)
+        P.check_writable(checked, P.COMPUTED_ITEM)
+        P.check_writable(dict.fromkeys(delete_tags), P.COMPUTED_ITEM)
+        new_class = checked.get(tags.MESSAGE_CLASS)
         if new_class is not None and not (
             isinstance(new_class, str) and classes.is_valid_message_class(new_class)
         ):
             raise InvalidValue("PidTagMessageClass must be a printable ASCII class name")
+        return checked
+
+    async def update_in(
+        self,
+        tx: Tx,
+        item_id: int,
+        set_props: Mapping[int, Any],
+        delete_tags: list[int] | None = None,
+        *,
+        named: Mapping[NamedProp, Any] | None = None,
+    ) -> list[int]:
+        """`update` inside a transaction the caller holds, of properties it checked."""
+        set_props = dict(set_props)
         read = set_props.pop(tags.READ, None)
-        async with self.core.write(origin) as tx:
-            row = await self.row_in(tx.conn, item_id)
-            set_props.update(await self.resolve_named(tx, named or {}))
-            doc = json.loads(row["props"])
-            # read lives in the flags column; a copy kept in the document (from an import)
-            # would otherwise undo a later change of the read state
-            doc.pop(P.key(tags.READ), None)
-            encoded = P.encode(set_props)
-            changed = [t for t in set_props if doc.get(P.key(t)) != encoded[P.key(t)]]
-            doc.update(encoded)
-            for tag in delete_tags or []:
-                if doc.pop(P.key(tag), None) is not None:
-                    changed.append(tag)
-            view = python_view(doc)
-            if tags.MESSAGE_FLAGS not in set_props:
-                view[tags.MESSAGE_FLAGS] = row["flags"]
-            if read is not None:
-                view[tags.READ] = read
-            message_class = view.get(tags.MESSAGE_CLASS) or row["message_class"]
-            if not isinstance(message_class, str):
-                raise InvalidValue("PidTagMessageClass must be a non-empty string")
-            hot = self._hot(view, bool(row["has_attach"]))
-            doc[P.key(tags.MESSAGE_FLAGS)] = hot["flags"]
-            if hot["flags"] != row["flags"]:
-                changed += [t for t in (tags.MESSAGE_FLAGS, tags.READ) if t not in changed]
-            if not changed:
-                return []
-            cn = tx.cn()
-            await tx.conn.execute(
-                "UPDATE items SET message_class = ?, subject = ?, sender_name = ?, "
-                "sender_email = ?, received = ?, sent = ?, importance = ?, sensitivity = ?, "
-                "start_time = ?, end_time = ?, due_time = ?, flags = ?, props = ?, modified = ?, "
-                "cn = ?, conversation_id = ? WHERE id = ?",
-                (
-                    message_class,
-                    *hot.values(),
-                    P.dumps(doc),
-                    tx.now,
-                    cn,
-                    conversation.conversation_id(view),
-                    item_id,
-                ),
+        row = await self.row_in(tx.conn, item_id)
+        set_props.update(await self.resolve_named(tx, named or {}))
+        doc = json.loads(row["props"])
+        # read lives in the flags column; a copy kept in the document (from an import)
+        # would otherwise undo a later change of the read state
+        doc.pop(P.key(tags.READ), None)
+        encoded = P.encode(set_props)
+        changed = [t for t in set_props if doc.get(P.key(t)) != encoded[P.key(t)]]
+        doc.update(encoded)
+        for tag in delete_tags or []:
+            if doc.pop(P.key(tag), None) is not None:
+                changed.append(tag)
+        view = python_view(doc)
+        if tags.MESSAGE_FLAGS not in set_props:
+            view[tags.MESSAGE_FLAGS] = row["flags"]
+        if read is not None:
+            view[tags.READ] = read
+        message_class = view.get(tags.MESSAGE_CLASS) or row["message_class"]
+        if not isinstance(message_class, str):
+            raise InvalidValue("PidTagMessageClass must be a non-empty string")
+        hot = self._hot(view, bool(row["has_attach"]))
+        doc[P.key(tags.MESSAGE_FLAGS)] = hot["flags"]
+        if hot["flags"] != row["flags"]:
+            changed += [t for t in (tags.MESSAGE_FLAGS, tags.READ) if t not in changed]
+        if not changed:
+            return []
+        cn = tx.cn()
+        await tx.conn.execute(
+            "UPDATE items SET message_class = ?, subject = ?, sender_name = ?, "
+            "sender_email = ?, received = ?, sent = ?, importance = ?, sensitivity = ?, "
+            "start_time = ?, end_time = ?, due_time = ?, flags = ?, props = ?, modified = ?, "
+            "cn = ?, conversation_id = ? WHERE id = ?",
+            (
+                message_class,
+                *hot.values(),
+                P.dumps(doc),
+                tx.now,
+                cn,
+                conversation.conversation_id(view),
+                item_id,
+            ),
+        )
+        if self._keywords in changed:
+            await tx.conn.execute("DELETE FROM item_categories WHERE item_id = ?", (item_id,))
+            await tx.conn.executemany(
+                "INSERT OR IGNORE INTO item_categories (item_id, category) VALUES (?, ?)",
+                [(item_id, c) for c in self._categories(view)],
             )
-            if self._keywords in changed:
-                await tx.conn.execute("DELETE FROM item_categories WHERE item_id = ?", (item_id,))
-                await tx.conn.executemany(
-                    "INSERT OR IGNORE INTO item_categories (item_id, category) VALUES (?, ?)",
-                    [(item_id, c) for c in self._categories(view)],
-                )
-            was_unread = not row["flags"] & flags.MSGFLAG_READ
-            now_unread = not hot["flags"] & flags.MSGFLAG_READ
-            if was_unread != now_unread and not row["associated"]:
-                await adjust_counts(tx, row["folder_id"], 0, now_unread - was_unread, 0)
-            names = [P.key(t) for t in changed]
-            tx.emit(
-                "object_modified", kind="item", id=item_id, folder_id=row["folder_id"], tags=names
-            )
-            await self.journal_update(tx, item_id, row["folder_id"], cn, changed)
+        was_unread = not row["flags"] & flags.MSGFLAG_READ
+        now_unread = not hot["flags"] & flags.MSGFLAG_READ
+        if was_unread != now_unread and not row["associated"]:
+            await adjust_counts(tx, row["folder_id"], 0, now_unread - was_unread, 0)
+        names = [P.key(t) for t in changed]
+        tx.emit("object_modified", kind="item", id=item_id, folder_id=row["folder_id"], tags=names)
+        await self.journal_update(tx, item_id, row["folder_id"], cn, changed)
         return changed
 
     async def set_recipients(

@@ -9,6 +9,7 @@ from typing import Any
 
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
+from bridge.store.items import PropChange
 from bridge.store.store import Store
 
 
@@ -26,12 +27,16 @@ async def keep_aside(store: Store, item_id: int, reason: str, **where: str) -> N
     publish(store, item_id, None, aside, reason, **where)
 
 
-async def keep_copy(store: Store, winner_id: int, reason: str, **where: str) -> None:
+async def keep_copy(
+    store: Store, winner_id: int, reason: str, change: PropChange | None = None, **where: str
+) -> None:
     """Keep both: the local version is copied into Sync Issues/Conflicts, unlinked (it is
-    not uploaded) and pointing at the winner through PidTagConflictEntryId."""
+    not uploaded) and pointing at the winner through PidTagConflictEntryId; `change`, the
+    upstream's state, is made to the winner in the same transaction (a run stopped midway
+    then meets the conflict again, and keeps one copy, not two)."""
     aside = store.folders.roles["conflicts"]
     copy_id = await store.items.settle_conflict(  # one transaction: never half a copy
-        winner_id, copy_to=aside, move_to=None, forget=False, origin=UPSTREAM
+        winner_id, copy_to=aside, move_to=None, forget=False, change=change, origin=UPSTREAM
     )
     assert copy_id is not None
     publish(store, copy_id, winner_id, aside, reason, **where)

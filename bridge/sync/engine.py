@@ -17,6 +17,7 @@ from bridge.config import FolderSync, SyncConfig
 from bridge.formats.mime import KEYWORDS
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
+from bridge.store.items import PropChange
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
 from bridge.store.syncstate import AWAITS, MOVING, REPLACES, JournalEntry, LocalItem
@@ -397,12 +398,20 @@ class Engine:
                 links[item.id] = {**item.upstream, "flags": sorted(action.base)}
             elif isinstance(action, plan.FlagConflict):
                 assert item is not None and item.upstream is not None
+                change = None
+                if action.local != flags_of(item):
+                    change = self._flag_change(item, action.local)
+                    report.updated += 1
                 if action.keep_copy:
                     await conflicts.keep_copy(
-                        self.store, item.id, "flags changed here and on the server", mailbox=mailbox
+                        self.store,
+                        item.id,
+                        "flags changed here and on the server",
+                        change,
+                        mailbox=mailbox,
                     )
-                if action.local != flags_of(item):
-                    await self._apply_flags(item, action.local, report)
+                elif change is not None:
+                    await self._update(item.id, change)
                 links[item.id] = {**item.upstream, "flags": sorted(action.base)}
                 report.conflicts += 1
                 if not action.keep_copy:
@@ -447,8 +456,16 @@ class Engine:
 
     async def _apply_flags(self, item: LocalItem, flags: plan.FlagSet, report: Report) -> None:
         """Set the local item's flags and categories to `flags` (a change from the server)."""
-        set_props, delete = flag_props(flags, item.last_verb)
-        await self.store.items.update(
-            item.id, set_props, delete, named={KEYWORDS: categories(flags)}, origin=UPSTREAM
-        )
+        await self._update(item.id, self._flag_change(item, flags))
         report.updated += 1
+
+    @staticmethod
+    def _flag_change(item: LocalItem, flags: plan.FlagSet) -> PropChange:
+        """What makes the local item's flags and categories `flags`."""
+        set_props, delete = flag_props(flags, item.last_verb)
+        return PropChange(set_props, delete, {KEYWORDS: categories(flags)})
+
+    async def _update(self, item_id: int, change: PropChange) -> None:
+        await self.store.items.update(
+            item_id, change.set_props, change.delete_tags, named=change.named, origin=UPSTREAM
+        )

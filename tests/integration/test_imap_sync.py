@@ -14,11 +14,12 @@ import pytest
 from bridge.formats.mime import KEYWORDS
 from bridge.model import tags
 from bridge.store import blobs
-from bridge.store.items import NewItem
+from bridge.store.items import Items, NewItem
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
 from bridge.sync.imap_service import ImapSyncService
 from tests.integration.conftest import Account, sync
+from tests.integration.cuts import Cut
 from tests.servers import dovecot as dv
 
 
@@ -295,6 +296,32 @@ async def test_conflict_keep_both_copies_local_version(store: Store, account: Ac
     assert await store.queries.journal_pending() == 0
     again = await sync(store, account, "keep-both")
     assert again.conflicts == 0 and again.fetched == 0 and again.pushed == 0
+
+
+async def test_a_keep_both_conflict_stopped_midway_keeps_one_copy(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped while it settles a flag conflict under keep-both leaves either the
+    copy and the server's flags or neither: the next run makes one copy, not a second."""
+    item_id = await _conflicting_edit(store, account)
+    update_in = Items.update_in
+
+    async def stop(self: Items, *args: Any, **kwargs: Any) -> list[int]:
+        raise Cut("the flags of the winner")
+
+    monkeypatch.setattr(Items, "update_in", stop)
+    with pytest.raises(Cut):
+        await sync(store, account, "keep-both")
+    monkeypatch.setattr(Items, "update_in", update_in)
+    report = await sync(store, account, "keep-both")
+    assert report.conflicts == 1 and not report.failed
+    copies, total = await store.queries.list(store.folders.roles["conflicts"])
+    assert total == 1
+    assert await _local_state(store, copies[0].id) == {"\\Seen", "\\Flagged"}
+    assert await _local_state(store, item_id) == {"Work"}
+    assert server_flags(account, "INBOX") == {"c": {"Work"}}
+    again = await sync(store, account, "keep-both")
+    assert again.conflicts == 0 and again.pushed == 0
 
 
 async def test_conflict_server_wins(store: Store, account: Account) -> None:
