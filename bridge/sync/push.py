@@ -29,7 +29,7 @@ from bridge.sync.dav_scope import dav_entry_ids
 from bridge.sync.hierarchy import Hierarchy
 from bridge.sync.mail_fetch import PARTLY_STORED
 from bridge.sync.mail_props import flags_of
-from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, UpstreamError
+from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, Refused, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,9 @@ class Pusher:
                     new_uid = await self.adapter.move(action.ref.uid, action.mailbox)
                 except MessageGone:
                     new_uid = None
+                except Refused:  # nothing moved: no answer to wait for
+                    await self.store.sync.set_item_links({item.id: item.upstream})
+                    raise
             if new_uid is None:
                 await self._append(item, action.mailbox, action.ref.base, replaces=None)
                 return

@@ -27,6 +27,11 @@ class UpstreamError(Exception):
     """The upstream refused or failed an operation; the message says what happened."""
 
 
+class Refused(UpstreamError):
+    """The upstream answered that it did not do what was asked (an IMAP NO or BAD): unlike
+    a connection that dropped before the answer, nothing of it happened."""
+
+
 class AuthFailed(UpstreamError):
     """The upstream rejected the credentials."""
 
@@ -208,7 +213,8 @@ class MailAdapter(abc.ABC):
     @abc.abstractmethod
     async def move(self, uid: int, mailbox: str) -> int | None:
         """Move one message of the selected mailbox; returns its new UID when known, or
-        None; raises UpstreamError if the message is gone."""
+        None; raises MessageGone if the message is gone, Refused if the server did not
+        move it."""
 
     @abc.abstractmethod
     async def expunge(self, uids: Iterable[int]) -> None: ...

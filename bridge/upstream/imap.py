@@ -31,6 +31,7 @@ from bridge.upstream.base import (
     MailboxState,
     MessageFlags,
     MessageGone,
+    Refused,
     RemoteFolder,
     UpstreamError,
     Watch,
@@ -516,7 +517,10 @@ class ImapAdapter(MailAdapter):
         if new_uid is None and self.caps.uidplus:
             raise MessageGone(f"message {uid} is no longer in {self.selected}")
         if verb == "COPY":
-            await self.expunge([uid])
+            try:
+                await self.expunge([uid])
+            except Refused as exc:  # copied all the same: not a refused move
+                raise UpstreamError(f"the copy of message {uid} was made: {exc}") from exc
         return new_uid
 
     async def expunge(self, uids: Iterable[int]) -> None:

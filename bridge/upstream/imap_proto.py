@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.upstream.base import ConnectFailed, UpstreamError
+from bridge.upstream.base import ConnectFailed, Refused, UpstreamError
 from bridge.upstream.tls import untrusted
 
 MAX_LINE = 1 << 20  # one response line without its literals
@@ -81,7 +81,7 @@ class Response:
             self.kind = str(values[0]).upper() if values else ""
 
 
-class CommandFailed(UpstreamError):
+class CommandFailed(Refused):
     def __init__(self, command: str, response: Response) -> None:
         super().__init__(f"{command}: {response.kind} {response.text}".strip())
         self.response = response

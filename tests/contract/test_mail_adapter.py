@@ -12,6 +12,7 @@ from bridge.upstream.base import (
     MailAdapter,
     MailboxMark,
     MessageGone,
+    Refused,
     Watch,
 )
 from bridge.upstream.imap import ImapAdapter, ImapSettings
@@ -61,6 +62,17 @@ async def test_append_fetch_flags_move_expunge(adapter: MailAdapter) -> None:
     (moved,) = await adapter.list_uids()
     await adapter.expunge([moved])
     assert await adapter.list_uids() == set()
+
+
+async def test_a_refused_move_says_so_and_moves_nothing(adapter: MailAdapter) -> None:
+    """A MOVE the server answers with NO raises Refused (nothing happened), not only an
+    UpstreamError: the sync then knows that no answer was lost."""
+    uid = await adapter.append("INBOX", dv.message("stays"), ())
+    assert uid is not None
+    await adapter.select("INBOX")
+    with pytest.raises(Refused):
+        await adapter.move(uid, "No such mailbox")
+    assert await adapter.list_uids() == {uid}
 
 
 async def test_fetch_streams_many_in_batches(adapter: MailAdapter) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from bridge.model import tags
 from bridge.store.store import Store
+from bridge.upstream.imap import ImapAdapter
 from tests.integration.conftest import Account, sync
 from tests.integration.convergence import assert_converged
 from tests.integration.cuts import Cut, collect_leftovers, cut_after, cut_at  # noqa: F401
@@ -150,3 +151,43 @@ async def test_a_move_cut_after_the_server_made_it(
     await assert_converged(store, account.client(), [msgid])
     assert subjects(account, "INBOX") == ["moved"]
     assert (await store.queries.list(store.folders.roles["conflicts"]))[0] == []
+
+
+async def test_a_refused_move_leaves_no_note_of_a_move_in_flight(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server answers NO to a MOVE (here: a mailbox it does not have), so nothing was
+    moved: the item is not noted as moving. When another client then deletes the message,
+    the local move meets that deletion as any other local change does (kept in
+    Sync Issues/Conflicts), instead of being taken for a move whose answer was lost and
+    uploaded to the mailbox it was moved to."""
+    m = account.client()
+    m.create("Src")
+    msgid = f"<refused.{time.monotonic_ns()}@test>"
+    dv.append(m, "Src", dv.message("refused", msgid=msgid))
+    await sync(store, account)
+    fid = await folder_named(store, "Src")
+    assert fid is not None
+    (item,), _ = await store.queries.list(fid)
+    await store.items.move(item.id, store.folders.roles["inbox"])
+
+    move = ImapAdapter.move
+
+    async def refused(self: ImapAdapter, uid: int, mailbox: str) -> int | None:
+        return await move(self, uid, "No such mailbox here")  # answered NO [TRYCREATE]
+
+    monkeypatch.setattr(ImapAdapter, "move", refused)
+    report = await sync(store, account)
+    assert report.failed, report
+    monkeypatch.undo()
+    m.select("Src")
+    m.uid("STORE", "1:*", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert subjects(account, "INBOX") == []
+    kept, _ = await store.queries.list(store.folders.roles["conflicts"])
+    assert [i.props.get(tags.SUBJECT) for i in kept] == ["refused"]
+    assert (await store.queries.list(store.folders.roles["inbox"]))[0] == []
+    assert await store.queries.journal_pending() == 0
