@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from bridge.collector import tune_gc
 from bridge.store.calendar_items import ItemDataError, item_from_ical, item_from_vcard
 from bridge.store.item_base import NewItem
 from bridge.sync.workers import context as workers_context
@@ -91,7 +92,9 @@ class ParserPool:
         count = worker_count(all_arrived=True) if count is None else count
         if count <= 0:
             return
-        self.pool = ProcessPoolExecutor(max_workers=count, mp_context=workers_context())
+        self.pool = ProcessPoolExecutor(
+            max_workers=count, mp_context=workers_context(), initializer=tune_gc
+        )
         self.workers = count
         self._starter = threading.Thread(
             target=_spawn, args=(self.pool, count), name="kbridge-parsers", daemon=True

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, cast
 
+from bridge.collector import tune_gc
 from bridge.model import tags
 from bridge.store import props as P
 from bridge.store.items import NewItem
@@ -85,6 +86,7 @@ def serve(conn: Connection) -> None:
     """The worker process: parse each batch received, send its items back, until an empty
     message (answered with the worker's `WorkerUsage`) or the end of the connection."""
     _enlarge(conn)
+    tune_gc()
     with conn:
         while True:
             try:

@@ -1,19 +1,23 @@
-"""The collector settings `kbridge serve` runs with (bridge/server.py)."""
+"""The collector settings `kbridge serve` and the sync's worker processes run with
+(bridge/collector.py)."""
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import pickle
 from typing import Any
 
 import pytest
 
-from bridge import server
+from bridge import collector, server
+from bridge.sync import dav_parse, parse_pool
 
 
 def test_tune_gc_freezes_what_is_loaded_and_collects_less_often() -> None:
     before = gc.get_threshold()
     try:
-        server.tune_gc()
+        collector.tune_gc()
         assert gc.get_threshold() == (20_000, 10, 10)
         assert gc.get_freeze_count() > 0
     finally:
@@ -31,3 +35,25 @@ def test_the_server_runs_with_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server, "serve", serve)
     server.run(object())  # type: ignore[arg-type]
     assert calls == ["tune_gc", "serve"]
+
+
+def test_the_mail_parsing_worker_runs_with_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(parse_pool, "tune_gc", lambda: calls.append("tune_gc"))
+    here, there = multiprocessing.Pipe(duplex=True)
+    here.send_bytes(b"")  # stop at once, telling the usage
+    parse_pool.serve(there)
+    assert calls == ["tune_gc"]
+    assert isinstance(pickle.loads(here.recv_bytes()), parse_pool.WorkerUsage)
+    here.close()
+
+
+def test_the_dav_parsing_workers_run_with_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dav_parse.os, "cpu_count", lambda: 2)
+    shared = dav_parse.ParserPool()
+    shared.start(1)
+    try:
+        assert shared.pool is not None
+        assert shared.pool.submit(gc.get_threshold).result(30) == (20_000, 10, 10)
+    finally:
+        shared.close()
