@@ -105,9 +105,9 @@ async def test_parsed_items_are_written_in_store_batches(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The batches sent to the worker are small; what it parsed is written in batches of
-    CREATE_BATCH items, in order, with the flags of each message."""
+    POOLED_WRITE_ITEMS items, in order, with the flags of each message."""
     monkeypatch.setattr(mail_fetch, "PARSE_BATCH_BYTES", 1)  # one message per batch
-    monkeypatch.setattr(mail_fetch, "CREATE_BATCH", 3)
+    monkeypatch.setattr(mail_fetch, "POOLED_WRITE_ITEMS", 3)
     inbox = store.folders.roles["inbox"]
     written: list[int] = []
 
