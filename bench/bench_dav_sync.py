@@ -46,7 +46,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.server import run_loop, tune_gc
+from bridge.collector import tune_gc
+from bridge.server import run_loop
 from bridge.store.store import Store
 from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
 from bridge.upstream import dav_href

@@ -241,7 +241,8 @@ bridge_child(sys.argv[1:])
 def bridge_child(argv: list[str]) -> None:
     """In the child process: the syncs, with the collector settings and on the event loop of
     `kbridge serve`; the figures go to stdout as one JSON line."""
-    from bridge.server import run_loop, tune_gc
+    from bridge.collector import tune_gc
+    from bridge.server import run_loop
 
     port, user, password, path = argv
     tune_gc()
