@@ -57,6 +57,16 @@ class Tx:
     def journaled(self) -> bool:
         return self.origin == LOCAL
 
+    @contextlib.contextmanager
+    def as_origin(self, origin: str) -> Iterator[None]:
+        """What the block writes comes from `origin` (journaled or not as that origin is):
+        one transaction then records a local change and what the upstream did with it."""
+        saved, self.origin = self.origin, origin
+        try:
+            yield
+        finally:
+            self.origin = saved
+
     def alloc(self, counter: str, n: int = 1) -> int:
         """Reserve `n` consecutive values of a counter; returns the first."""
         first = self._counters[counter]

@@ -14,7 +14,7 @@ from bridge.model.named import NamedProp
 from bridge.store import conversation
 from bridge.store import props as P
 from bridge.store.blobs import SourcePart
-from bridge.store.core import LOCAL, Tx
+from bridge.store.core import LOCAL, UPSTREAM, Tx
 from bridge.store.errors import InvalidValue
 from bridge.store.item_attachments import AttachmentWrites
 from bridge.store.item_base import ItemsBase, NewItem, PropChange
@@ -209,6 +209,44 @@ class Items(AttachmentWrites, RelocationWrites):
             if change is not None:
                 await self.update_in(tx, item_id, checked, change.delete_tags, named=change.named)
             return copy_id
+
+    async def record_sent(
+        self,
+        item_id: int,
+        sent_folder: int,
+        change: PropChange,
+        *,
+        upload: bool,
+        link: dict[str, Any] | None = None,
+        reports: list[NewItem] | None = None,
+        reports_folder: int | None = None,
+    ) -> None:
+        """A submitted message the server accepted, recorded in one transaction, so that a
+        run stopped midway neither sends it again once any of it is recorded nor leaves it
+        half filed: it is no longer submitted nor unsent but read, `change` is made to it,
+        and it moves to `sent_folder` (journaled with `upload`, so that the journal replay
+        uploads the copy); its upstream link becomes `link` (given: the server files the
+        copy); `reports` (of refused recipients) are created in `reports_folder`. Only the
+        move is a local change."""
+        checked = self._writable(change.set_props, change.delete_tags)
+        async with self.core.write(LOCAL if upload else UPSTREAM) as tx:
+            row = await self.row_in(tx.conn, item_id)
+            refuse_search_folder(await self.folders._get_in(tx.conn, sent_folder))
+            mflags = row["flags"] & ~(flags.MSGFLAG_SUBMITTED | flags.MSGFLAG_UNSENT)
+            checked[tags.MESSAGE_FLAGS] = mflags | flags.MSGFLAG_READ
+            checked[tags.READ] = True
+            with tx.as_origin(UPSTREAM):
+                await self.update_in(
+                    tx, item_id, checked, list(change.delete_tags), named=change.named
+                )
+                if reports and reports_folder is not None:
+                    await self.create_in(tx, reports_folder, reports)
+            if row["folder_id"] != sent_folder:
+                await self.move_in(tx, await self.row_in(tx.conn, item_id), sent_folder)
+            if link is not None:
+                await tx.conn.execute(
+                    "UPDATE items SET upstream = ? WHERE id = ?", (P.dumps(link), item_id)
+                )
 
     async def update(
         self,

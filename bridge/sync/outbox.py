@@ -3,7 +3,9 @@ Outbox) is sent by SMTP submission when the upstream is reachable, and waits the
 it is not.
 
 Outcome of one item:
-- sent: its submitted/unsent flags are cleared and it moves to Sent Items. Unless the
+- sent: its submitted/unsent flags are cleared and it moves to Sent Items, in the one
+  transaction that also makes the reports of refused recipients (so a run stopped after
+  the send finds it either still queued or wholly filed). Unless the
   server files sent mail itself (`upstream.smtp.saves_sent`), the move is an ordinary local
   change, so the journal replay APPENDs it to the server's Sent mailbox (looking it up by
   Message-ID first, so a retry does not upload it twice). With `saves_sent` the move is
@@ -37,9 +39,9 @@ from typing import Any
 
 from bridge.formats.mime_build import message_ids
 from bridge.model import flags, tags
-from bridge.store.core import LOCAL, UPSTREAM
+from bridge.store.core import UPSTREAM
 from bridge.store.errors import StoreError
-from bridge.store.items import NewItem
+from bridge.store.items import NewItem, PropChange
 from bridge.store.queries import MAX_PAGE
 from bridge.store.store import Store
 from bridge.store.syncstate import AWAITS
@@ -208,10 +210,9 @@ class Outbox:
             self._forget(item_id)
             return None
         self._forget(item_id)
+        reports = [self._report_item(props, r.code, r.text, [r.address]) for r in refused]
         with self.store.durable():  # an OS crash must not undo it: the item would leave again
-            for r in refused:
-                await self._report(props, r.code, r.text, [r.address])
-            await self._sent(item_id)
+            await self._sent(item_id, reports)
         report.sent += 1
         return msgid
 
@@ -234,25 +235,27 @@ class Outbox:
         await self.store.items.update(item_id, update, origin=UPSTREAM)
         return msgid
 
-    async def _sent(self, item_id: int) -> None:
-        row = await self.store.queries.row_in(item_id)
-        mflags = (row["flags"] & ~(flags.MSGFLAG_SUBMITTED | flags.MSGFLAG_UNSENT)) | (
-            flags.MSGFLAG_READ
-        )
-        now = dt.datetime.now(dt.UTC)
-        await self.store.items.update(
-            item_id,
-            {tags.MESSAGE_FLAGS: mflags, tags.READ: True, tags.MESSAGE_DELIVERY_TIME: now},
-            list(FAILED_TAGS),
-            origin=UPSTREAM,
-        )
-        origin = UPSTREAM if self.settings.saves_sent else LOCAL
+    async def _sent(self, item_id: int, reports: list[NewItem]) -> None:
+        """Record the item as sent, in Sent Items, with the reports of recipients the
+        server refused, in one transaction (`Items.record_sent`)."""
         sent = self.store.folders.roles["sent"]
-        await self.store.items.move(item_id, sent, origin=origin)
+        link = None
         if self.settings.saves_sent:  # the server's copy is awaited, never uploaded
             ref = (await self.store.sync.folder_links()).get(sent)
             if ref:
-                await self.store.sync.set_item_links({item_id: {AWAITS: str(ref["mailbox"])}})
+                link = {AWAITS: str(ref["mailbox"])}
+        change = PropChange(
+            {tags.MESSAGE_DELIVERY_TIME: dt.datetime.now(dt.UTC)}, list(FAILED_TAGS)
+        )
+        await self.store.items.record_sent(
+            item_id,
+            sent,
+            change,
+            upload=not self.settings.saves_sent,
+            link=link,
+            reports=reports,
+            reports_folder=self.store.folders.roles["inbox"],
+        )
 
     async def _failed(
         self, item_id: int, props: dict[int, Any], code: int, text: str, rcpts: list[str]
@@ -268,7 +271,14 @@ class Outbox:
         log.warning("item %s rejected by the SMTP server: %s %s", item_id, code, text)
 
     async def _report(self, props: dict[int, Any], code: int, text: str, rcpts: list[str]) -> None:
-        """A non-delivery report in the Inbox, addressed from the mail system."""
+        """A non-delivery report in the Inbox."""
+        new = self._report_item(props, code, text, rcpts)
+        await self.store.items.create(self.store.folders.roles["inbox"], new, origin=UPSTREAM)
+
+    def _report_item(
+        self, props: dict[int, Any], code: int, text: str, rcpts: list[str]
+    ) -> NewItem:
+        """A non-delivery report of the message with `props`, from the mail system."""
         subject = props.get(tags.SUBJECT)
         subject = subject if isinstance(subject, str) else ""
         who = ", ".join(rcpts) or "the recipients"
@@ -318,7 +328,7 @@ class Outbox:
         msgid = props.get(tags.INTERNET_MESSAGE_ID)
         if isinstance(msgid, str) and msgid:
             new.props[tags.IN_REPLY_TO_ID] = msgid
-        await self.store.items.create(self.store.folders.roles["inbox"], new, origin=UPSTREAM)
+        return new
 
     async def _link_sent(self, adapter: MailAdapter, sent: list[tuple[int, str]]) -> None:
         """Point sent items at the copies the server filed, so the next pull of the Sent

@@ -160,6 +160,64 @@ async def test_what_records_a_sent_message_commits_durably(
     assert all(sync == 2 for _, sync in after), commits  # 2: FULL
 
 
+@pytest.mark.parametrize("saves_sent", [False, True], ids=["uploads-sent", "server-files"])
+async def test_a_sent_message_is_recorded_in_one_transaction(
+    store: Store, account: Account, smtpd: submission.Submission, saves_sent: bool
+) -> None:
+    """Everything that records a message the server accepted (its sent flags, its move to
+    Sent Items, the copy it awaits from the server, the reports of refused recipients)
+    commits at once: a run stopped at any commit after the send finds the message either
+    still queued (the window between the server's answer and that commit, which no client
+    can close) or wholly filed, never sent but left in the Outbox, nor filed without the
+    link that keeps the server's copy from coming in a second time, nor without its
+    report."""
+    to = account.server.add_user()[0]
+    await sync(store, account)  # Sent Items is linked to its mailbox
+    iid = await draft(
+        store,
+        "one step",
+        rcpt(f"{to}@localhost"),
+        rcpt("reject-y@localhost"),
+        sender="me@localhost",
+    )
+    await store.items.submit(iid)
+    sent, outbox = store.folders.roles["sent"], store.folders.roles["outbox"]
+    inbox = store.folders.roles["inbox"]
+    states: list[tuple[int, bool, bool, int]] = []  # committed after the send
+
+    async def watch(tx: Tx) -> None:
+        if not smtpd.handler.received:
+            return
+        sql = "SELECT folder_id, flags, upstream FROM items WHERE id = ?"
+        async with tx.conn.execute(sql, (iid,)) as cur:
+            folder, mflags, link = await cur.fetchone()
+        sql = "SELECT count(*) FROM items WHERE folder_id = ? AND message_class = ?"
+        async with tx.conn.execute(sql, (inbox, NDR_CLASS)) as cur:
+            (reports,) = await cur.fetchone()
+        states.append((folder, bool(mflags & flags.MSGFLAG_SUBMITTED), link is not None, reports))
+
+    store.core.before_commit.append(watch)
+    adapter = await account.adapter()
+    try:
+        outbox_ = Outbox(store, smtp_settings(smtpd, account, saves_sent=saves_sent))
+        assert (await outbox_.drain(adapter)).sent == 1
+    finally:
+        store.core.before_commit.remove(watch)
+        await adapter.close()
+    assert states, "nothing was committed after the send"
+    filed = (sent, False, saves_sent, 1)
+    queued = (outbox, True, False, 0)
+    assert all(s in (filed, queued) for s in states), states
+    assert states[-1] == filed, states
+    assert len(smtpd.handler.received) == 1
+    # the report is no local change: nothing would upload it to the server's Inbox
+    [ndr] = await items_in(store, "inbox")
+    entries = await store.sync.journal()
+    assert ndr.id not in {e.object_id for e in entries}, entries
+    moves = [e for e in entries if e.op == "item_move" and e.folder_id == sent]
+    assert len(moves) == (0 if saves_sent else 1), entries  # the upload of the copy
+
+
 async def test_rejected_message_stays_in_outbox_with_a_report(
     store: Store, account: Account, smtpd: submission.Submission
 ) -> None:
