@@ -228,6 +228,8 @@ class Items(AttachmentWrites, RelocationWrites):
         uploads the copy); its upstream link becomes `link` (given: the server files the
         copy); `reports` (of refused recipients) are created in `reports_folder`. Only the
         move is a local change."""
+        if reports and reports_folder is None:
+            raise ValueError("reports need the folder they go to")
         checked = self._writable(change.set_props, change.delete_tags)
         async with self.core.write(LOCAL if upload else UPSTREAM) as tx:
             row = await self.row_in(tx.conn, item_id)
