@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import aiosqlite
 
 from bridge.model import classes, flags, tags
 from bridge.model.named import NamedProp
@@ -228,27 +231,52 @@ class Items(AttachmentWrites, RelocationWrites):
         uploads the copy); its upstream link becomes `link` (given: the server files the
         copy); `reports` (of refused recipients) are created in `reports_folder`. Only the
         move is a local change."""
-        if reports and reports_folder is None:
-            raise ValueError("reports need the folder they go to")
-        checked = self._writable(change.set_props, change.delete_tags)
+        outcome = _Outcome(
+            self._writable(change.set_props, change.delete_tags), change, reports, reports_folder
+        )
         async with self.core.write(LOCAL if upload else UPSTREAM) as tx:
-            row = await self.row_in(tx.conn, item_id)
             refuse_search_folder(await self.folders._get_in(tx.conn, sent_folder))
-            mflags = row["flags"] & ~(flags.MSGFLAG_SUBMITTED | flags.MSGFLAG_UNSENT)
-            checked[tags.MESSAGE_FLAGS] = mflags | flags.MSGFLAG_READ
-            checked[tags.READ] = True
-            with tx.as_origin(UPSTREAM):
-                await self.update_in(
-                    tx, item_id, checked, list(change.delete_tags), named=change.named
-                )
-                if reports and reports_folder is not None:
-                    await self.create_in(tx, reports_folder, reports)
+            sent = flags.MSGFLAG_SUBMITTED | flags.MSGFLAG_UNSENT
+            row = await self._record(tx, item_id, outcome, sent, flags.MSGFLAG_READ)
             if row["folder_id"] != sent_folder:
                 await self.move_in(tx, await self.row_in(tx.conn, item_id), sent_folder)
             if link is not None:
                 await tx.conn.execute(
                     "UPDATE items SET upstream = ? WHERE id = ?", (P.dumps(link), item_id)
                 )
+
+    async def record_rejected(
+        self,
+        item_id: int,
+        change: PropChange,
+        *,
+        reports: list[NewItem] | None = None,
+        reports_folder: int | None = None,
+    ) -> None:
+        """A submitted message that cannot leave, recorded in one transaction: no longer
+        submitted but unsent, `change` made to it (the server's answer), and `reports` (its
+        non-delivery report) created in `reports_folder`. None of it is a local change."""
+        outcome = _Outcome(
+            self._writable(change.set_props, change.delete_tags), change, reports, reports_folder
+        )
+        async with self.core.write(UPSTREAM) as tx:
+            await self._record(tx, item_id, outcome, flags.MSGFLAG_SUBMITTED, flags.MSGFLAG_UNSENT)
+
+    async def _record(
+        self, tx: Tx, item_id: int, outcome: _Outcome, clear: int, add: int
+    ) -> aiosqlite.Row:
+        """The outcome of a submission, as the upstream's doing: the item's flags `clear`ed
+        and `add`ed, its change made, its reports created. Returns the item's row before."""
+        row = await self.row_in(tx.conn, item_id)
+        checked = dict(outcome.checked)
+        checked[tags.MESSAGE_FLAGS] = (row["flags"] & ~clear) | add
+        checked[tags.READ] = bool(checked[tags.MESSAGE_FLAGS] & flags.MSGFLAG_READ)
+        with tx.as_origin(UPSTREAM):
+            change = outcome.change
+            await self.update_in(tx, item_id, checked, list(change.delete_tags), named=change.named)
+            if outcome.reports and outcome.reports_folder is not None:
+                await self.create_in(tx, outcome.reports_folder, outcome.reports)
+        return row
 
     async def update(
         self,
@@ -366,3 +394,17 @@ class Items(AttachmentWrites, RelocationWrites):
                 doc,
                 [tags.MESSAGE_RECIPIENTS, tags.DISPLAY_TO, tags.DISPLAY_CC, tags.DISPLAY_BCC],
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What records the outcome of a submission besides its flags (checked properties)."""
+
+    checked: dict[int, Any]
+    change: PropChange
+    reports: list[NewItem] | None
+    reports_folder: int | None
+
+    def __post_init__(self) -> None:
+        if self.reports and self.reports_folder is None:
+            raise ValueError("reports need the folder they go to")

@@ -14,8 +14,8 @@ Outcome of one item:
 - rejected (a 5xx reply): it stays in the Outbox, no longer submitted, marked failed with
   `PidTagNonDeliveryReportStatusCode` (the SMTP reply code, e.g. 550) and
   `PidTagSupplementaryInfo` (the server's reply), and a non-delivery report
-  (`REPORT.IPM.Note.NDR`) appears in the Inbox. Submitting it again clears the mark once
-  it is sent.
+  (`REPORT.IPM.Note.NDR`) appears in the Inbox, in one transaction. Submitting it again
+  clears the mark once it is sent.
 - deferred (a 4xx reply, a dropped connection): it stays queued and is tried again with
   exponential backoff and jitter; "sync now" retries at once.
 Recipients refused one by one while others accepted the message get a report as well;
@@ -260,20 +260,14 @@ class Outbox:
     async def _failed(
         self, item_id: int, props: dict[int, Any], code: int, text: str, rcpts: list[str]
     ) -> None:
-        row = await self.store.queries.row_in(item_id)
-        mflags = (row["flags"] & ~flags.MSGFLAG_SUBMITTED) | flags.MSGFLAG_UNSENT
-        await self.store.items.update(
+        """Mark the item failed, with its non-delivery report, in one transaction."""
+        await self.store.items.record_rejected(
             item_id,
-            {tags.MESSAGE_FLAGS: mflags, tags.NDR_STATUS_CODE: code, tags.SUPPLEMENTARY_INFO: text},
-            origin=UPSTREAM,
+            PropChange({tags.NDR_STATUS_CODE: code, tags.SUPPLEMENTARY_INFO: text}),
+            reports=[self._report_item(props, code, text, rcpts)],
+            reports_folder=self.store.folders.roles["inbox"],
         )
-        await self._report(props, code, text, rcpts)
         log.warning("item %s rejected by the SMTP server: %s %s", item_id, code, text)
-
-    async def _report(self, props: dict[int, Any], code: int, text: str, rcpts: list[str]) -> None:
-        """A non-delivery report in the Inbox."""
-        new = self._report_item(props, code, text, rcpts)
-        await self.store.items.create(self.store.folders.roles["inbox"], new, origin=UPSTREAM)
 
     def _report_item(
         self, props: dict[int, Any], code: int, text: str, rcpts: list[str]

@@ -5,6 +5,7 @@ the server, queued while offline, rejections reported, temporary failures retrie
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from bridge.model import flags, tags
+from bridge.store import props as P
 from bridge.store.core import Tx
 from bridge.store.items import NewItem
 from bridge.store.store import Store
@@ -237,6 +239,35 @@ async def test_rejected_message_stays_in_outbox_with_a_report(
     assert "reject-me@localhost" in ndr.props[tags.BODY]
     assert smtpd.handler.received == []
     await store.items.submit(iid)  # it can be sent again once corrected
+
+
+async def test_a_rejection_is_recorded_in_one_transaction(
+    store: Store, account: Account, smtpd: submission.Submission
+) -> None:
+    """The failed mark and the non-delivery report of a refused message commit at once: a
+    run stopped at any commit finds the message either still queued or failed with its
+    report, never failed without a word in the Inbox."""
+    iid = await draft(store, "to no one", rcpt("reject-z@localhost"), sender="me@localhost")
+    await store.items.submit(iid)
+    inbox = store.folders.roles["inbox"]
+    states: list[tuple[bool, int | None, int]] = []
+
+    async def watch(tx: Tx) -> None:
+        async with tx.conn.execute("SELECT flags, props FROM items WHERE id = ?", (iid,)) as cur:
+            mflags, props = await cur.fetchone()
+        code = json.loads(props).get(P.key(tags.NDR_STATUS_CODE))
+        sql = "SELECT count(*) FROM items WHERE folder_id = ? AND message_class = ?"
+        async with tx.conn.execute(sql, (inbox, NDR_CLASS)) as cur:
+            (reports,) = await cur.fetchone()
+        states.append((bool(mflags & flags.MSGFLAG_SUBMITTED), code, reports))
+
+    store.core.before_commit.append(watch)
+    try:
+        assert (await Outbox(store, smtp_settings(smtpd, account)).drain()).failed == 1
+    finally:
+        store.core.before_commit.remove(watch)
+    assert states[-1] == (False, 550, 1), states
+    assert all(s in ((True, None, 0), (False, 550, 1)) for s in states), states
 
 
 async def test_temporary_failure_is_retried(

@@ -61,3 +61,19 @@ async def test_reports_without_their_folder_change_nothing(store: Store) -> None
             iid, store.folders.roles["sent"], PropChange(), upload=True, reports=[report("x")]
         )
     assert dump(store) == before
+
+
+async def test_a_rejection_is_no_local_change(store: Store) -> None:
+    iid = await submitted(store)
+    before = await journal(store)
+    outbox, inbox = store.folders.roles["outbox"], store.folders.roles["inbox"]
+    change = PropChange({tags.NDR_STATUS_CODE: 550})
+    await store.items.record_rejected(iid, change, reports=[report("no")], reports_folder=inbox)
+    item = await store.queries.get(iid)
+    assert item.folder_id == outbox
+    mflags = item.props[tags.MESSAGE_FLAGS]
+    assert mflags & flags.MSGFLAG_UNSENT and not mflags & flags.MSGFLAG_SUBMITTED
+    assert item.props[tags.NDR_STATUS_CODE] == 550
+    [ndr], _ = await store.queries.list(inbox)
+    assert ndr.props[tags.SUBJECT] == "no"
+    assert await journal(store) == before
