@@ -46,7 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.collector import tune_gc
+from bridge.collector import tune_gc, tune_malloc
 from bridge.server import run_loop
 from bridge.store.store import Store
 from bridge.sync.dav_service import DavEndpoint, DavOptions, DavRunner
@@ -262,9 +262,10 @@ def bridge_in_a_process(settings: DavSettings, work: Path) -> dict[str, Any]:
 
 
 def bridge_child(argv: list[str]) -> None:
-    """In the child process: the bridge's syncs, with the collector settings and on the
-    event loop of `kbridge serve`; the figures go to stdout as one JSON line."""
+    """In the child process: the bridge's syncs, with the memory settings and on the event
+    loop of `kbridge serve`; the figures go to stdout as one JSON line."""
     url, user, password, work = argv
+    tune_malloc()
     tune_gc()
     settings = DavSettings(url, user, password, timeout=600)
     print(json.dumps(run_loop(bridge_sync(settings, Path(work)))), flush=True)

@@ -239,12 +239,13 @@ bridge_child(sys.argv[1:])
 
 
 def bridge_child(argv: list[str]) -> None:
-    """In the child process: the syncs, with the collector settings and on the event loop of
+    """In the child process: the syncs, with the memory settings and on the event loop of
     `kbridge serve`; the figures go to stdout as one JSON line."""
-    from bridge.collector import tune_gc
+    from bridge.collector import tune_gc, tune_malloc
     from bridge.server import run_loop
 
     port, user, password, path = argv
+    tune_malloc()
     tune_gc()
     run_loop(bridge_worker("127.0.0.1", int(port), user, password, Path(path)))
 

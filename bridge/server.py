@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from bridge.api.app import ApiSettings, create_app
-from bridge.collector import tune_gc
+from bridge.collector import tune_gc, tune_malloc
 from bridge.config import Config, is_loopback
 from bridge.datadir import DataDir
 from bridge.store.store import Store
@@ -96,6 +96,7 @@ async def _wait_for_stop() -> None:
 
 def run(config: Config, out: Callable[[str], None] = print) -> None:
     """Run the server until SIGINT/SIGTERM, on uvloop where the platform has it."""
+    tune_malloc()
     tune_gc()
     run_loop(serve(config, out=out))
 

@@ -1,4 +1,4 @@
-"""The collector settings `kbridge serve` and the sync's worker processes run with
+"""The memory settings `kbridge serve` and the sync's worker processes run with
 (bridge/collector.py)."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import pickle
+import platform
 from typing import Any
 
 import pytest
@@ -32,9 +33,16 @@ def test_the_server_runs_with_them(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append("serve")
 
     monkeypatch.setattr(server, "tune_gc", lambda: calls.append("tune_gc"))
+    monkeypatch.setattr(server, "tune_malloc", lambda: calls.append("tune_malloc"))
     monkeypatch.setattr(server, "serve", serve)
     server.run(object())  # type: ignore[arg-type]
-    assert calls == ["tune_gc", "serve"]
+    assert calls == ["tune_malloc", "tune_gc", "serve"]
+
+
+def test_malloc_arenas_are_limited_where_the_c_library_is_glibc() -> None:
+    on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert collector.glibc() == on_glibc
+    assert collector.tune_malloc() == on_glibc  # mallopt accepted the setting
 
 
 def test_the_mail_parsing_worker_runs_with_them(monkeypatch: pytest.MonkeyPatch) -> None:
