@@ -269,8 +269,7 @@ class Items(AttachmentWrites, RelocationWrites):
         and `add`ed, its change made, its reports created. Returns the item's row before."""
         row = await self.row_in(tx.conn, item_id)
         checked = dict(outcome.checked)
-        checked[tags.MESSAGE_FLAGS] = (row["flags"] & ~clear) | add
-        checked[tags.READ] = bool(checked[tags.MESSAGE_FLAGS] & flags.MSGFLAG_READ)
+        checked[tags.MESSAGE_FLAGS] = (row["flags"] & ~clear) | add  # the read state too
         with tx.as_origin(UPSTREAM):
             change = outcome.change
             await self.update_in(tx, item_id, checked, list(change.delete_tags), named=change.named)
