@@ -138,39 +138,37 @@ class Reader:
 
 
 class BlobFile:
-    """A read-only file object over a chunked blob: one chunk in memory at a time (a blob
-    that is a part of another is decoded whole, once)."""
+    """A read-only file object over a chunked blob: one chunk in memory at a time (of a
+    blob that is a part of another, one chunk of that other blob, decoded)."""
 
     def __init__(self, reader: Reader, blob_id: int) -> None:
         self._reader = reader
-        self._key = blob_id * blobs.MAX_CHUNKS
-        self._end = self._key + blobs.MAX_CHUNKS
+        self._part = blobs.part_of(reader.row(blobs.PART_OF, (blob_id,)))
+        if self._part is None:
+            self._first, self._end = blob_id * blobs.MAX_CHUNKS, (blob_id + 1) * blobs.MAX_CHUNKS
+        else:
+            first, last = self._part.range_keys()
+            self._first, self._end = first, last + 1
+        self._rewind()
+
+    def _rewind(self) -> None:
+        self._key = self._first
         self._buffer = b""
         self._eof = False
-        self._part = blobs.part_of(reader.row(blobs.PART_OF, (blob_id,)))
-        self._whole: bytes | None = None
-
-    def _part_content(self, part: blobs.PartOf) -> bytes:
-        if self._whole is None:
-            first, last = part.range_keys()
-            chunks = [bytes(r[0]) for r in self._reader.rows(blobs.PART_CHUNKS, (first, last))]
-            self._whole = part.decode(first, chunks)
-        return self._whole
+        self._decoder = None if self._part is None else self._part.decoder()
 
     def _next_chunk(self) -> None:
-        if self._part is not None:
-            self._buffer += self._part_content(self._part)
-            self._eof = True
-            return
-        row = self._reader.row(
-            "SELECT id, data FROM blob_chunks WHERE id >= ? AND id < ? ORDER BY id LIMIT 1",
-            (self._key, self._end),
-        )
+        row = self._reader.row(blobs.NEXT_CHUNK, (self._key, self._end))
         if row is None:
             self._eof = True
+            if self._decoder is not None:
+                self._buffer += self._decoder.end()
             return
         self._key = row[0] + 1
-        self._buffer += bytes(row[1])
+        data = bytes(row[1])
+        if self._part is not None and self._decoder is not None:
+            data = self._decoder.feed(self._part.window(row[0], data))
+        self._buffer += data
 
     def read(self, size: int = -1) -> bytes:
         while not self._eof and (size < 0 or len(self._buffer) < size):
@@ -182,19 +180,20 @@ class BlobFile:
         return out
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        """Forward seeks from the start (for Range requests)."""
+        """Absolute seeks (for Range requests): in an ordinary blob to the chunk that holds
+        `offset`; in a part of another, by decoding from its start."""
         if whence != 0:
             raise OSError("only absolute seeks are supported")
-        if self._part is not None:
-            self._buffer, self._eof = self._part_content(self._part)[offset:], True
-            return offset
-        self._key = self._end - blobs.MAX_CHUNKS
-        self._buffer, self._eof = b"", False
-        seq, skip = divmod(offset, blobs.CHUNK_SIZE)
-        self._key += seq
-        if skip:
+        self._rewind()
+        skip = offset
+        if self._part is None:
+            seq, skip = divmod(offset, blobs.CHUNK_SIZE)
+            self._key += seq
+        while skip and not self._eof:
             self._next_chunk()
-            self._buffer = self._buffer[skip:]
+            dropped = min(skip, len(self._buffer))
+            self._buffer = self._buffer[dropped:]
+            skip -= dropped
         return offset
 
     def close(self) -> None:

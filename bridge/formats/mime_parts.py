@@ -7,6 +7,7 @@ part that cannot be read is skipped, never fatal.
 
 from __future__ import annotations
 
+import binascii
 import importlib
 import posixpath
 import re
@@ -184,6 +185,27 @@ def base64_body(raw: bytes) -> bytes:
     """The content of a base64 body as it stands in a message: what
     get_payload(decode=True) gives for it (defects are not reported)."""
     return _decode_b(raw.translate(None, b"\r\n"))[0]
+
+
+class Base64Decoder:
+    """Clean base64 text (`clean_base64_size` sizes it) decoded piece by piece, as it is
+    read: `feed` gives the content of the whole quanta fed so far, `end` that of the rest.
+    What the pieces give is what `base64_body` gives for the whole text."""
+
+    __slots__ = ("_carry",)
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def feed(self, text: bytes) -> bytes:
+        text = self._carry + text.translate(None, b"\r\n")
+        whole = len(text) - len(text) % 4
+        self._carry = text[whole:]
+        return binascii.a2b_base64(text[:whole]) if whole else b""
+
+    def end(self) -> bytes:
+        rest, self._carry = self._carry, b""
+        return base64_body(rest) if rest else b""
 
 
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

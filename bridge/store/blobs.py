@@ -4,10 +4,10 @@ and read a chunk at a time, never whole in memory.
 
 A blob may instead be a part of another blob (schema 16): an attachment of a synced
 message whose content is base64 text in the message's source keeps only where that text
-lies (`base`, `base_start`, `base_end`, `base_encoding`) and is decoded when read, whole
-(an attachment is never larger than its message). Such a blob is made into an ordinary
-one before the blob it is read from is deleted (`delete_many`), so a copy of an item
-keeps its attachments when the original goes."""
+lies (`base`, `base_start`, `base_end`, `base_encoding`) and is decoded when read, a
+chunk of the source at a time. Such a blob is made into an ordinary one before the blob
+it is read from is deleted (`delete_many`), so a copy of an item keeps its attachments
+when the original goes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from bridge.formats.mime_parts import base64_body
+from bridge.formats.mime_parts import Base64Decoder
 
 CHUNK_SIZE = 256 * 1024
 MAX_CHUNKS = 1 << 16
@@ -50,18 +50,21 @@ class PartOf:
             self.base * MAX_CHUNKS + max(self.start, self.end - 1) // CHUNK_SIZE,
         )
 
-    def decode(self, first_key: int, chunks: list[bytes]) -> bytes:
-        """The content, from the base blob's chunks from `first_key` on."""
-        offset = (first_key - self.base * MAX_CHUNKS) * CHUNK_SIZE
-        text = b"".join(chunks)[self.start - offset : self.end - offset]
+    def window(self, key: int, chunk: bytes) -> bytes:
+        """The part's text in the base blob's chunk with the key `key`."""
+        offset = (key - self.base * MAX_CHUNKS) * CHUNK_SIZE
+        return chunk[max(0, self.start - offset) : max(0, self.end - offset)]
+
+    def decoder(self) -> Base64Decoder:
+        """A decoder of the part's text, fed a window at a time."""
         if self.encoding != BASE64:
             raise ValueError(f"unknown encoding of a blob part: {self.encoding!r}")
-        return base64_body(text)
+        return Base64Decoder()
 
 
 PART_OF = "SELECT base, base_start, base_end, base_encoding FROM blobs WHERE id = ?"
-# the base blob's chunks that hold a part: PartOf.range_keys() as the parameters
-PART_CHUNKS = "SELECT data FROM blob_chunks WHERE id >= ? AND id <= ? ORDER BY id"
+# the next chunk of a blob from a key (the first parameter) to an end (the second, excluded)
+NEXT_CHUNK = "SELECT id, data FROM blob_chunks WHERE id >= ? AND id < ? ORDER BY id LIMIT 1"
 
 
 def part_of(row: Any) -> PartOf | None:
@@ -157,30 +160,27 @@ async def size_of(conn: aiosqlite.Connection, blob_id: int) -> int | None:
 
 
 async def read(conn: aiosqlite.Connection, blob_id: int) -> AsyncIterator[bytes]:
-    """Yield the content chunk by chunk (a part-of blob's in one piece)."""
+    """Yield the content chunk by chunk (a part-of blob's decoded from its base's chunks,
+    one at a time)."""
     async with conn.execute(PART_OF, (blob_id,)) as cur:
         part = part_of(await cur.fetchone())
-    if part is not None:
+    if part is None:
+        key, end = blob_id * MAX_CHUNKS, (blob_id + 1) * MAX_CHUNKS
+    else:
         first, last = part.range_keys()
-        async with conn.execute(PART_CHUNKS, (first, last)) as cur:
-            chunks = [bytes(r[0]) for r in await cur.fetchall()]
-        data = part.decode(first, chunks)
-        if data:
-            yield data
-        return
-    key = blob_id * MAX_CHUNKS
-    end = key + MAX_CHUNKS
+        key, end = first, last + 1
+        decoder = part.decoder()
     while key < end:
-        async with conn.execute(
-            "SELECT id, data FROM blob_chunks WHERE id >= ? AND id < ? ORDER BY id LIMIT 1",
-            (key, end),
-        ) as cur:
+        async with conn.execute(NEXT_CHUNK, (key, end)) as cur:
             row = await cur.fetchone()
         if row is None:
-            return
-        if row[1]:
-            yield bytes(row[1])
+            break
+        data = bytes(row[1]) if part is None else decoder.feed(part.window(row[0], row[1]))
+        if data:
+            yield data
         key = row[0] + 1
+    if part is not None and (tail := decoder.end()):
+        yield tail
 
 
 async def read_all(conn: aiosqlite.Connection, blob_id: int) -> bytes:

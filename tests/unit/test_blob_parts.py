@@ -5,6 +5,9 @@ everywhere, survives the deletion of the item it was copied from, and goes with 
 from __future__ import annotations
 
 import base64
+import itertools
+import random
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.dav.reader import BlobFile, Reader
-from bridge.formats.mime_parts import base64_body, clean_base64_size
+from bridge.formats.mime_parts import Base64Decoder, base64_body, clean_base64_size
 from bridge.model import tags
 from bridge.store import blobs
 from bridge.store.errors import InvalidValue
@@ -135,3 +138,63 @@ async def test_a_part_needs_the_source_it_is_part_of(store: Store) -> None:
     short.source = message()[:100]
     with pytest.raises(InvalidValue):
         await store.items.create(store.folders.roles["inbox"], short)
+
+
+@given(
+    st.binary(max_size=3000),
+    st.sampled_from([b"\r\n", b"\n"]),
+    st.integers(1, 30),
+    st.lists(st.integers(0, 5000), max_size=8),
+)
+def test_clean_base64_decodes_the_same_piece_by_piece(
+    data: bytes, eol: bytes, quanta: int, cuts: list[int]
+) -> None:
+    text = base64.b64encode(data)
+    width = quanta * 4
+    encoded = eol.join(text[i : i + width] for i in range(0, len(text), width)) + eol
+    bounds = sorted({0, len(encoded), *(c % (len(encoded) + 1) for c in cuts)})
+    decoder = Base64Decoder()
+    pieces = [decoder.feed(encoded[a:b]) for a, b in itertools.pairwise(bounds)]
+    assert b"".join(pieces) + decoder.end() == base64_body(encoded) == data
+
+
+LARGE = random.Random(7).randbytes(16 * blobs.CHUNK_SIZE + 12345)  # a part of 22 chunks
+
+
+async def test_a_large_part_streams_a_chunk_at_a_time(store: Store, tmp_path: Path) -> None:
+    inbox = store.folders.roles["inbox"]
+    iid = await store.items.create(inbox, item_from_rfc822(message(LARGE), parts=True))
+    _, blob_id, size = await store.queries.attachment(iid, 0)
+    assert blob_id is not None and size == len(LARGE)
+    tracemalloc.start()
+    try:
+        pieces: list[int] = []
+        async for piece in blobs.read(store.core.reader, blob_id):
+            assert piece == LARGE[sum(pieces) : sum(pieces) + len(piece)]
+            pieces.append(len(piece))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sum(pieces) == len(LARGE) and len(pieces) > 1
+    assert max(pieces) <= blobs.CHUNK_SIZE
+    assert peak < len(LARGE) // 2  # never the whole content at once
+    assert await attachment_data(store, iid, 0) == LARGE
+    reader = Reader(store.core.path)
+    try:
+        f = BlobFile(reader, blob_id)
+        tracemalloc.start()
+        try:
+            assert f.read(10) == LARGE[:10]
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < len(LARGE) // 2
+        rng = random.Random(3)
+        for offset in [0, len(LARGE) - 1, len(LARGE), *rng.sample(range(len(LARGE)), 5)]:
+            length = rng.randrange(1, 2 * blobs.CHUNK_SIZE)
+            assert f.seek(offset) == offset
+            assert f.read(length) == LARGE[offset : offset + length]
+        f.seek(blobs.CHUNK_SIZE + 1)
+        assert f.read() == LARGE[blobs.CHUNK_SIZE + 1 :]
+    finally:
+        reader.close()
