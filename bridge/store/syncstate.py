@@ -239,30 +239,6 @@ class SyncState:
         extra = {P.key(keywords)} if keywords is not None else set()
         return _FLAG_KEYS | extra
 
-    async def drop_content_changes(self, item_id: int) -> None:
-        """The item's pending changes of content are moot (the server's whole message
-        replaced the item): its pending updates keep their flag and category tags only,
-        and one left with none goes."""
-        keep = self.not_content_keys()
-        async with self.core.write(SYSTEM) as tx:
-            async with tx.conn.execute(
-                "SELECT id, payload FROM journal WHERE kind = 'item' AND object_id = ? "
-                "AND op = 'item_update'",
-                (item_id,),
-            ) as cur:
-                rows = await cur.fetchall()
-            for entry_id, payload in rows:
-                doc = json.loads(payload or "{}")
-                changed = list(doc.get("tags") or [])
-                kept = [t for t in changed if t in keep]
-                if not kept:
-                    await tx.conn.execute("DELETE FROM journal WHERE id = ?", (entry_id,))
-                elif kept != changed:
-                    doc["tags"] = kept
-                    await tx.conn.execute(
-                        "UPDATE journal SET payload = ? WHERE id = ?", (json.dumps(doc), entry_id)
-                    )
-
     async def forget_item(self, item_id: int) -> None:
         """Drop an item's pending entries (its local version was kept aside)."""
         async with self.core.write(SYSTEM) as tx:

@@ -289,7 +289,7 @@ class Engine:
             str(i.message_id): i
             for i in candidates
             if (i.upstream or {}).get(MOVING) == mailbox
-            or (  # (the edit of a partly stored message is never uploaded: README, Limits)
+            or (  # (a partly stored message is made whole before its edit goes up)
                 content_of(i) is None and content_edited(entries.get(i.id, []), not_content)
             )
         }

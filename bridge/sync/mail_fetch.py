@@ -373,7 +373,8 @@ def _text_body(parts: list[TextPart], sections: dict[str, bytes]) -> bytes | Non
 
 async def replace_content(store: Store, item: LocalItem, msg: FetchedMessage) -> bool:
     """Give a partly stored item its whole message (keeping its id, folder, local flags
-    and categories); False when the message could not be had."""
+    and categories, and an edit made here that is still to go up: `complete_message`);
+    False when the message could not be had."""
     if msg.raw is None:
         return False
     now = await store.sync.item(item.id)  # as it is after the fetch: read meanwhile, say
@@ -388,11 +389,8 @@ async def replace_content(store: Store, item: LocalItem, msg: FetchedMessage) ->
     cats = categories(local)
     if cats:
         new.named[KEYWORDS] = cats
-    await store.dav.replace(now.id, new, origin=UPSTREAM)
-    await store.sync.drop_content_changes(now.id)  # replaced: nothing of them goes up
-    # (last: until the item is no longer marked partly stored, a run completes it again)
     link: dict[str, Any] = {k: v for k, v in now.upstream.items() if k not in PARTLY_STORED}
-    await store.sync.set_item_links({now.id: link})
+    await store.dav.complete_message(now.id, new, link, store.sync.not_content_keys())
     return True
 
 

@@ -27,7 +27,7 @@ from bridge.store.syncstate import AWAITS, MOVING, REPLACES, JournalEntry, Local
 from bridge.sync import crashpoint, plan
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.sync.hierarchy import Hierarchy
-from bridge.sync.mail_fetch import PARTLY_STORED
+from bridge.sync.mail_fetch import PARTLY_STORED, replace_content
 from bridge.sync.mail_props import flags_of
 from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, Refused, UpstreamError
 
@@ -122,11 +122,14 @@ class Pusher:
         content = (
             item is not None and ref is not None and content_edited(entries, self._not_content)
         )
-        if content and ref_data and ref_data.get("content"):
-            # only part of the message is cached: re-uploading it would replace the whole
-            # message on the server by that part, so the local edit stays local
-            log.warning("item %s: edited, but not uploaded: its message is not cached", item_id)
-            content = False
+        if (
+            content
+            and item is not None
+            and ref is not None
+            and (item.upstream or {}).get("content")
+        ):
+            item = await self._complete(item, ref)
+            ref = _ref(item)
         for action in plan.plan_push(ref, item is not None, target, local, content):
             await self._act(action, item, ref)
             if isinstance(action, plan.Move | plan.Append) and item is not None:
@@ -165,6 +168,27 @@ class Pusher:
             link = {k: v for k, v in item.upstream.items() if k != REPLACES}
             await self.store.sync.set_item_links({item.id: link})
         return await self.store.sync.item(item.id)
+
+    async def _complete(self, item: LocalItem, ref: plan.Ref) -> LocalItem:
+        """An item edited here whose message is only partly cached, made whole first, the
+        edit kept on the server's whole message (`replace_content`): uploaded as it was,
+        it would replace the message on the server by the part the cache has."""
+        if await self._select_if_there(ref.mailbox) != ref.uidvalidity:
+            raise UpstreamError(
+                f"edited here, its message is to be fetched whole first, and {ref.mailbox} "
+                "has changed on the server; the next pull finds it"
+            )
+        got = [m async for m in self.adapter.fetch([ref.uid])]
+        if not got or not await replace_content(self.store, item, got[0]):
+            raise UpstreamError(
+                "edited here, its message is to be fetched whole first, and the server did "
+                "not give it"
+            )
+        crashpoint.step(f"item {item.id} made whole before its upload")
+        whole = await self.store.sync.item(item.id)
+        if whole is None:
+            raise UpstreamError("deleted here while its message was fetched")
+        return whole
 
     async def _select(self, mailbox: str) -> int:
         if self.adapter_selected() != mailbox or mailbox not in self._uidvalidity:

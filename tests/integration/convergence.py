@@ -56,6 +56,22 @@ def server_snapshot(m: imaplib.IMAP4) -> Snapshot:
     return snap
 
 
+def server_subjects(m: imaplib.IMAP4) -> list[tuple[str, str]]:
+    """(mailbox, Subject header field) of every message on the server, sorted."""
+    out = []
+    for raw_name in _mailboxes(m):
+        typ, _ = m.select(f'"{raw_name}"', readonly=True)
+        assert typ == "OK", raw_name
+        _, data = m.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        for part in data:
+            if isinstance(part, tuple):
+                field = part[1].decode("utf-8", "replace").strip()
+                out.append((decode_mailbox(raw_name), field.removeprefix("Subject:").strip()))
+    if m.state == "SELECTED":
+        m.close()
+    return sorted(out)
+
+
 async def cache_snapshot(store: Store) -> Snapshot:
     """Every folder linked to a mailbox, as the cache has it."""
     snap: Snapshot = {}

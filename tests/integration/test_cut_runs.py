@@ -25,7 +25,12 @@ from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
 from tests.integration.conftest import Account
-from tests.integration.convergence import cache_snapshot, normalized, server_snapshot
+from tests.integration.convergence import (
+    cache_snapshot,
+    normalized,
+    server_snapshot,
+    server_subjects,
+)
 from tests.integration.cuts import collect_leftovers, every_cut  # noqa: F401
 from tests.integration.test_imap_folders import folder_named
 from tests.integration.test_sync_state_machine import HEADERS_ONLY
@@ -130,8 +135,9 @@ async def mailbox_made_anew(store: Store, account: Account) -> None:
 
 async def completed_and_moved(store: Store, account: Account) -> None:
     """Messages kept as headers only are moved into the Inbox (kept whole) and changed
-    here; the run completes them."""
-    seed(account, {"Work": ["h1", "h2", "h3"]})
+    here; the run completes them. One edited here where it is, kept as headers only, is
+    made whole before its upload."""
+    seed(account, {"Work": ["h1", "h2", "h3", "h4"]})
     await run(store, account, HEADERS_ONLY)
     by = await items_by_subject(store)
     inbox = store.folders.roles["inbox"]
@@ -140,6 +146,7 @@ async def completed_and_moved(store: Store, account: Account) -> None:
     await store.items.move(by["h2"], inbox)
     server_flag(account, "Work", "h2", "\\Flagged")
     server_flag(account, "Work", "h3", "\\Seen")
+    await store.items.update(by["h4"], {tags.SUBJECT: "h4 edited", tags.FLAG_STATUS: 2})
 
 
 async def uploads(store: Store, account: Account) -> None:
@@ -212,9 +219,11 @@ SCENARIOS: dict[str, tuple[Scenario, SyncConfig | None]] = {
 
 
 async def outcome(store: Store, account: Account) -> tuple[Any, list[tuple[str, str, bool]]]:
-    """The server's mailboxes and the cache's items (folder, subject, whole) after a run."""
+    """The server's mailboxes (and the subjects of their messages) and the cache's items
+    (folder, subject, whole) after a run."""
     # (no check for Message-IDs twice: a copy made here is one; the reference has them)
     server = normalized(server_snapshot(account.client()))
+    subjects = server_subjects(account.client())
     assert normalized(await cache_snapshot(store)) == server
     assert await store.queries.journal_pending() == 0
     names = {f.id: f.display_name for f in await store.folders.all()}
@@ -226,7 +235,7 @@ async def outcome(store: Store, account: Account) -> tuple[Any, list[tuple[str, 
             assert item is not None
             whole = item.has_source and not (item.upstream or {}).get("content")
             here.append((name, str(view.props.get(tags.SUBJECT)), whole))
-    return server, sorted(here)
+    return (server, subjects), sorted(here)
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

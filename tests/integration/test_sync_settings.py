@@ -5,6 +5,7 @@ of days pulled in full, the message size limit, and a folder switched to full.""
 from __future__ import annotations
 
 import base64
+import email
 import imaplib
 import re
 import time
@@ -17,6 +18,7 @@ from pytest_aiohttp import AiohttpClient
 from bridge.api.app import create_app
 from bridge.config import FolderSync, SyncConfig
 from bridge.model import tags
+from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.sync.engine import Engine, Report
 from bridge.sync.imap_service import ImapSyncService
@@ -331,15 +333,24 @@ async def test_a_message_kept_as_headers_stays_partly_stored_when_moved(
     assert not report.failed, report
     item = await store.sync.item(item_id)
     assert item is not None and item.upstream is not None and item.upstream["mailbox"] == "INBOX"
+    subject = "moved partial"
     if await content(store, item_id) is not None:  # the move's run did not complete it
-        await store.items.update(item_id, {tags.SUBJECT: "edited while partial"})
+        subject = "edited while partial"
+        await store.items.update(item_id, {tags.SUBJECT: subject})
         report = await sync(store, account, config)
         assert not report.failed, report
     assert await content(store, item_id) is None
     assert (await store.queries.get(item_id)).props[tags.HASATTACH] is True
     m.select("INBOX", readonly=True)
-    _, data = m.uid("FETCH", "1:*", "(RFC822.SIZE)")
-    assert [int(re.search(rb"RFC822.SIZE (\d+)", d).group(1)) for d in data] == [len(raw)]
+    _, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    [on_server] = [email.message_from_bytes(p[1]) for p in data if isinstance(p, tuple)]
+    assert on_server["Subject"] == subject
+    attached = [p.get_payload(decode=True) for p in on_server.walk() if p.get_filename()]
+    assert attached == [PDF]
+    assert (
+        subject != "moved partial"
+        or on_server.as_bytes() == email.message_from_bytes(raw).as_bytes()
+    )
 
 
 async def test_a_flag_set_while_the_message_is_fetched_on_demand_is_kept(
@@ -392,3 +403,73 @@ async def test_an_edit_of_a_partly_stored_message_takes_no_other_copy_for_its_up
     _, data = m.uid("SEARCH", "ALL")
     assert len(data[0].split()) == 2  # both copies stay on the server
     assert sorted(await folder_items(store, "Lists")) == ["edited here", "edited-partial"]
+
+
+async def test_an_edit_of_a_partly_stored_message_goes_up_with_its_whole_message(
+    store: Store, account: Account
+) -> None:
+    """An edit made here of a message kept as headers only used to stay here until the
+    whole message came, which then replaced it: the edit was lost. The next run now
+    fetches the whole message of an item edited here, keeps the edit on it (properties,
+    recipients, an attachment added), and uploads it in place of the server's, with the
+    message's own attachment."""
+    _, config, item_id = await kept_as_headers(store, account, "Lists", "edit me")
+    await store.items.update(item_id, {tags.SUBJECT: "edited here"})
+    carol = {
+        tags.RECIPIENT_TYPE: 1,
+        tags.DISPLAY_NAME: "Carol",
+        tags.SMTP_ADDRESS: "carol@example.org",
+        tags.EMAIL_ADDRESS: "carol@example.org",
+        tags.ADDRTYPE: "SMTP",
+    }
+    await store.items.set_recipients(item_id, [carol])
+    note = {tags.ATTACH_LONG_FILENAME: "note.txt", tags.ATTACH_MIME_TAG: "text/plain"}
+    await store.items.add_attachment(item_id, note, data=b"added here")
+    for _ in range(3):  # fetched whole, then uploaded
+        report = await sync(store, account, config)
+        assert not report.failed, report
+    assert await content(store, item_id) is None
+    view = await store.queries.get(item_id)
+    assert view.props[tags.SUBJECT] == "edited here"
+    assert "the plan, in words" in str(view.props[tags.BODY])
+    assert [r[tags.DISPLAY_NAME] for r in await store.queries.recipients(item_id)] == ["Carol"]
+    atts = await store.queries.attachments(item_id)
+    assert [a[tags.ATTACH_LONG_FILENAME] for a in atts] == ["plan.pdf", "note.txt"]
+    m = account.client()
+    m.select("Lists", readonly=True)
+    _, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    [uploaded] = [email.message_from_bytes(p[1]) for p in data if isinstance(p, tuple)]
+    assert uploaded["Subject"] == "edited here"
+    assert "carol@example.org" in str(uploaded["To"])
+    attached = {p.get_filename(): p.get_payload(decode=True) for p in uploaded.walk()}
+    assert attached.get("plan.pdf") == PDF and attached.get("note.txt") == b"added here"
+    assert await folder_items(store, "Lists") == {"edited here": item_id}
+    last = await sync(store, account, config)
+    assert last.fetched == 0 and last.pushed == 0, last
+
+
+async def test_a_partly_stored_message_replaced_whole_here_goes_up_as_replaced(
+    store: Store, account: Account
+) -> None:
+    """A message kept as headers only whose content a client replaced whole here (a
+    WebDAV PUT) keeps that content: the server's whole message does not replace it, and
+    it goes up in place of the server's (before, it stayed here, never uploaded, and a
+    change of the folder to whole messages replaced it by the server's)."""
+    _, config, item_id = await kept_as_headers(store, account, "Lists", "to replace")
+    mine = dv.message("replaced here", msgid="<replaced-here@test>")
+    await store.dav.replace(item_id, item_from_rfc822(mine))
+    for _ in range(2):
+        report = await sync(store, account, config)
+        assert not report.failed, report
+    assert await content(store, item_id) is None
+    assert await folder_items(store, "Lists") == {"replaced here": item_id}
+    m = account.client()
+    m.select("Lists", readonly=True)
+    _, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    [on_server] = [email.message_from_bytes(p[1]) for p in data if isinstance(p, tuple)]
+    # (an edit goes up built from the item's properties: README, Limits)
+    assert on_server["Subject"] == "replaced here"
+    assert on_server["Message-ID"] == "<replaced-here@test>"
+    assert "hello" in str(on_server.get_payload())
+    last = await sync(store, account, config)
+    assert last.fetched == 0 and last.pushed == 0, last
