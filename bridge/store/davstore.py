@@ -14,7 +14,7 @@ from bridge.model.proptypes import PropType
 from bridge.store import blobs
 from bridge.store import props as P
 from bridge.store.core import LOCAL, SYSTEM, UPSTREAM, StoreCore, Tx
-from bridge.store.errors import NotFound
+from bridge.store.errors import Conflict, NotFound
 from bridge.store.folders import Folders
 from bridge.store.item_rows import Rows, adjust_counts, python_view
 from bridge.store.items import Items, NewItem
@@ -123,7 +123,13 @@ class DavStore:
         await tx.journal("item_update", "item", item_id, old["folder_id"], cn, {"tags": [WHOLE]})
 
     async def complete_message(
-        self, item_id: int, item: NewItem, link: dict[str, Any], flag_keys: frozenset[str]
+        self,
+        item_id: int,
+        item: NewItem,
+        link: dict[str, Any],
+        flag_keys: frozenset[str],
+        *,
+        cn: int,
     ) -> bool:
         """Give a partly stored item its whole message (`item`, as the server has it, with
         the flags and categories of the item here) and its new upstream `link`, in one
@@ -134,8 +140,13 @@ class DavStore:
         - its source is then stale: the edit goes up built from its properties, in
           place of the server's message (`SyncState.source`);
         - an item whose content was replaced whole here (a WebDAV PUT) keeps it.
-        Returns whether a change made here was kept."""
+        `cn` is the item's change number the caller read its flags at: Conflict if it has
+        changed since (the caller reads them again). Returns whether a change made here
+        was kept."""
         async with self.core.write(UPSTREAM) as tx:
+            row = await self.items.row_in(tx.conn, item_id)
+            if row["cn"] != cn:
+                raise Conflict("the item changed while its whole message was fetched")
             async with tx.conn.execute(
                 "SELECT payload FROM journal WHERE kind = 'item' AND object_id = ? "
                 "AND op = 'item_update'",
@@ -144,7 +155,7 @@ class DavStore:
                 payloads = [json.loads(r[0] or "{}") for r in await cur.fetchall()]
             edited = {str(k) for p in payloads for k in p.get("tags") or []} - flag_keys
             if WHOLE not in edited:
-                kept = await self._kept_edit(tx, item_id, item, edited) if edited else None
+                kept = await self._kept_edit(tx, row, item, edited) if edited else None
                 await self.replace_in(tx, item_id, item)
                 if kept is not None:
                     await self.items.update_in(tx, item_id, *kept)
@@ -159,11 +170,12 @@ class DavStore:
             return bool(edited)
 
     async def _kept_edit(
-        self, tx: Tx, item_id: int, item: NewItem, edited: set[str]
+        self, tx: Tx, row: Any, item: NewItem, edited: set[str]
     ) -> tuple[dict[int, Any], list[int]]:
-        """Put the recipients and attachments the item has here into `item` where they were
-        changed here; the properties to set and delete after it replaced the item."""
-        row = await self.items.row_in(tx.conn, item_id)
+        """Put the recipients and attachments the item (`row`) has here into `item` where
+        they were changed here; the properties to set and delete after it replaced the
+        item."""
+        item_id = row["id"]
         changed = {int(k, 16) for k in edited}
         if tags.MESSAGE_RECIPIENTS in changed:
             async with tx.conn.execute(

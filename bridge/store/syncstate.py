@@ -45,6 +45,7 @@ class LocalItem:
     message_id: str | None
     upstream: dict[str, Any] | None
     has_source: bool
+    cn: int = 0  # its change number: what it was changed by last, here or by a sync
 
 
 REPLACES = "replaces"  # in an item's link: its old server copy (after an edit), until expunged
@@ -59,7 +60,7 @@ LOST = "lost"
 AWAITS = "awaits"
 _FLAG_KEYS = frozenset(P.key(t) for t in FLAG_TAGS)
 _ITEM_SQL = (
-    "SELECT id, folder_id, flags, upstream, source_blob, "
+    "SELECT id, folder_id, flags, upstream, source_blob, cn, "
     f"json_extract(props, '$.\"{P.key(tags.FLAG_STATUS)}\"') AS flag_status, "
     f"json_extract(props, '$.\"{P.key(tags.LAST_VERB_EXECUTED)}\"') AS last_verb, "
     f"json_extract(props, '$.\"{P.key(tags.INTERNET_MESSAGE_ID)}\"') AS message_id, "
@@ -79,6 +80,7 @@ def _local(row: Any) -> LocalItem:
         message_id=row["message_id"],
         upstream=json.loads(row["upstream"]) if row["upstream"] else None,
         has_source=row["source_blob"] is not None,
+        cn=row["cn"],
     )
 
 

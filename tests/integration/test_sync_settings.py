@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import pytest
 from pytest_aiohttp import AiohttpClient
 
 from bridge.api.app import create_app
@@ -473,3 +474,35 @@ async def test_a_partly_stored_message_replaced_whole_here_goes_up_as_replaced(
     assert "hello" in str(on_server.get_payload())
     last = await sync(store, account, config)
     assert last.fetched == 0 and last.pushed == 0, last
+
+
+async def test_a_flag_set_here_while_a_completion_is_written_is_kept(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flag set here after a completion read the item's flags, before it wrote the
+    whole message with them, used to be undone by that write. The write now finds the
+    item changed and the completion reads its flags again."""
+    _, _, item_id = await kept_as_headers(store, account, "Archive", "racing")
+    real = store.dav.complete_message
+    calls = 0
+
+    async def flagged_meanwhile(*args: Any, **kwargs: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await store.items.update(item_id, {tags.FLAG_STATUS: 2})
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store.dav, "complete_message", flagged_meanwhile)
+    config = settings({"Archive": FolderSync("full")})
+    report = await sync(store, account, config)
+    assert not report.failed and report.fetched == 1, report
+    assert await content(store, item_id) is None
+    assert (await store.queries.get(item_id)).props.get(tags.FLAG_STATUS) == 2
+    assert calls == 2
+    report = await sync(store, account, config)
+    assert not report.failed, report
+    m = account.client()
+    m.select("Archive", readonly=True)
+    _, data = m.uid("FETCH", "1:*", "(FLAGS)")
+    assert b"\\Flagged" in data[0]
