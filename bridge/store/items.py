@@ -18,7 +18,7 @@ from bridge.store import conversation
 from bridge.store import props as P
 from bridge.store.blobs import SourcePart
 from bridge.store.core import LOCAL, UPSTREAM, Tx
-from bridge.store.errors import InvalidValue
+from bridge.store.errors import Conflict, InvalidValue
 from bridge.store.item_attachments import AttachmentWrites
 from bridge.store.item_base import ItemsBase, NewItem, PropChange
 from bridge.store.item_moves import RelocationWrites
@@ -285,10 +285,14 @@ class Items(AttachmentWrites, RelocationWrites):
         *,
         named: Mapping[NamedProp, Any] | None = None,
         origin: str = LOCAL,
+        if_cn: int | None = None,
     ) -> list[int]:
-        """Set and delete properties; returns the tags that changed."""
+        """Set and delete properties; returns the tags that changed. With `if_cn`, only
+        if the item's change number is still that (Conflict otherwise)."""
         checked = self._writable(set_props or {}, delete_tags or [])
         async with self.core.write(origin) as tx:
+            if if_cn is not None and (await self.row_in(tx.conn, item_id))["cn"] != if_cn:
+                raise Conflict("the item has changed since it was read")
             return await self.update_in(tx, item_id, checked, delete_tags, named=named)
 
     @staticmethod

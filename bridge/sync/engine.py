@@ -16,7 +16,7 @@ from typing import Any
 from bridge.config import FolderSync, SyncConfig
 from bridge.formats.mime import KEYWORDS
 from bridge.store.core import UPSTREAM
-from bridge.store.errors import StoreError
+from bridge.store.errors import Conflict, StoreError
 from bridge.store.items import PropChange
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
@@ -37,6 +37,11 @@ from bridge.sync.push import Pusher, content_edited
 from bridge.upstream.base import MailAdapter, MailboxState
 
 log = logging.getLogger(__name__)
+
+# Tries of a change of flags from the server that changes of the item here get in the way
+# of (each planned again with its flags as they are then); past them the run fails and
+# the next one meets the change again.
+FLAG_ATTEMPTS = 3
 
 
 @dataclass
@@ -378,53 +383,18 @@ class Engine:
         deletions = planned is not None and any(isinstance(a, plan.DeleteLocal) for a in actions)
         dirty_now = await self.store.sync.dirty_times() if deletions else {}
         for action in actions:
-            item = None
             if isinstance(action, plan.DeleteLocal) and planned is not None:
                 action = planned.gone(action, dirty_now.get(action.item_id))
             if isinstance(action, plan.SetFlags | plan.FlagConflict):
-                item = await self.store.sync.item(action.item_id)
-                if item is None or item.upstream is None:
-                    continue
-                if planned is not None:
-                    again = planned.again(action, flags_of(item))
-                    if again is None:
-                        links[item.id] = {**item.upstream, "flags": sorted(action.base)}
+                for attempt in range(1, FLAG_ATTEMPTS + 1):
+                    try:
+                        await self._apply_flags_of(action, planned, mailbox, report, links)
+                    except Conflict:  # changed here since it was read: read and planned again
+                        if attempt == FLAG_ATTEMPTS:
+                            raise
                         continue
-                    action = again
-            if isinstance(action, plan.SetFlags):
-                assert item is not None and item.upstream is not None
-                if action.local_changed:
-                    await self._apply_flags(item, action.local, report)
-                links[item.id] = {**item.upstream, "flags": sorted(action.base)}
-            elif isinstance(action, plan.FlagConflict):
-                assert item is not None and item.upstream is not None
-                change = None
-                if action.local != flags_of(item):
-                    change = self._flag_change(item, action.local)
-                    report.updated += 1
-                if action.keep_copy:
-                    await conflicts.keep_copy(
-                        self.store,
-                        item.id,
-                        "flags changed here and on the server",
-                        change,
-                        mailbox=mailbox,
-                    )
-                elif change is not None:
-                    await self._update(item.id, change)
-                links[item.id] = {**item.upstream, "flags": sorted(action.base)}
-                report.conflicts += 1
-                if not action.keep_copy:
-                    conflicts.publish(
-                        self.store,
-                        item.id,
-                        None,
-                        item.folder_id,
-                        "flags changed here and on the server: "
-                        + ("the local state wins" if action.local_wins else "the server wins"),
-                        mailbox=mailbox,
-                    )
-            elif isinstance(action, plan.DeleteLocal):
+                    break
+            if isinstance(action, plan.DeleteLocal):
                 await self._delete(action.item_id)
                 report.deleted += 1
                 crashpoint.step(f"{mailbox}: deletion applied")
@@ -450,14 +420,58 @@ class Engine:
             fid, mailbox, state, fetch
         )
 
+    async def _apply_flags_of(
+        self,
+        action: plan.SetFlags | plan.FlagConflict,
+        planned: Planned | None,
+        mailbox: str,
+        report: Report,
+        links: dict[int, dict[str, Any] | None],
+    ) -> None:
+        """Apply a change of a message's flags on the server (or a conflict of them) to
+        its item as it is now (planned again if its flags changed here since the plan).
+        Conflict when the item changes here before the change is written."""
+        item = await self.store.sync.item(action.item_id)
+        if item is None or item.upstream is None:
+            return
+        if planned is not None:
+            again = planned.again(action, flags_of(item))
+            if again is None:
+                links[item.id] = {**item.upstream, "flags": sorted(action.base)}
+                return
+            action = again
+        if isinstance(action, plan.SetFlags):
+            if action.local_changed:
+                await self._update(item, self._flag_change(item, action.local))
+                report.updated += 1
+            links[item.id] = {**item.upstream, "flags": sorted(action.base)}
+            return
+        change = None
+        if action.local != flags_of(item):
+            change = self._flag_change(item, action.local)
+        if action.keep_copy:
+            await conflicts.keep_copy(
+                self.store, item.id, "flags changed here and on the server", change, mailbox=mailbox
+            )
+        elif change is not None:
+            await self._update(item, change)
+        report.updated += change is not None
+        links[item.id] = {**item.upstream, "flags": sorted(action.base)}
+        report.conflicts += 1
+        if not action.keep_copy:
+            conflicts.publish(
+                self.store,
+                item.id,
+                None,
+                item.folder_id,
+                "flags changed here and on the server: "
+                + ("the local state wins" if action.local_wins else "the server wins"),
+                mailbox=mailbox,
+            )
+
     async def _delete(self, item_id: int) -> None:
         with contextlib.suppress(StoreError):  # deleted locally meanwhile
             await self.store.items.delete(item_id, hard=True, origin=UPSTREAM)
-
-    async def _apply_flags(self, item: LocalItem, flags: plan.FlagSet, report: Report) -> None:
-        """Set the local item's flags and categories to `flags` (a change from the server)."""
-        await self._update(item.id, self._flag_change(item, flags))
-        report.updated += 1
 
     @staticmethod
     def _flag_change(item: LocalItem, flags: plan.FlagSet) -> PropChange:
@@ -465,7 +479,14 @@ class Engine:
         set_props, delete = flag_props(flags, item.last_verb)
         return PropChange(set_props, delete, {KEYWORDS: categories(flags)})
 
-    async def _update(self, item_id: int, change: PropChange) -> None:
+    async def _update(self, item: LocalItem, change: PropChange) -> None:
+        """Make a change from the server to the item as it was read (Conflict if it has
+        changed here since)."""
         await self.store.items.update(
-            item_id, change.set_props, change.delete_tags, named=change.named, origin=UPSTREAM
+            item.id,
+            change.set_props,
+            change.delete_tags,
+            named=change.named,
+            origin=UPSTREAM,
+            if_cn=item.cn,
         )

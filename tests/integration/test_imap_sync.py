@@ -14,6 +14,7 @@ import pytest
 from bridge.formats.mime import KEYWORDS
 from bridge.model import tags
 from bridge.store import blobs
+from bridge.store.core import UPSTREAM
 from bridge.store.items import Items, NewItem
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
@@ -810,6 +811,40 @@ async def test_a_local_change_made_while_a_pull_runs_is_not_overwritten(
     (kept,), _ = await store.queries.list(store.folders.roles["conflicts"])
     assert kept.props[tags.READ] is True and kept.props.get(tags.FLAG_STATUS) is None
     assert server_flags(account, "INBOX")["busy"] == {"\\Flagged"}
+    again = await sync(store, account)
+    assert (again.pushed, again.updated, again.conflicts) == (0, 0, 0)
+
+
+async def test_a_local_change_made_while_a_flag_change_is_written_is_not_overwritten(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but the user reads the message after the pull read the item to apply
+    the server's flag, before it wrote it: that write used to set the flags as read
+    before, undoing the user's change. It now finds the item changed, reads and plans it
+    again: the same conflict."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("racing"))
+    await sync(store, account)
+    (item,), _ = await store.queries.list(store.folders.roles["inbox"])
+    m.select("INBOX")
+    m.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+    update = Items.update
+    done: list[object] = []
+
+    async def user_reads_it_first(self: Items, item_id: int, *args: Any, **kw: Any) -> Any:
+        if not done and item_id == item.id and kw.get("origin") == UPSTREAM:
+            done.append(await update(self, item_id, {tags.READ: True}))
+        return await update(self, item_id, *args, **kw)
+
+    monkeypatch.setattr(Items, "update", user_reads_it_first)
+    report = await sync(store, account)
+    assert done and not report.failed, report
+    assert report.conflicts == 1
+    now = await store.queries.get(item.id)
+    assert (now.props[tags.READ], now.props.get(tags.FLAG_STATUS)) == (False, 2)
+    (kept,), _ = await store.queries.list(store.folders.roles["conflicts"])
+    assert kept.props[tags.READ] is True and kept.props.get(tags.FLAG_STATUS) is None
+    assert server_flags(account, "INBOX")["racing"] == {"\\Flagged"}
     again = await sync(store, account)
     assert (again.pushed, again.updated, again.conflicts) == (0, 0, 0)
 
