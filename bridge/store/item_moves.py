@@ -159,10 +159,20 @@ class RelocationWrites(ItemsBase):
             )
             await tx.journal("item_submit", "item", item_id, outbox, cn)
 
-    async def delete(self, item_id: int, *, hard: bool = False, origin: str = LOCAL) -> None:
+    async def delete(
+        self, item_id: int, *, hard: bool = False, origin: str = LOCAL, if_clean: bool = False
+    ) -> None:
         """Soft delete moves the item to Deleted Items; an item already there (or `hard`)
-        is removed for good."""
+        is removed for good. With `if_clean`, only if no change of it made here waits to
+        go up (Conflict otherwise)."""
         async with self.core.write(origin) as tx:
+            if if_clean:
+                async with tx.conn.execute(
+                    "SELECT 1 FROM journal WHERE kind = 'item' AND object_id = ? LIMIT 1",
+                    (item_id,),
+                ) as cur:
+                    if await cur.fetchone() is not None:
+                        raise Conflict("the item was changed here since it was read")
             await self.delete_in(tx, item_id, hard=hard)
 
     async def delete_in(self, tx: Tx, item_id: int, *, hard: bool = False) -> None:

@@ -17,13 +17,13 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Set
 from typing import Any
 
 from bridge.config.model import FolderSync
 from bridge.store.core import UPSTREAM
 from bridge.store.dav_refs import DavItem, is_dav_ref
-from bridge.store.errors import StoreError
+from bridge.store.errors import Conflict, NotFound, StoreError
 from bridge.store.item_base import NewItem
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
@@ -230,7 +230,7 @@ class DavEngine:
         }
         actions = dav_plan.plan_pull(known, members, removed, skipped, self.policy, observed_at)
         by_id = {i.id: i for i in linked}
-        await self._apply(fid, collection, actions, by_id, report, path, prefetched)
+        await self._apply(fid, collection, actions, by_id, report, path, prefetched, set(dirty))
         await self.store.sync.set_folder_link(
             fid,
             {
@@ -338,7 +338,9 @@ class DavEngine:
         report: DavReport,
         path: str,
         prefetched: dict[str, Fetched] | None = None,
+        dirty: Set[int] = frozenset(),
     ) -> None:
+        """Apply a pull's plan; `dirty`: the items it was made with as changed here."""
         fetch: dict[str, dav_plan.Fetch] = {}
         unskip: list[str] = []
         links: dict[int, dict[str, Any] | None] = {}
@@ -360,10 +362,21 @@ class DavEngine:
                         collection=collection.href,
                     )
             elif isinstance(action, dav_plan.DeleteLocal):
-                with contextlib.suppress(StoreError):
-                    await self.store.items.delete(action.item_id, hard=True, origin=UPSTREAM)
-                crashpoint.step("server deletion applied")
-                report.deleted += 1
+                again = await self._delete(action, action.item_id not in dirty)
+                if again is None:
+                    crashpoint.step("server deletion applied")
+                    report.deleted += 1
+                elif again == "keep-both":
+                    await conflicts.keep_aside(
+                        self.store,
+                        action.item_id,
+                        "deleted on the server, changed here",
+                        collection=collection.href,
+                    )
+                    report.conflicts += 1
+                else:  # the local version wins: it goes up again
+                    links[action.item_id] = None
+                    report.conflicts += 1
             elif isinstance(action, dav_plan.KeepConflict):
                 await conflicts.keep_aside(
                     self.store,
@@ -381,6 +394,25 @@ class DavEngine:
         await self.store.dav_refs.set_skipped(collection.href, {}, unskip)
         if fetch:
             await self._fetch(fid, collection, fetch, linked, report, path, prefetched)
+
+    async def _delete(self, action: dav_plan.DeleteLocal, clean: bool) -> str | None:
+        """Apply the deletion of a resource on the server to its item: None once done. An
+        item that was not changed here when the plan was made (`clean`) is deleted only if
+        it still is not; if it is, the conflict it then is (`conflict_after_plan`):
+        "keep-both" (for the caller to keep it aside) or "local" (its version wins), or
+        None when the server's deletion wins and is done."""
+        try:
+            with contextlib.suppress(NotFound):  # deleted here meanwhile
+                await self.store.items.delete(
+                    action.item_id, hard=True, origin=UPSTREAM, if_clean=clean
+                )
+        except Conflict:  # changed here since the plan
+            conflict = dav_plan.conflict_after_plan(self.policy)
+            if conflict != "server-wins":
+                return conflict or "local"
+            with contextlib.suppress(NotFound):
+                await self.store.items.delete(action.item_id, hard=True, origin=UPSTREAM)
+        return None
 
     async def _fetch(
         self,

@@ -16,7 +16,7 @@ from typing import Any
 from bridge.config import FolderSync, SyncConfig
 from bridge.formats.mime import KEYWORDS
 from bridge.store.core import UPSTREAM
-from bridge.store.errors import Conflict, StoreError
+from bridge.store.errors import Conflict, NotFound
 from bridge.store.items import PropChange
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
@@ -395,10 +395,13 @@ class Engine:
                         continue
                     break
             if isinstance(action, plan.DeleteLocal):
-                await self._delete(action.item_id)
-                report.deleted += 1
-                crashpoint.step(f"{mailbox}: deletion applied")
-            elif isinstance(action, plan.KeepConflict):
+                again = await self._delete(action, planned, dirty_now)
+                if again is None:
+                    report.deleted += 1
+                    crashpoint.step(f"{mailbox}: deletion applied")
+                    continue
+                action = again
+            if isinstance(action, plan.KeepConflict):
                 await conflicts.keep_aside(
                     self.store,
                     action.item_id,
@@ -469,9 +472,28 @@ class Engine:
                 mailbox=mailbox,
             )
 
-    async def _delete(self, item_id: int) -> None:
-        with contextlib.suppress(StoreError):  # deleted locally meanwhile
-            await self.store.items.delete(item_id, hard=True, origin=UPSTREAM)
+    async def _delete(
+        self, action: plan.DeleteLocal, planned: Planned | None, dirty_now: Mapping[int, int]
+    ) -> plan.PullAction | None:
+        """Apply the deletion of a message on the server to its item: None once done. An
+        item that was not changed here when it was last read (`planned`, `dirty_now`) is
+        deleted only if it still is not; if it is, its action planned again is returned
+        (a conflict, a local version that wins) or done (a deletion the policy wants)."""
+        k = planned.known.get(action.item_id) if planned is not None else None
+        clean = k is not None and not k.dirty and action.item_id not in dirty_now
+        try:
+            with contextlib.suppress(NotFound):  # deleted here meanwhile
+                await self.store.items.delete(
+                    action.item_id, hard=True, origin=UPSTREAM, if_clean=clean
+                )
+        except Conflict:  # changed here since it was read
+            assert planned is not None
+            again = planned.gone(action, now_filetime())
+            if not isinstance(again, plan.DeleteLocal):
+                return again
+            with contextlib.suppress(NotFound):
+                await self.store.items.delete(action.item_id, hard=True, origin=UPSTREAM)
+        return None
 
     @staticmethod
     def _flag_change(item: LocalItem, flags: plan.FlagSet) -> PropChange:

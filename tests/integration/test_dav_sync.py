@@ -24,7 +24,8 @@ import pytest
 
 from bridge.model import classes, tags
 from bridge.store import props as P
-from bridge.store.items import NewItem
+from bridge.store.core import UPSTREAM
+from bridge.store.items import Items, NewItem
 from bridge.store.search_folders import Criteria
 from bridge.store.store import Store
 from bridge.sync.dav_engine import DavEngine
@@ -543,6 +544,40 @@ async def test_changed_here_while_the_pull_fetches_the_servers_change(
         assert await subjects(store, "calendar") == ["Review", "Theirs"]
         assert await subjects(store, "conflicts") == ["Mine"]
         assert await other.summaries("calendar") == ["Review", "Theirs"]
+    else:
+        assert await subjects(store, "calendar") == ["Mine", "Review"]
+        assert await other.summaries("calendar") == ["Mine", "Review"]
+    assert await store.queries.journal_pending() == 0
+
+
+@pytest.mark.parametrize("policy", ["keep-both", "local-wins"])
+async def test_changed_here_while_the_pull_deletes_it(
+    store: Store, other: Other, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    """Another client deletes an event; the user renames it here after the pull planned
+    the deletion, as the deletion is written: that deletion used to take the change with
+    it. It now meets the policy (keep-both: kept in Sync Issues/Conflicts; local-wins:
+    it goes up again)."""
+    await seed(other)
+    await sync(store, other, policy)
+    mine = await item_id(store, "calendar", "Standup")
+    await other.delete("calendar", "standup.ics")
+    delete = Items.delete
+    done: list[object] = []
+
+    async def user_renames_it_first(self: Items, item: int, **kw: Any) -> None:
+        if not done and item == mine and kw.get("origin") == UPSTREAM:
+            done.append(await store.items.update(mine, {tags.SUBJECT: "Mine"}))
+        await delete(self, item, **kw)
+
+    monkeypatch.setattr(Items, "delete", user_renames_it_first)
+    status = await sync(store, other, policy)
+    assert done and status["caldav"]["last_run"]["conflicts"] == 1, status
+    await sync(store, other, policy)
+    if policy == "keep-both":
+        assert await subjects(store, "calendar") == ["Review"]
+        assert await subjects(store, "conflicts") == ["Mine"]
+        assert await other.summaries("calendar") == ["Review"]
     else:
         assert await subjects(store, "calendar") == ["Mine", "Review"]
         assert await other.summaries("calendar") == ["Mine", "Review"]

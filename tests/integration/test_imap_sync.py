@@ -869,6 +869,34 @@ async def test_a_local_change_made_while_a_pull_deletes_the_message_is_kept(
     assert kept.props[tags.SUBJECT] == "going" and kept.props.get(tags.FLAG_STATUS) == 2
 
 
+async def test_a_local_change_made_while_a_deletion_is_written_is_kept(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but the user flags the message after the pull last read it clean, as its
+    deletion is written: that deletion used to take the change with it. It now finds the
+    item changed, and plans it again: kept in Sync Issues/Conflicts."""
+    m = account.client()
+    dv.append(m, "INBOX", dv.message("going too"))
+    await sync(store, account)
+    (item,), _ = await store.queries.list(store.folders.roles["inbox"])
+    m.select("INBOX")
+    m.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    delete = Items.delete
+    done: list[object] = []
+
+    async def user_flags_it_first(self: Items, item_id: int, **kw: Any) -> Any:
+        if not done and item_id == item.id and kw.get("origin") == UPSTREAM:
+            done.append(await store.items.update(item_id, {tags.FLAG_STATUS: 2}))
+        return await delete(self, item_id, **kw)
+
+    monkeypatch.setattr(Items, "delete", user_flags_it_first)
+    report = await sync(store, account)
+    assert done and not report.failed, report
+    (kept,), _ = await store.queries.list(store.folders.roles["conflicts"])
+    assert kept.props[tags.SUBJECT] == "going too" and kept.props.get(tags.FLAG_STATUS) == 2
+
+
 async def test_moves_on_a_server_without_move_or_uidplus(
     store: Store, dovecot_minimal: dv.Dovecot
 ) -> None:
