@@ -54,10 +54,16 @@ class DavStore:
         attachment: tuple[dict[int, Any], int] | None = None,
         *,
         origin: str = LOCAL,
+        unchanged_since: int | None = None,
     ) -> None:
         """Replace an item's content (class, properties, recipients, attachments, source)
-        keeping its id, name, creation time and dead properties."""
+        keeping its id, name, creation time and dead properties. With `unchanged_since`
+        (a journal mark), only if it was not changed here since (Conflict otherwise)."""
         async with self.core.write(origin) as tx:
+            if unchanged_since is not None and await self.items.changed_since(
+                tx, item_id, unchanged_since
+            ):
+                raise Conflict("the item was changed here since it was read")
             await self.replace_in(tx, item_id, item, attachment)
 
     async def replace_in(

@@ -100,6 +100,16 @@ class ItemsBase:
 
     # -- modify -----------------------------------------------------------------------
 
+    @staticmethod
+    async def changed_since(tx: Tx, item_id: int, mark: int) -> bool:
+        """Whether a change of the item made here was journaled after the journal's `mark`
+        (`SyncState.journal_mark`), and waits to go up."""
+        async with tx.conn.execute(
+            "SELECT 1 FROM journal WHERE kind = 'item' AND object_id = ? AND id > ? LIMIT 1",
+            (item_id, mark),
+        ) as cur:
+            return await cur.fetchone() is not None
+
     async def row_in(self, conn: aiosqlite.Connection, item_id: int) -> aiosqlite.Row:
         async with conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)) as cur:
             row = await cur.fetchone()

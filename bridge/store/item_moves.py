@@ -160,19 +160,21 @@ class RelocationWrites(ItemsBase):
             await tx.journal("item_submit", "item", item_id, outbox, cn)
 
     async def delete(
-        self, item_id: int, *, hard: bool = False, origin: str = LOCAL, if_clean: bool = False
+        self,
+        item_id: int,
+        *,
+        hard: bool = False,
+        origin: str = LOCAL,
+        unchanged_since: int | None = None,
     ) -> None:
         """Soft delete moves the item to Deleted Items; an item already there (or `hard`)
-        is removed for good. With `if_clean`, only if no change of it made here waits to
-        go up (Conflict otherwise)."""
+        is removed for good. With `unchanged_since` (a journal mark), only if it was not
+        changed here since (Conflict otherwise)."""
         async with self.core.write(origin) as tx:
-            if if_clean:
-                async with tx.conn.execute(
-                    "SELECT 1 FROM journal WHERE kind = 'item' AND object_id = ? LIMIT 1",
-                    (item_id,),
-                ) as cur:
-                    if await cur.fetchone() is not None:
-                        raise Conflict("the item was changed here since it was read")
+            if unchanged_since is not None and await self.changed_since(
+                tx, item_id, unchanged_since
+            ):
+                raise Conflict("the item was changed here since it was read")
             await self.delete_in(tx, item_id, hard=hard)
 
     async def delete_in(self, tx: Tx, item_id: int, *, hard: bool = False) -> None:

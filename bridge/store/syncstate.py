@@ -205,6 +205,13 @@ class SyncState:
             rows = await cur.fetchall()
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}")) for r in rows]
 
+    async def journal_mark(self) -> int:
+        """The journal's mark: every change journaled after this call has a greater one
+        (`Items.changed_since`; ids of the journal are never used twice)."""
+        async with self.core.reader.execute("SELECT coalesce(max(id), 0) FROM journal") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row is not None else 0
+
     async def dirty_items(self) -> set[int]:
         """Items with local changes still waiting for the upstream."""
         async with self.core.reader.execute(

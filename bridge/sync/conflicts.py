@@ -12,6 +12,11 @@ from bridge.store.errors import StoreError
 from bridge.store.items import PropChange
 from bridge.store.store import Store
 
+# Tries of writing the upstream's version of an item that is changed here meanwhile (each
+# meets the change as a conflict, or settles it again); past them the run fails, and the
+# next one meets it again.
+REPLACE_ATTEMPTS = 3
+
 
 async def keep_aside(store: Store, item_id: int, reason: str, **where: str) -> None:
     """The upstream no longer has what the item was linked to (or it never had the item):

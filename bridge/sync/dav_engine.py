@@ -212,6 +212,7 @@ class DavEngine:
         members = [m for m in members if m.href not in ignore]
         if removed is not None:
             removed = [h for h in removed if h not in ignore]
+        mark = await self.store.sync.journal_mark()  # (read first)
         dirty = await self._changed_here(fid, (i.id for i in linked))
         known = [
             dav_plan.KnownItem(
@@ -230,7 +231,9 @@ class DavEngine:
         }
         actions = dav_plan.plan_pull(known, members, removed, skipped, self.policy, observed_at)
         by_id = {i.id: i for i in linked}
-        await self._apply(fid, collection, actions, by_id, report, path, prefetched, set(dirty))
+        await self._apply(
+            fid, collection, actions, by_id, report, path, prefetched, (mark, set(dirty))
+        )
         await self.store.sync.set_folder_link(
             fid,
             {
@@ -338,9 +341,11 @@ class DavEngine:
         report: DavReport,
         path: str,
         prefetched: dict[str, Fetched] | None = None,
-        dirty: Set[int] = frozenset(),
+        planned_at: tuple[int, Set[int]] = (0, frozenset()),
     ) -> None:
-        """Apply a pull's plan; `dirty`: the items it was made with as changed here."""
+        """Apply a pull's plan; `planned_at`: the journal's mark before the plan was
+        made, and the items it was made with as changed here."""
+        mark, dirty = planned_at
         fetch: dict[str, dav_plan.Fetch] = {}
         unskip: list[str] = []
         links: dict[int, dict[str, Any] | None] = {}
@@ -362,7 +367,7 @@ class DavEngine:
                         collection=collection.href,
                     )
             elif isinstance(action, dav_plan.DeleteLocal):
-                again = await self._delete(action, action.item_id not in dirty)
+                again = await self._delete(action, None if action.item_id in dirty else mark)
                 if again is None:
                     crashpoint.step("server deletion applied")
                     report.deleted += 1
@@ -395,16 +400,16 @@ class DavEngine:
         if fetch:
             await self._fetch(fid, collection, fetch, linked, report, path, prefetched)
 
-    async def _delete(self, action: dav_plan.DeleteLocal, clean: bool) -> str | None:
+    async def _delete(self, action: dav_plan.DeleteLocal, mark: int | None) -> str | None:
         """Apply the deletion of a resource on the server to its item: None once done. An
-        item that was not changed here when the plan was made (`clean`) is deleted only if
-        it still is not; if it is, the conflict it then is (`conflict_after_plan`):
-        "keep-both" (for the caller to keep it aside) or "local" (its version wins), or
-        None when the server's deletion wins and is done."""
+        item that was not changed here when the plan was made (after the journal's `mark`)
+        is deleted only if it still is not; if it is, the conflict it then is
+        (`conflict_after_plan`): "keep-both" (for the caller to keep it aside) or "local"
+        (its version wins), or None when the server's deletion wins and is done."""
         try:
             with contextlib.suppress(NotFound):  # deleted here meanwhile
                 await self.store.items.delete(
-                    action.item_id, hard=True, origin=UPSTREAM, if_clean=clean
+                    action.item_id, hard=True, origin=UPSTREAM, unchanged_since=mark
                 )
         except Conflict:  # changed here since the plan
             conflict = dav_plan.conflict_after_plan(self.policy)
@@ -647,30 +652,42 @@ class DavEngine:
     ) -> None:
         assert action.item_id is not None
         item_id = action.item_id
-        if action.conflict is None and item_id in await self._changed_here(fid, [item_id]):
-            # changed here since the plan (while the server's version was on its way)
-            conflict = dav_plan.conflict_after_plan(self.policy)
-            if conflict is None:
-                await self._local_wins(item_id, new, collection, report)
+        for attempt in range(1, conflicts.REPLACE_ATTEMPTS + 1):
+            mark = await self.store.sync.journal_mark()  # (read first)
+            if action.conflict is None and (
+                attempt > 1 or item_id in await self._changed_here(fid, [item_id])
+            ):
+                # changed here since the plan (while the server's version was on its way)
+                conflict = dav_plan.conflict_after_plan(self.policy)
+                if conflict is None:
+                    await self._local_wins(item_id, new, collection, report)
+                    return
+                action = dataclasses.replace(action, conflict=conflict)
+            if action.conflict is not None:
+                # The server's version wins in place: in the collection's folder, where a
+                # local move (dropped with the rest of the local changes) may have taken it.
+                await conflicts.settle(
+                    self.store,
+                    item_id,
+                    "changed here and on the server",
+                    keep=action.conflict == "keep-both",
+                    back_to=fid,
+                    collection=collection.href,
+                )
+                crashpoint.step(f"{action.href}: conflict settled")
+            try:
+                # (Conflict if it was changed here since it was looked at, or since its
+                # conflict was settled: it is settled again)
+                await self.store.dav.replace(item_id, new, origin=UPSTREAM, unchanged_since=mark)
+            except Conflict:
+                if attempt == conflicts.REPLACE_ATTEMPTS:
+                    raise
+                action = dataclasses.replace(action, conflict=None)
+                continue
+            except StoreError as exc:
+                report.malformed.append(f"{action.href}: not stored: {exc}")
                 return
-            action = dataclasses.replace(action, conflict=conflict)
-        if action.conflict is not None:
-            # The server's version wins in place: in the collection's folder, where a
-            # local move (dropped with the rest of the local changes) may have taken it.
-            await conflicts.settle(
-                self.store,
-                item_id,
-                "changed here and on the server",
-                keep=action.conflict == "keep-both",
-                back_to=fid,
-                collection=collection.href,
-            )
-            crashpoint.step(f"{action.href}: conflict settled")
-        try:
-            await self.store.dav.replace(item_id, new, origin=UPSTREAM)
-        except StoreError as exc:
-            report.malformed.append(f"{action.href}: not stored: {exc}")
-            return
+            break
         await self.store.sync.set_item_links({item_id: new.upstream})
         crashpoint.step(f"{action.href}: server change applied")
         if action.conflict is not None:

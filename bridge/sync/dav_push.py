@@ -20,7 +20,7 @@ from typing import Any
 
 from bridge.store.core import UPSTREAM
 from bridge.store.dav_refs import DavItem, is_dav_ref
-from bridge.store.errors import StoreError
+from bridge.store.errors import Conflict, StoreError
 from bridge.store.props import now_filetime
 from bridge.store.store import Store
 from bridge.store.syncstate import JournalEntry
@@ -287,15 +287,23 @@ class DavPusher:
             etag = res.etag or await self._etag(target, res.href)
             return {**_base(self.service, ref, target), "href": res.href, "etag": etag}
         new = dav_content.item_from_resource(target.kind, got.data)
-        await conflicts.settle(  # the local version aside, its changes dropped: one step
-            self.store,
-            item.id,
-            "changed here and on the server",
-            keep=self.policy == "keep-both",
-            back_to=item.folder_id,
-            collection=target.href,
-        )
-        await self.store.dav.replace(item.id, new, origin=UPSTREAM)
+        for attempt in range(1, conflicts.REPLACE_ATTEMPTS + 1):
+            mark = await self.store.sync.journal_mark()  # (read first)
+            await conflicts.settle(  # the local version aside, its changes dropped: one step
+                self.store,
+                item.id,
+                "changed here and on the server",
+                keep=self.policy == "keep-both",
+                back_to=item.folder_id,
+                collection=target.href,
+            )
+            try:
+                await self.store.dav.replace(item.id, new, origin=UPSTREAM, unchanged_since=mark)
+            except Conflict:  # changed here again since it was settled: settled again
+                if attempt == conflicts.REPLACE_ATTEMPTS:
+                    raise
+                continue
+            break
         await self.store.sync.set_item_links(
             {item.id: {**_base(self.service, ref, target), "etag": got.etag}}
         )

@@ -381,6 +381,7 @@ class Engine:
         fetch = [a.uid for a in actions if isinstance(a, plan.Fetch)]
         links: dict[int, dict[str, Any] | None] = {}
         deletions = planned is not None and any(isinstance(a, plan.DeleteLocal) for a in actions)
+        mark = await self.store.sync.journal_mark() if deletions else 0  # (read first)
         dirty_now = await self.store.sync.dirty_times() if deletions else {}
         for action in actions:
             if isinstance(action, plan.DeleteLocal) and planned is not None:
@@ -395,7 +396,7 @@ class Engine:
                         continue
                     break
             if isinstance(action, plan.DeleteLocal):
-                again = await self._delete(action, planned, dirty_now)
+                again = await self._delete(action, planned, dirty_now, mark)
                 if again is None:
                     report.deleted += 1
                     crashpoint.step(f"{mailbox}: deletion applied")
@@ -473,18 +474,26 @@ class Engine:
             )
 
     async def _delete(
-        self, action: plan.DeleteLocal, planned: Planned | None, dirty_now: Mapping[int, int]
+        self,
+        action: plan.DeleteLocal,
+        planned: Planned | None,
+        dirty_now: Mapping[int, int],
+        mark: int,
     ) -> plan.PullAction | None:
         """Apply the deletion of a message on the server to its item: None once done. An
-        item that was not changed here when it was last read (`planned`, `dirty_now`) is
-        deleted only if it still is not; if it is, its action planned again is returned
-        (a conflict, a local version that wins) or done (a deletion the policy wants)."""
+        item that was not changed here when it was last read (`planned`, `dirty_now`,
+        read after the journal's `mark`) is deleted only if it still is not; if it is,
+        its action planned again is returned (a conflict, a local version that wins) or
+        done (a deletion the policy wants)."""
         k = planned.known.get(action.item_id) if planned is not None else None
         clean = k is not None and not k.dirty and action.item_id not in dirty_now
         try:
             with contextlib.suppress(NotFound):  # deleted here meanwhile
                 await self.store.items.delete(
-                    action.item_id, hard=True, origin=UPSTREAM, if_clean=clean
+                    action.item_id,
+                    hard=True,
+                    origin=UPSTREAM,
+                    unchanged_since=mark if clean else None,
                 )
         except Conflict:  # changed here since it was read
             assert planned is not None

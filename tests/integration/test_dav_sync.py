@@ -25,6 +25,7 @@ import pytest
 from bridge.model import classes, tags
 from bridge.store import props as P
 from bridge.store.core import UPSTREAM
+from bridge.store.davstore import DavStore
 from bridge.store.items import Items, NewItem
 from bridge.store.search_folders import Criteria
 from bridge.store.store import Store
@@ -415,6 +416,34 @@ async def test_put_412_between_pull_and_push(store: Store, other: Other) -> None
     assert await other.summaries("calendar") == ["Review", "Theirs"]
 
 
+async def test_changed_again_while_a_412_is_settled(
+    store: Store, other: Other, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, and the user renames the event again after its conflict was settled,
+    as the server's version is written: that write used to overwrite the new name. It is
+    settled too: both local versions are kept in Sync Issues/Conflicts."""
+    await seed(other)
+    await sync(store, other)
+    mine = await item_id(store, "calendar", "Standup")
+    await store.items.update(mine, {tags.SUBJECT: "Mine"})
+    replace = DavStore.replace
+    done: list[object] = []
+
+    async def user_renames_it_again(self: DavStore, item: int, *args: Any, **kw: Any) -> None:
+        if not done and item == mine and kw.get("origin") == UPSTREAM:
+            done.append(await store.items.update(mine, {tags.SUBJECT: "Mine again"}))
+        await replace(self, item, *args, **kw)
+
+    monkeypatch.setattr(DavStore, "replace", user_renames_it_again)
+    await sync_while_theirs_changes(store, other)
+    assert done
+    await sync(store, other)
+    assert await subjects(store, "calendar") == ["Review", "Theirs"]
+    assert await subjects(store, "conflicts") == ["Mine", "Mine again"]
+    assert await other.summaries("calendar") == ["Review", "Theirs"]
+    assert await store.queries.journal_pending() == 0
+
+
 async def test_move_whose_delete_meets_a_412(store: Store, other: Other) -> None:
     """Moved here to another calendar; the original changes on the server between the
     pull and the push: the DELETE of the original meets a 412. Keep-both: the server's
@@ -537,6 +566,40 @@ async def test_changed_here_while_the_pull_fetches_the_servers_change(
         await fetch(self, *args, **kw)
 
     monkeypatch.setattr(DavEngine, "_fetch", user_renames_it)
+    status = await sync(store, other, policy)
+    assert done and status["caldav"]["last_run"]["conflicts"] == 1, status
+    await sync(store, other, policy)
+    if policy == "keep-both":
+        assert await subjects(store, "calendar") == ["Review", "Theirs"]
+        assert await subjects(store, "conflicts") == ["Mine"]
+        assert await other.summaries("calendar") == ["Review", "Theirs"]
+    else:
+        assert await subjects(store, "calendar") == ["Mine", "Review"]
+        assert await other.summaries("calendar") == ["Mine", "Review"]
+    assert await store.queries.journal_pending() == 0
+
+
+@pytest.mark.parametrize("policy", ["keep-both", "local-wins"])
+async def test_changed_here_while_the_servers_change_is_written(
+    store: Store, other: Other, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    """As above, but the user renames the event after the pull looked at it last, as the
+    server's version is written: that write used to overwrite the change. It now finds
+    the item changed, and the change meets the policy."""
+    await seed(other)
+    await sync(store, other, policy)
+    mine = await item_id(store, "calendar", "Standup")
+    _, etag = await other.get(other.href("calendar", "standup.ics"))
+    await other.put("calendar", "standup.ics", ical(vevent("standup", "Theirs")), etag)
+    replace = DavStore.replace
+    done: list[object] = []
+
+    async def user_renames_it_first(self: DavStore, item: int, *args: Any, **kw: Any) -> None:
+        if not done and item == mine and kw.get("origin") == UPSTREAM:
+            done.append(await store.items.update(mine, {tags.SUBJECT: "Mine"}))
+        await replace(self, item, *args, **kw)
+
+    monkeypatch.setattr(DavStore, "replace", user_renames_it_first)
     status = await sync(store, other, policy)
     assert done and status["caldav"]["last_run"]["conflicts"] == 1, status
     await sync(store, other, policy)
