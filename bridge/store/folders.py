@@ -134,6 +134,19 @@ class Folders:
         ) as cur:
             return [Folder.from_row(row) for row in await cur.fetchall()]
 
+    async def _refuse_changed_since(self, tx: Tx, folder_id: int, mark: int) -> None:
+        """Conflict if the folder, a folder below it, or an item in them was changed here
+        after the journal's `mark`."""
+        tree = await self.descendants(folder_id, tx.conn)
+        marks = ",".join("?" * len(tree))
+        async with tx.conn.execute(
+            f"SELECT 1 FROM journal WHERE id > ? AND (folder_id IN ({marks}) "
+            f"OR (kind = 'folder' AND object_id IN ({marks}))) LIMIT 1",
+            (mark, *tree, *tree),
+        ) as cur:
+            if await cur.fetchone() is not None:
+                raise Conflict("the folder or its content was changed here since it was read")
+
     async def descendants(
         self, folder_id: int, conn: aiosqlite.Connection | None = None
     ) -> list[int]:
@@ -282,12 +295,23 @@ class Folders:
                 )
             await tx.journal("folder_update", "folder", folder_id, new_parent, cn, payload)
 
-    async def delete(self, folder_id: int, *, hard: bool = False, origin: str = LOCAL) -> None:
+    async def delete(
+        self,
+        folder_id: int,
+        *,
+        hard: bool = False,
+        origin: str = LOCAL,
+        unchanged_since: int | None = None,
+    ) -> None:
         """Soft delete moves the folder into Deleted Items; a folder already there (or
-        `hard`) is removed with everything in it."""
+        `hard`) is removed with everything in it. With `unchanged_since` (a journal mark,
+        `SyncState.journal_mark`), only if nothing in it, or of it, was changed here since
+        (Conflict otherwise)."""
         deleted_items = self.roles["deleted"]
         async with self.core.write(origin) as tx:
             row = await self._get_in(tx.conn, folder_id)
+            if unchanged_since is not None:
+                await self._refuse_changed_since(tx, folder_id, unchanged_since)
             if row["role"]:
                 raise Forbidden(f"the default folder '{row['display_name']}' cannot be deleted")
             in_trash = folder_id in await self.descendants(deleted_items, tx.conn)

@@ -12,10 +12,11 @@ from bridge.store.errors import StoreError
 from bridge.store.items import PropChange
 from bridge.store.store import Store
 
-# Tries of writing the upstream's version of an item that is changed here meanwhile (each
-# meets the change as a conflict, or settles it again); past them the run fails, and the
-# next one meets it again.
-REPLACE_ATTEMPTS = 3
+# Tries of a write of the upstream's state (a version, flags, a deletion) that changes
+# made here in the meantime get in the way of: each try reads what it is written over
+# again and meets the change as the conflict it now is. Past them the run fails, and the
+# next one meets the change again.
+WRITE_ATTEMPTS = 3
 
 
 async def keep_aside(store: Store, item_id: int, reason: str, **where: str) -> None:

@@ -652,7 +652,7 @@ class DavEngine:
     ) -> None:
         assert action.item_id is not None
         item_id = action.item_id
-        for attempt in range(1, conflicts.REPLACE_ATTEMPTS + 1):
+        for attempt in range(1, conflicts.WRITE_ATTEMPTS + 1):
             mark = await self.store.sync.journal_mark()  # (read first)
             if action.conflict is None and (
                 attempt > 1 or item_id in await self._changed_here(fid, [item_id])
@@ -680,7 +680,7 @@ class DavEngine:
                 # conflict was settled: it is settled again)
                 await self.store.dav.replace(item_id, new, origin=UPSTREAM, unchanged_since=mark)
             except Conflict:
-                if attempt == conflicts.REPLACE_ATTEMPTS:
+                if attempt == conflicts.WRITE_ATTEMPTS:
                     raise
                 action = dataclasses.replace(action, conflict=None)
                 continue

@@ -15,7 +15,7 @@ from typing import Any
 
 from bridge.store.core import UPSTREAM
 from bridge.store.dav_refs import is_dav_ref
-from bridge.store.errors import Conflict, StoreError
+from bridge.store.errors import Conflict, NotFound, StoreError
 from bridge.store.folders import Folder
 from bridge.store.store import Store
 from bridge.store.syncstate import JournalEntry
@@ -226,7 +226,19 @@ class DavHierarchy:
         folder's collection; one moved here into it from a collection the server still
         has goes back to that collection's folder (its move is void); the others with
         local changes are kept in Sync Issues/Conflicts; the rest goes with the
-        collection."""
+        collection. What is changed here meanwhile is kept as well: the folder goes only
+        once nothing in it was."""
+        for attempt in range(1, conflicts.WRITE_ATTEMPTS + 1):
+            try:
+                await self._remove_local_once(action, report)
+            except Conflict:  # changed here since it was read
+                if attempt == conflicts.WRITE_ATTEMPTS:
+                    raise
+                continue
+            return
+
+    async def _remove_local_once(self, action: dav_plan.RemoveLocal, report: DavReport) -> None:
+        mark = await self.store.sync.journal_mark()  # (read first)
         dirty = await self.store.sync.dirty_items()
         linked = {i.id for i in await self.store.dav_refs.linked_to(action.href)}
         in_folder = {i.id for i in await self.store.dav_refs.items_in(action.folder_id)}
@@ -244,6 +256,16 @@ class DavHierarchy:
                 with contextlib.suppress(StoreError):
                     await self.store.items.move(item_id, home, origin=UPSTREAM)
                 continue
+            deleted = False
+            if item_id in linked and item_id not in dirty:
+                try:
+                    with contextlib.suppress(NotFound):
+                        await self.store.items.delete(
+                            item_id, hard=True, origin=UPSTREAM, unchanged_since=mark
+                        )
+                    deleted = True
+                except Conflict:  # changed here since it was read
+                    dirty.add(item_id)
             if item_id in dirty:
                 await conflicts.keep_aside(
                     self.store,
@@ -252,13 +274,16 @@ class DavHierarchy:
                     collection=action.href,
                 )
                 report.conflicts += 1
-            elif item_id in linked:
-                with contextlib.suppress(StoreError):
-                    await self.store.items.delete(item_id, hard=True, origin=UPSTREAM)
-                report.deleted += 1
+            report.deleted += deleted
         await self.store.dav_refs.forget_collection(action.href)
         if action.keep_folder:
             await self.store.sync.set_folder_link(action.folder_id, None)
         else:
-            with contextlib.suppress(StoreError):
-                await self.store.folders.delete(action.folder_id, hard=True, origin=UPSTREAM)
+            try:
+                await self.store.folders.delete(
+                    action.folder_id, hard=True, origin=UPSTREAM, unchanged_since=mark
+                )
+            except Conflict:
+                raise
+            except StoreError:  # already gone
+                pass

@@ -287,7 +287,7 @@ class DavPusher:
             etag = res.etag or await self._etag(target, res.href)
             return {**_base(self.service, ref, target), "href": res.href, "etag": etag}
         new = dav_content.item_from_resource(target.kind, got.data)
-        for attempt in range(1, conflicts.REPLACE_ATTEMPTS + 1):
+        for attempt in range(1, conflicts.WRITE_ATTEMPTS + 1):
             mark = await self.store.sync.journal_mark()  # (read first)
             await conflicts.settle(  # the local version aside, its changes dropped: one step
                 self.store,
@@ -300,7 +300,7 @@ class DavPusher:
             try:
                 await self.store.dav.replace(item.id, new, origin=UPSTREAM, unchanged_since=mark)
             except Conflict:  # changed here again since it was settled: settled again
-                if attempt == conflicts.REPLACE_ATTEMPTS:
+                if attempt == conflicts.WRITE_ATTEMPTS:
                     raise
                 continue
             break

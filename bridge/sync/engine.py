@@ -38,11 +38,6 @@ from bridge.upstream.base import MailAdapter, MailboxState
 
 log = logging.getLogger(__name__)
 
-# Tries of a change of flags from the server that changes of the item here get in the way
-# of (each planned again with its flags as they are then); past them the run fails and
-# the next one meets the change again.
-FLAG_ATTEMPTS = 3
-
 
 @dataclass
 class Report:
@@ -387,11 +382,11 @@ class Engine:
             if isinstance(action, plan.DeleteLocal) and planned is not None:
                 action = planned.gone(action, dirty_now.get(action.item_id))
             if isinstance(action, plan.SetFlags | plan.FlagConflict):
-                for attempt in range(1, FLAG_ATTEMPTS + 1):
+                for attempt in range(1, conflicts.WRITE_ATTEMPTS + 1):
                     try:
                         await self._apply_flags_of(action, planned, mailbox, report, links)
                     except Conflict:  # changed here since it was read: read and planned again
-                        if attempt == FLAG_ATTEMPTS:
+                        if attempt == conflicts.WRITE_ATTEMPTS:
                             raise
                         continue
                     break

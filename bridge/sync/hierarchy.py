@@ -8,13 +8,12 @@ a creation (the messages are fetched again).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
 from bridge.model.flags import FOLDER_SEARCH
 from bridge.store.core import UPSTREAM
-from bridge.store.errors import StoreError
+from bridge.store.errors import Conflict, StoreError
 from bridge.store.folders import Folder
 from bridge.store.store import Store
 from bridge.store.syncstate import LOST, JournalEntry
@@ -246,9 +245,7 @@ class Hierarchy:
             if self.folders[fid].role is not None:
                 await self.store.sync.set_folder_link(fid, None)
                 continue
-            await self._keep_local_work(fid, str(ref["mailbox"]), names)
-            with contextlib.suppress(StoreError):  # already gone with its parent
-                await self.store.folders.delete(fid, hard=True, origin=UPSTREAM)
+            await self._delete_gone(fid, str(ref["mailbox"]), names)
             await self._reload()
         by_mailbox = {str(ref["mailbox"]): fid for fid, ref in self.links.items()}
         for f in sorted(remote, key=lambda r: r.name.count(self.delim)):
@@ -295,6 +292,25 @@ class Hierarchy:
                     found.add(f.id)
                     todo.append(f.id)
         return found
+
+    async def _delete_gone(self, fid: int, mailbox: str, names: set[str]) -> None:
+        """Delete the folder of a mailbox gone from the server, its local work kept first
+        (`_keep_local_work`), and again if more is done here meanwhile."""
+        for attempt in range(1, conflicts.WRITE_ATTEMPTS + 1):
+            mark = await self.store.sync.journal_mark()  # (read first)
+            await self._keep_local_work(fid, mailbox, names)
+            try:
+                await self.store.folders.delete(
+                    fid, hard=True, origin=UPSTREAM, unchanged_since=mark
+                )
+            except Conflict:  # changed here since its local work was kept
+                if attempt == conflicts.WRITE_ATTEMPTS:
+                    raise
+                await self._reload()
+                continue
+            except StoreError:  # already gone with its parent
+                pass
+            return
 
     async def _keep_local_work(self, fid: int, mailbox: str, names: set[str]) -> None:
         """The mailbox of a folder is gone from the server (deleted or renamed by another

@@ -29,7 +29,7 @@ from bridge.store.items import NewItem
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.store.syncstate import LocalItem
-from bridge.sync import crashpoint, plan
+from bridge.sync import conflicts, crashpoint, plan
 from bridge.sync.mail_props import categories, flag_props, flags_of
 from bridge.sync.parse_pool import MIN_MESSAGES, ParsePool
 from bridge.upstream.base import FetchedMessage, MailAdapter, MailboxState
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 CREATE_BATCH = 100  # items per store transaction
 BATCH_BYTES = 2 << 20  # ... or fewer, when their messages are this large together
-COMPLETE_ATTEMPTS = 3  # of a completion that changes of the item here get in the way of
 # Batches at the parsing worker besides the one being filled. With one, the worker often
 # waited for its next batch while this process was busy writing: three took the initial
 # pull of the mail benchmark from 11.8 to 11.0 s (mean of five runs each) and the worker's
@@ -380,7 +379,7 @@ async def replace_content(store: Store, item: LocalItem, msg: FetchedMessage) ->
     (the next run completes it)."""
     if msg.raw is None:
         return False
-    for _ in range(COMPLETE_ATTEMPTS):
+    for _ in range(conflicts.WRITE_ATTEMPTS):
         now = await store.sync.item(item.id)  # as it is after the fetch: read meanwhile, say
         if now is None or now.upstream is None:
             return False

@@ -26,6 +26,7 @@ from bridge.model import classes, tags
 from bridge.store import props as P
 from bridge.store.core import UPSTREAM
 from bridge.store.davstore import DavStore
+from bridge.store.folders import Folders
 from bridge.store.items import Items, NewItem
 from bridge.store.search_folders import Criteria
 from bridge.store.store import Store
@@ -928,6 +929,34 @@ async def test_events_moved_into_and_out_of_a_calendar_another_client_deleted(
     run = status["caldav"]["last_run"]
     assert run["pushed"] == run["fetched"] == run["deleted"] == 0, run
     assert await subjects(store, "calendar") == ["Offsite", "Review", "Standup"]
+
+
+async def test_an_event_made_here_as_its_calendar_is_deleted_survives(
+    store: Store, other: Other, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user makes an event in a calendar another client deleted, after the run kept
+    its local work, as it deletes the folder: that deletion used to take the new event
+    with it. It now finds the folder changed, and keeps its work again."""
+    await seed(other)
+    await other.mkcalendar("old", "Old", "VEVENT")
+    await other.put("old", "offsite.ics", ical(vevent("offsite", "Offsite")))
+    await sync(store, other)
+    old = next(f.id for f in await store.folders.all() if f.display_name == "Old")
+    await other.request("DELETE", other.href("old"))
+    delete = Folders.delete
+    done: list[int] = []
+
+    async def user_makes_an_event_first(self: Folders, folder_id: int, **kw: Any) -> None:
+        if not done and folder_id == old and kw.get("origin") == UPSTREAM:
+            done.append(await store.items.create(folder_id, appointment("Late")))
+        await delete(self, folder_id, **kw)
+
+    monkeypatch.setattr(Folders, "delete", user_makes_an_event_first)
+    status = await sync(store, other)
+    assert done and not status["caldav"]["last_run"]["failed"], status
+    assert old not in {f.id for f in await store.folders.all()}
+    assert await subjects(store, "conflicts") == ["Late"]
+    assert await store.queries.journal_pending() == 0
 
 
 async def test_folders_become_collections_and_follow_renames_and_deletes(

@@ -5,8 +5,13 @@ rename is followed without fetching the messages again."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from bridge.model import tags
+from bridge.store.core import UPSTREAM
+from bridge.store.folders import Folders
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from tests.integration.conftest import Account, sync
@@ -61,6 +66,36 @@ async def test_an_item_made_here_survives_its_folder_deleted_on_the_server(
     assert "sync_conflict" in kinds
     again = await sync(store, account)
     assert again.pushed == 0 and again.fetched == 0 and not again.failed
+
+
+async def test_an_item_made_here_as_its_folder_is_deleted_survives(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user makes an item in a folder whose mailbox another client deleted, after
+    the run kept the folder's local work, as it deletes the folder: that deletion used to
+    take the new item with it. It now finds the folder changed, and keeps its work again."""
+    m = account.client()
+    m.create("Proj")
+    dv.append(m, "Proj", dv.message("p0"))
+    await sync(store, account)
+    proj = await folder_named(store, "Proj")
+    assert proj is not None
+    m.delete("Proj")
+    delete = Folders.delete
+    done: list[int] = []
+
+    async def user_makes_an_item_first(self: Folders, folder_id: int, **kw: Any) -> None:
+        if not done and folder_id == proj and kw.get("origin") == UPSTREAM:
+            mine = item_from_rfc822(dv.message("late", msgid="<late@local>"))
+            done.append(await store.items.create(folder_id, mine))
+        await delete(self, folder_id, **kw)
+
+    monkeypatch.setattr(Folders, "delete", user_makes_an_item_first)
+    report = await sync(store, account)
+    assert done and not report.failed, report
+    assert await folder_named(store, "Proj") is None
+    assert (await everything(store))["late"][0] == "Conflicts"
+    assert await store.queries.journal_pending() == 0
 
 
 async def test_a_message_moved_into_a_folder_deleted_on_the_server_goes_back(
