@@ -128,8 +128,12 @@ class Pusher:
             and ref is not None
             and (item.upstream or {}).get("content")
         ):
-            item = await self._complete(item, ref)
-            ref = _ref(item)
+            whole = await self._complete(item, ref)
+            if whole is None:
+                log.warning("item %s: edited, but not uploaded: its message is too large", item_id)
+                content = False
+            else:
+                item, ref = whole, _ref(whole)
         for action in plan.plan_push(ref, item is not None, target, local, content):
             await self._act(action, item, ref)
             if isinstance(action, plan.Move | plan.Append) and item is not None:
@@ -169,16 +173,19 @@ class Pusher:
             await self.store.sync.set_item_links({item.id: link})
         return await self.store.sync.item(item.id)
 
-    async def _complete(self, item: LocalItem, ref: plan.Ref) -> LocalItem:
+    async def _complete(self, item: LocalItem, ref: plan.Ref) -> LocalItem | None:
         """An item edited here whose message is only partly cached, made whole first, the
         edit kept on the server's whole message (`replace_content`): uploaded as it was,
-        it would replace the message on the server by the part the cache has."""
+        it would replace the message on the server by the part the cache has. None when
+        the message is too large to be fetched whole (the edit then stays here)."""
         if await self._select_if_there(ref.mailbox) != ref.uidvalidity:
             raise UpstreamError(
                 f"edited here, its message is to be fetched whole first, and {ref.mailbox} "
                 "has changed on the server; the next pull finds it"
             )
         got = [m async for m in self.adapter.fetch([ref.uid])]
+        if got and got[0].raw is None and got[0].header is not None:  # over the size limit
+            return None
         if not got or not await replace_content(self.store, item, got[0]):
             raise UpstreamError(
                 "edited here, its message is to be fetched whole first, and the server did "

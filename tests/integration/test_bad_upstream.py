@@ -136,6 +136,29 @@ async def test_fifty_megabyte_message(store: Store, account: Account, tmp_path: 
         await other.close()
 
 
+async def test_an_edit_of_a_message_over_the_limit_lets_its_flags_go_up(
+    store: Store, account: Account
+) -> None:
+    """A message kept as its headers because it is over the adapter's limit, edited here:
+    its whole message cannot be fetched to keep the edit on, so the edit stays here (as
+    README, Limits, says) and its flags still go up; the run reports no failure."""
+    msgid = f"<over.{time.monotonic_ns()}@test>"
+    raw = big_message(256 << 10, msgid)
+    m = account.client()
+    dv.append(m, "INBOX", raw)
+    small = ImapSettings(**{**account.settings().__dict__, "max_message": 64 << 10})
+    await run_engine(store, small)
+    (view,), _ = await store.queries.list(store.folders.roles["inbox"])
+    await store.items.update(view.id, {tags.SUBJECT: "edited here", tags.FLAG_STATUS: 2})
+    report = await run_engine(store, small)
+    assert not report.failed and report.pushed == 1, report
+    m.select("INBOX", readonly=True)
+    _, data = m.uid("FETCH", "1:*", "(FLAGS RFC822.SIZE)")
+    assert b"\\Flagged" in data[0] and f"RFC822.SIZE {len(raw)}".encode() in data[0]
+    assert (await store.queries.get(view.id)).props[tags.SUBJECT] == "edited here"
+    assert await store.queries.journal_pending() == 0
+
+
 # -- a fake server that misbehaves ------------------------------------------------------------
 
 Then = str  # "close", "stall", "chatter" or "answer" (the normal answer follows)
