@@ -245,12 +245,15 @@ class Engine:
         rest = {uid: m for uid, m in server.items() if uid not in adopted.values()}
         replaced = plan.adopt({m: i.id for m, i in edited.items()}, rest)
         links: dict[int, dict[str, Any] | None] = {}
+        was = {i.id: i.upstream or {} for i in awaited}
         for item_id, uid in (*adopted.items(), *replaced.items()):
             links[item_id] = {
                 "mailbox": mailbox,
                 "uidvalidity": state.uidvalidity,
                 "uid": uid,
                 "flags": sorted(plan.relevant(listing.changed.get(uid, ()))),
+                # (a partly stored message whose copy was lost sight of is still so)
+                **{k: v for k, v in was.get(item_id, {}).items() if k in PARTLY_STORED},
             }
         for item in edited.values():
             if item.id in replaced and item.upstream is not None:

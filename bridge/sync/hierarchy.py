@@ -19,6 +19,7 @@ from bridge.store.store import Store
 from bridge.store.syncstate import LOST, JournalEntry
 from bridge.sync import conflicts, crashpoint
 from bridge.sync.dav_scope import dav_entry_ids
+from bridge.sync.mail_fetch import PARTLY_STORED
 from bridge.upstream.base import ConnectFailed, MailAdapter, RemoteFolder, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -351,10 +352,11 @@ class Hierarchy:
                     self.store, item.id, "its folder was deleted on the server", mailbox=mailbox
                 )
         moved_out: dict[int, dict[str, Any] | None] = {
-            i.id: {LOST: name}
+            # (with what the cache lacks of a partly stored message: it is still so)
+            i.id: {LOST: name, **{k: v for k, v in i.upstream.items() if k in PARTLY_STORED}}
             for name in lost
             for i in await self.store.sync.linked_items(name)
-            if i.folder_id not in doomed
+            if i.folder_id not in doomed and i.upstream is not None
         }
         await self.store.sync.set_item_links(moved_out)
         deletions = [

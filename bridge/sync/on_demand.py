@@ -55,6 +55,12 @@ class OnDemand:
             if item is None or content_of(item) is None or item.upstream is None:
                 return False
             ref = item.upstream
+            if "uid" not in ref:  # its server copy is lost sight of (`LOST`)
+                raise NotAvailableOffline(
+                    "this message is not available offline and its copy on the server is "
+                    "being looked for; the next sync run finds it",
+                    retry_after=5,
+                )
             try:
                 adapter = await self.connect()
             except UpstreamError as exc:

@@ -23,11 +23,11 @@ from bridge.model import tags
 from bridge.store.core import UPSTREAM
 from bridge.store.errors import NotFound
 from bridge.store.store import Store
-from bridge.store.syncstate import AWAITS, MOVING, REPLACES, JournalEntry, LocalItem
+from bridge.store.syncstate import AWAITS, LOST, MOVING, REPLACES, JournalEntry, LocalItem
 from bridge.sync import crashpoint, plan
 from bridge.sync.dav_scope import dav_entry_ids
 from bridge.sync.hierarchy import Hierarchy
-from bridge.sync.mail_fetch import PARTLY_STORED, replace_content
+from bridge.sync.mail_fetch import PARTLY_STORED, content_of, replace_content
 from bridge.sync.mail_props import flags_of
 from bridge.upstream.base import ConnectFailed, MailAdapter, MessageGone, Refused, UpstreamError
 
@@ -37,7 +37,8 @@ _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MUL
 
 
 class _Awaited(Exception):
-    """The item's server copy is yet to come (`AWAITS`): its changes wait for it."""
+    """The item's server copy is yet to come (`AWAITS`, or `LOST` for a partly stored
+    message, which has only part of itself to go up from): its changes wait for it."""
 
 
 class Pusher:
@@ -77,6 +78,8 @@ class Pusher:
         item = await self.store.sync.item(item_id)
         if item is not None and item.upstream and AWAITS in item.upstream:
             raise _Awaited
+        if item is not None and item.upstream and LOST in item.upstream and content_of(item):
+            raise _Awaited  # only part of it is here: the pull finds the server's copy
         if item is not None and item.upstream and REPLACES in item.upstream:
             item = await self._finish_replacement(item)
         ref_data = item.upstream if item is not None else None

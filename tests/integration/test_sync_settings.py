@@ -506,3 +506,30 @@ async def test_a_flag_set_here_while_a_completion_is_written_is_kept(
     m.select("Archive", readonly=True)
     _, data = m.uid("FETCH", "1:*", "(FLAGS)")
     assert b"\\Flagged" in data[0]
+
+
+async def test_a_partly_stored_message_whose_copy_was_lost_sight_of_stays_so(
+    store: Store, account: Account
+) -> None:
+    """A message kept as headers only, moved here to the Inbox, while another client
+    moved it there too and deleted its old mailbox: the item loses sight of its server
+    copy (`LOST`) until the pull of the Inbox finds it. It used to be linked to it as a
+    whole message, with no source; it is now completed there, as the Inbox wants."""
+    raw, config, item_id = await kept_as_headers(store, account, "Lists", "wandering")
+    await store.items.move(item_id, store.folders.roles["inbox"])
+    m = account.client()
+    m.select("Lists")
+    m.uid("MOVE", "1", "INBOX")
+    m.close()
+    m.delete("Lists")
+    for _ in range(2):
+        report = await sync(store, account, config)
+        assert not report.failed, report
+    assert await content(store, item_id) is None
+    blob, _, _ = await store.queries.source(item_id)
+    assert blob is not None
+    assert b"".join([c async for c in store.queries.read_blob(blob)]) == raw
+    m.select("INBOX", readonly=True)
+    _, data = m.uid("SEARCH", "ALL")
+    assert len(data[0].split()) == 1
+    assert await folder_items(store, "Inbox") == {"wandering": item_id}
