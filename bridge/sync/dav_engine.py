@@ -350,6 +350,13 @@ class DavEngine:
         unskip: list[str] = []
         links: dict[int, dict[str, Any] | None] = {}
         for action in actions:
+            if isinstance(action, dav_plan.DeleteLocal):
+                again = await self._delete(action, None if action.item_id in dirty else mark)
+                if again is None:
+                    crashpoint.step("server deletion applied")
+                    report.deleted += 1
+                    continue
+                action = again
             if isinstance(action, dav_plan.Fetch):
                 fetch[action.href] = action
             elif isinstance(action, dav_plan.SetEtag):
@@ -366,22 +373,6 @@ class DavEngine:
                         "local wins",
                         collection=collection.href,
                     )
-            elif isinstance(action, dav_plan.DeleteLocal):
-                again = await self._delete(action, None if action.item_id in dirty else mark)
-                if again is None:
-                    crashpoint.step("server deletion applied")
-                    report.deleted += 1
-                elif again == "keep-both":
-                    await conflicts.keep_aside(
-                        self.store,
-                        action.item_id,
-                        "deleted on the server, changed here",
-                        collection=collection.href,
-                    )
-                    report.conflicts += 1
-                else:  # the local version wins: it goes up again
-                    links[action.item_id] = None
-                    report.conflicts += 1
             elif isinstance(action, dav_plan.KeepConflict):
                 await conflicts.keep_aside(
                     self.store,
@@ -400,12 +391,14 @@ class DavEngine:
         if fetch:
             await self._fetch(fid, collection, fetch, linked, report, path, prefetched)
 
-    async def _delete(self, action: dav_plan.DeleteLocal, mark: int | None) -> str | None:
+    async def _delete(
+        self, action: dav_plan.DeleteLocal, mark: int | None
+    ) -> dav_plan.KeepConflict | dav_plan.Unlink | None:
         """Apply the deletion of a resource on the server to its item: None once done. An
         item that was not changed here when the plan was made (after the journal's `mark`)
         is deleted only if it still is not; if it is, the conflict it then is
-        (`conflict_after_plan`): "keep-both" (for the caller to keep it aside) or "local"
-        (its version wins), or None when the server's deletion wins and is done."""
+        (`conflict_after_plan`) is returned: kept aside (keep-both) or unlinked (its
+        version wins and goes up again); under server-wins the deletion is done."""
         try:
             with contextlib.suppress(NotFound):  # deleted here meanwhile
                 await self.store.items.delete(
@@ -413,8 +406,10 @@ class DavEngine:
                 )
         except Conflict:  # changed here since the plan
             conflict = dav_plan.conflict_after_plan(self.policy)
-            if conflict != "server-wins":
-                return conflict or "local"
+            if conflict == "keep-both":
+                return dav_plan.KeepConflict(action.item_id)
+            if conflict is None:
+                return dav_plan.Unlink(action.item_id)
             with contextlib.suppress(NotFound):
                 await self.store.items.delete(action.item_id, hard=True, origin=UPSTREAM)
         return None
