@@ -10,6 +10,7 @@ from typing import Any
 
 from bridge.store import blobs
 from bridge.store.db import connect_reader_sync
+from bridge.store.packs import READ_BYTES, Packs
 
 Row = sqlite3.Row
 
@@ -35,6 +36,7 @@ class Reader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.packs = Packs(Packs.beside(path))  # read from only
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -138,13 +140,22 @@ class Reader:
 
 
 class BlobFile:
-    """A read-only file object over a chunked blob: one chunk in memory at a time (of a
-    blob that is a part of another, one chunk of that other blob, decoded)."""
+    """A read-only file object over a blob: one chunk in memory at a time (of a blob that
+    is a part of another, one chunk of that other blob, decoded). Its content is read from
+    chunk rows (`_key` a chunk key) or from a pack (`_key` a position in the content)."""
 
     def __init__(self, reader: Reader, blob_id: int) -> None:
         self._reader = reader
-        self._part = blobs.part_of(reader.row(blobs.PART_OF, (blob_id,)))
-        if self._part is None:
+        row = reader.row(blobs.PART_OF, (blob_id,))
+        self._part = blobs.part_of(row)
+        self._pack = blobs.packed(
+            row if self._part is None else reader.row(blobs.PART_OF, (self._part.base,))
+        )
+        if self._pack is not None:
+            self._first, self._end = (
+                (0, self._pack.size) if self._part is None else (self._part.start, self._part.end)
+            )
+        elif self._part is None:
             self._first, self._end = blob_id * blobs.MAX_CHUNKS, (blob_id + 1) * blobs.MAX_CHUNKS
         else:
             first, last = self._part.range_keys()
@@ -158,17 +169,22 @@ class BlobFile:
         self._decoder = None if self._part is None else self._part.decoder()
 
     def _next_chunk(self) -> None:
-        row = self._reader.row(blobs.NEXT_CHUNK, (self._key, self._end))
-        if row is None:
+        data: bytes | None = None
+        if self._pack is not None:
+            if self._key < self._end:
+                size = min(READ_BYTES, self._end - self._key)
+                data = self._reader.packs.read(self._pack.pack, self._pack.offset + self._key, size)
+                window, self._key = data, self._key + size
+        elif (row := self._reader.row(blobs.NEXT_CHUNK, (self._key, self._end))) is not None:
+            self._key = row[0] + 1
+            data = bytes(row[1])
+            window = data if self._part is None else self._part.window(row[0], data)
+        if data is None:
             self._eof = True
             if self._decoder is not None:
                 self._buffer += self._decoder.end()
             return
-        self._key = row[0] + 1
-        data = bytes(row[1])
-        if self._part is not None and self._decoder is not None:
-            data = self._decoder.feed(self._part.window(row[0], data))
-        self._buffer += data
+        self._buffer += window if self._decoder is None else self._decoder.feed(window)
 
     def read(self, size: int = -1) -> bytes:
         while not self._eof and (size < 0 or len(self._buffer) < size):
@@ -186,7 +202,9 @@ class BlobFile:
             raise OSError("only absolute seeks are supported")
         self._rewind()
         skip = offset
-        if self._part is None:
+        if self._part is None and self._pack is not None:
+            self._key, skip = min(offset, self._end), 0
+        elif self._part is None:
             seq, skip = divmod(offset, blobs.CHUNK_SIZE)
             self._key += seq
         while skip and not self._eof:

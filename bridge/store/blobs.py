@@ -7,10 +7,15 @@ message whose content is base64 text in the message's source keeps only where th
 lies (`base`, `base_start`, `base_end`, `base_encoding`) and is decoded when read, a
 chunk of the source at a time. Such a blob is made into an ordinary one before the blob
 it is read from is deleted (`delete_many`), so a copy of an item keeps its attachments
-when the original goes."""
+when the original goes.
+
+A blob may instead be kept in a pack file (schema 20, `store/packs.py`): content the
+upstream gave, found by `pack` and `pack_offset`, with no chunk rows. A connection of a
+store knows that store's packs (`bind`)."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +23,7 @@ from typing import Any
 import aiosqlite
 
 from bridge.formats.mime_parts import Base64Decoder
+from bridge.store.packs import Packs
 
 CHUNK_SIZE = 256 * 1024
 MAX_CHUNKS = 1 << 16
@@ -62,7 +68,20 @@ class PartOf:
         return Base64Decoder()
 
 
-PART_OF = "SELECT base, base_start, base_end, base_encoding FROM blobs WHERE id = ?"
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """Where a blob kept in a pack lies."""
+
+    pack: int
+    offset: int
+    size: int
+
+
+# where a blob's content is: a part of another blob (columns 0-3), a pack (4-6), or chunks
+PART_OF = (
+    "SELECT base, base_start, base_end, base_encoding, pack, pack_offset, size "
+    "FROM blobs WHERE id = ?"
+)
 # the next chunk of a blob from a key (the first parameter) to an end (the second, excluded)
 NEXT_CHUNK = "SELECT id, data FROM blob_chunks WHERE id >= ? AND id < ? ORDER BY id LIMIT 1"
 
@@ -71,9 +90,32 @@ def part_of(row: Any) -> PartOf | None:
     """The PartOf of a row of PART_OF (None for an ordinary blob, or no row)."""
     if row is None or row[0] is None:
         return None
-    base, start, end, encoding = row
+    base, start, end, encoding = row[0], row[1], row[2], row[3]
     assert isinstance(base, int) and isinstance(start, int) and isinstance(end, int)
     return PartOf(base, start, end, str(encoding))
+
+
+def packed(row: Any) -> Packed | None:
+    """The Packed of a row of PART_OF (None for a blob not in a pack, or no row)."""
+    if row is None or row[4] is None:
+        return None
+    return Packed(int(row[4]), int(row[5]), int(row[6]))
+
+
+_PACKS: weakref.WeakKeyDictionary[aiosqlite.Connection, Packs] = weakref.WeakKeyDictionary()
+
+
+def bind(conn: aiosqlite.Connection, packs: Packs | None) -> None:
+    """Blobs read through `conn` are read from `packs` when kept in a pack."""
+    if packs is not None:
+        _PACKS[conn] = packs
+
+
+def packs_of(conn: aiosqlite.Connection) -> Packs:
+    packs = _PACKS.get(conn)
+    if packs is None:
+        raise RuntimeError("a blob kept in a pack, read through a connection of no store")
+    return packs
 
 
 def chunk_key(blob_id: int, seq: int) -> int:
@@ -142,8 +184,9 @@ async def delete_many(conn: aiosqlite.Connection, blob_ids: Iterable[int]) -> No
 async def copy(conn: aiosqlite.Connection, src: int, dst: int) -> None:
     """Duplicate a blob inside SQLite (no content passes through Python)."""
     await conn.execute(
-        "INSERT INTO blobs (id, size, base, base_start, base_end, base_encoding) "
-        "SELECT ?, size, base, base_start, base_end, base_encoding FROM blobs WHERE id = ?",
+        "INSERT INTO blobs (id, size, base, base_start, base_end, base_encoding, pack, "
+        "pack_offset) SELECT ?, size, base, base_start, base_end, base_encoding, pack, "
+        "pack_offset FROM blobs WHERE id = ?",
         (dst, src),
     )
     await conn.execute(
@@ -163,24 +206,45 @@ async def read(conn: aiosqlite.Connection, blob_id: int) -> AsyncIterator[bytes]
     """Yield the content chunk by chunk (a part-of blob's decoded from its base's chunks,
     one at a time)."""
     async with conn.execute(PART_OF, (blob_id,)) as cur:
-        part = part_of(await cur.fetchone())
+        row = await cur.fetchone()
+    part = part_of(row)
     if part is None:
-        key, end = blob_id * MAX_CHUNKS, (blob_id + 1) * MAX_CHUNKS
+        where = packed(row)
+        if where is not None:
+            async for data in packs_of(conn).chunks(where.pack, where.offset, 0, where.size):
+                yield data
+            return
+        async for _key, data in _chunks(conn, blob_id * MAX_CHUNKS, (blob_id + 1) * MAX_CHUNKS):
+            yield data
+        return
+    decoder = part.decoder()
+    async with conn.execute(PART_OF, (part.base,)) as cur:
+        base = packed(await cur.fetchone())
+    if base is not None:
+        pieces = packs_of(conn).chunks(base.pack, base.offset, part.start, part.end)
+        async for window in pieces:
+            if data := decoder.feed(window):
+                yield data
     else:
         first, last = part.range_keys()
-        key, end = first, last + 1
-        decoder = part.decoder()
+        async for key, chunk in _chunks(conn, first, last + 1):
+            if data := decoder.feed(part.window(key, chunk)):
+                yield data
+    if tail := decoder.end():
+        yield tail
+
+
+async def _chunks(
+    conn: aiosqlite.Connection, key: int, end: int
+) -> AsyncIterator[tuple[int, bytes]]:
+    """The chunk rows with keys key..end (excluded), one at a time."""
     while key < end:
         async with conn.execute(NEXT_CHUNK, (key, end)) as cur:
             row = await cur.fetchone()
         if row is None:
-            break
-        data = bytes(row[1]) if part is None else decoder.feed(part.window(row[0], row[1]))
-        if data:
-            yield data
+            return
+        yield row[0], bytes(row[1])
         key = row[0] + 1
-    if part is not None and (tail := decoder.end()):
-        yield tail
 
 
 async def read_all(conn: aiosqlite.Connection, blob_id: int) -> bytes:

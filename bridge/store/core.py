@@ -20,11 +20,12 @@ from typing import Any
 import aiosqlite
 
 from bridge.model.named import NamedProp
-from bridge.store import db, migrations
+from bridge.store import blobs, db, migrations
 from bridge.store.errors import StoreOpenError
 from bridge.store.events import EventBus
 from bridge.store.ids import IdCodec
 from bridge.store.named import NamedMap
+from bridge.store.packs import Packs
 from bridge.store.props import now_filetime
 
 WAL_RESTART_FRAMES = 4096  # 64 MiB of 16 KiB pages
@@ -52,6 +53,8 @@ class Tx:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self._counters = dict(core.counters)
         self._new_named: list[NamedProp] = []
+        self._packing: list[tuple[int, int, bytes]] = []  # reserved, not yet being written
+        self._pack_writes: list[asyncio.Future[None]] = []
 
     @property
     def journaled(self) -> bool:
@@ -78,6 +81,39 @@ class Tx:
 
     def emit(self, etype: str, **data: Any) -> None:
         self.events.append((etype, data))
+
+    def pack(self, data: bytes) -> tuple[int, int] | None:
+        """Where content the upstream gave is kept in the store's packs: (pack, offset),
+        or None when it goes into SQLite (a local change, or a store without packs). The
+        bytes are written by `start_pack_writes`, or at the latest before the commit."""
+        packs = self.core.packs
+        if packs is None or self.origin != UPSTREAM or not data:
+            return None
+        pack, offset = packs.reserve(len(data))
+        self._packing.append((pack, offset, data))
+        return pack, offset
+
+    def start_pack_writes(self) -> None:
+        """Begin writing what `pack` reserved so far, beside the transaction's inserts."""
+        if self._packing and self.core.packs is not None:
+            self._pack_writes.append(self.core.packs.write(self._packing))
+            self._packing = []
+
+    async def _packs_durable(self) -> None:
+        """Every packed byte of this transaction is on disk: its rows may then commit."""
+        self.start_pack_writes()
+        if self._pack_writes and self.core.packs is not None:
+            writes, self._pack_writes = self._pack_writes, []
+            await asyncio.gather(*writes)
+            await self.core.packs.sync()
+
+    async def _abandon_packs(self) -> None:
+        """A rolled-back transaction's pack writes end (as dead bytes) before the next."""
+        self._packing = []
+        for write in self._pack_writes:
+            with contextlib.suppress(BaseException):
+                await write
+        self._pack_writes = []
 
     async def journal(
         self,
@@ -106,6 +142,7 @@ class Tx:
         changed = [(str(v), k) for k, v in self._counters.items() if self.core.counters[k] != v]
         if changed:
             await self.conn.executemany("UPDATE meta SET value = ? WHERE key = ?", changed)
+        await self._packs_durable()
         await self.conn.commit()
         self.core.counters = self._counters
 
@@ -123,8 +160,12 @@ class StoreCore:
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
         checkpointer: aiosqlite.Connection,
+        packs: Packs | None = None,
     ):
         self.path = path
+        self.packs = packs  # where content from the upstream is kept (None: in SQLite)
+        for conn in (writer, reader, checkpointer):
+            blobs.bind(conn, packs)
         self.writer = writer
         self.reader = reader
         # Copies the WAL back into the database on its own connection (and thread), so a
@@ -168,7 +209,7 @@ class StoreCore:
         await writer.execute("PRAGMA wal_autocheckpoint = 0")
         await checkpointer.execute("PRAGMA cache_size = -1000")  # copies pages, reads none
         await writer.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * 16384}")
-        core = cls(path, writer, reader, checkpointer)
+        core = cls(path, writer, reader, checkpointer, Packs(Packs.beside(path)))
         core.fresh = fresh
         try:
             await core._load()
@@ -192,6 +233,8 @@ class StoreCore:
         await self.checkpointer.close()
         await self.reader.close()
         await self.writer.close()
+        if self.packs is not None:
+            await asyncio.to_thread(self.packs.close)
 
     async def checkpoints_done(self) -> None:
         """Wait until no checkpoint is due: what was committed is in the database file."""
@@ -265,6 +308,7 @@ class StoreCore:
             except BaseException:
                 await self.writer.rollback()
                 tx._rolled_back()
+                await tx._abandon_packs()
                 raise
         self._request_checkpoint()
         for hook in self.on_commit:

@@ -41,6 +41,7 @@ _INSERT_BLOB_PART = (
     "INSERT INTO blobs (id, size, base, base_start, base_end, base_encoding)",
     "(?, ?, ?, ?, ?, ?)",
 )
+_INSERT_PACKED = ("INSERT INTO blobs (id, size, pack, pack_offset)", "(?, ?, ?, ?)")
 _INSERT_CHUNK = ("INSERT INTO blob_chunks (id, data)", "(?, ?)")
 _INSERT_RECIPIENT = (
     "INSERT INTO recipients (item_id, row_id, type, display_name, email, props)",
@@ -96,6 +97,7 @@ class Rows:
 
     blobs: list[tuple[int, int]] = field(default_factory=list)
     blob_parts: list[tuple[int, int, int, int, int, str]] = field(default_factory=list)
+    packed: list[tuple[int, int, int, int]] = field(default_factory=list)
     chunks: list[tuple[int, bytes]] = field(default_factory=list)
     items: list[tuple[Any, ...]] = field(default_factory=list)
     recipients: list[tuple[Any, ...]] = field(default_factory=list)
@@ -108,6 +110,9 @@ class Rows:
         self.blobs.append(row)
         self.chunks.extend(chunks)
 
+    def add_packed(self, blob_id: int, size: int, where: tuple[int, int]) -> None:
+        self.packed.append((blob_id, size, *where))
+
     def add_blob_part(self, blob_id: int, base: int, part: SourcePart) -> None:
         self.blob_parts.append((blob_id, part.size, base, part.start, part.end, blobs.BASE64))
 
@@ -116,6 +121,7 @@ class Rows:
         tables: list[tuple[tuple[str, str], list[Any], tuple[int, ...]]] = [
             (_INSERT_BLOB, self.blobs, GROUPS),
             (_INSERT_BLOB_PART, self.blob_parts, GROUPS),
+            (_INSERT_PACKED, self.packed, GROUPS),
             (_INSERT_CHUNK, self.chunks, _CHUNK_GROUPS),
             (_INSERT_ITEM, self.items, GROUPS),
             (_INSERT_RECIPIENT, self.recipients, GROUPS),

@@ -70,6 +70,7 @@ class Items(AttachmentWrites, RelocationWrites):
                     refuse_search_folder(await folder)
                     folder = None
                 queued += rows.queue(tx.conn, tx.journaled)
+                tx.start_pack_writes()
                 await asyncio.sleep(0)  # let the queued inserts reach the database thread
             if folder is not None:  # no items
                 refuse_search_folder(await folder)
@@ -96,7 +97,11 @@ class Items(AttachmentWrites, RelocationWrites):
         source_blob = None
         if item.source is not None:
             source_blob = tx.alloc("next_blob")
-            rows.add_blob(source_blob, item.source)
+            where = tx.pack(item.source)
+            if where is None:
+                rows.add_blob(source_blob, item.source)
+            else:
+                rows.add_packed(source_blob, len(item.source), where)
         att_size = 0
         for num, (aprops, data) in enumerate(item.attachments):
             bid = tx.alloc("next_blob")

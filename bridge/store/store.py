@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from bridge.store import blobs, conversation
+from bridge.store import blobs, conversation, packs
 from bridge.store.core import SYSTEM, StoreCore
 from bridge.store.dav_refs import DavRefs
 from bridge.store.davstore import DavStore
@@ -57,6 +57,7 @@ class Store:
             store.search_folders = SearchFolders(core, store.folders, store.queries)
             await store.search_folders.start()
             await store._remove_orphan_blobs()
+            await store.collect_packs()
             await store.search.start()
         except BaseException:
             await core.close()
@@ -83,6 +84,11 @@ class Store:
     async def close(self) -> None:
         await self.search.close()
         await self.core.close()
+
+    async def collect_packs(self) -> None:
+        """Give back the disk space of content no item points at any more (`packs.collect`):
+        at open, and after each sync run."""
+        await packs.collect(self.core)
 
     async def _remove_orphan_blobs(self) -> None:
         """Blobs streamed in for an attachment that never got attached (crash, abort)."""

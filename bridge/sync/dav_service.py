@@ -89,6 +89,7 @@ class DavRunner:
             )
         finally:
             parsers.close()
+        await self.store.collect_packs()  # the space of what the run deleted
         # A failed endpoint's connection is closed once no other run uses it.
         for key in dict.fromkeys(_key(ep) for ep in self.endpoints if ep.state != "online"):
             await self._close(key)

@@ -144,6 +144,7 @@ class ImapSyncService(SyncLoop):
             "failed": report.failed,
             "held": report.held,
         }
+        await self.store.collect_packs()  # the space of what the run deleted
         if self.outbox is not None:
             await self._drain(self.outbox)
 

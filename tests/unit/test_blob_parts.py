@@ -8,7 +8,6 @@ import base64
 import itertools
 import random
 import tracemalloc
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -18,12 +17,20 @@ from bridge.dav.reader import BlobFile, Reader
 from bridge.formats.mime_parts import Base64Decoder, base64_body, clean_base64_size
 from bridge.model import tags
 from bridge.store import blobs
+from bridge.store.core import LOCAL, UPSTREAM
 from bridge.store.errors import InvalidValue
 from bridge.store.rfc822 import PART_MIN, item_from_rfc822
 from bridge.store.store import Store
 
 CONTENT = bytes(range(256)) * 64  # 16 KiB, over PART_MIN
 SMALL = b"tiny file"  # under PART_MIN: stored as bytes
+
+
+@pytest.fixture(params=[LOCAL, UPSTREAM])
+def origin(request: pytest.FixtureRequest) -> str:
+    """Who made the item: its source is kept in chunk rows (a local item) or in a pack
+    (one the upstream gave)."""
+    return str(request.param)
 
 
 def message(content: bytes = CONTENT) -> bytes:
@@ -93,9 +100,9 @@ def test_a_clean_size_is_what_decoding_gives(
     assert size is None or size == len(base64_body(bytes(encoded)))
 
 
-async def test_a_part_reads_as_its_content_everywhere(store: Store, tmp_path: Path) -> None:
+async def test_a_part_reads_as_its_content_everywhere(store: Store, origin: str) -> None:
     inbox = store.folders.roles["inbox"]
-    iid = await store.items.create(inbox, item_from_rfc822(message(), parts=True))
+    iid = await store.items.create(inbox, item_from_rfc822(message(), parts=True), origin=origin)
     _, blob_id, size = await store.queries.attachment(iid, 0)
     assert size == len(CONTENT)
     assert blob_id is not None and await chunk_count(store, blob_id) == 0
@@ -103,6 +110,9 @@ async def test_a_part_reads_as_its_content_everywhere(store: Store, tmp_path: Pa
     assert await attachment_data(store, iid, 1) == SMALL
     view = await store.queries.get(iid)
     assert view.props.get(tags.HASATTACH) is True
+    source_blob, _, _ = await store.queries.source(iid)
+    async with store.core.reader.execute(blobs.PART_OF, (source_blob,)) as cur:
+        assert (blobs.packed(await cur.fetchone()) is not None) == (origin == UPSTREAM)
     reader = Reader(store.core.path)
     try:
         f = BlobFile(reader, blob_id)
@@ -113,9 +123,11 @@ async def test_a_part_reads_as_its_content_everywhere(store: Store, tmp_path: Pa
         reader.close()
 
 
-async def test_a_copy_keeps_its_attachment_when_the_original_goes(store: Store) -> None:
+async def test_a_copy_keeps_its_attachment_when_the_original_goes(
+    store: Store, origin: str
+) -> None:
     inbox = store.folders.roles["inbox"]
-    iid = await store.items.create(inbox, item_from_rfc822(message(), parts=True))
+    iid = await store.items.create(inbox, item_from_rfc822(message(), parts=True), origin=origin)
     other = await store.folders.create(inbox, "Other")
     copy = await store.items.copy(iid, other)
     _, copied_blob, _ = await store.queries.attachment(copy, 0)
@@ -123,6 +135,9 @@ async def test_a_copy_keeps_its_attachment_when_the_original_goes(store: Store) 
     await store.items.delete(iid, hard=True)
     assert await attachment_data(store, copy, 0) == CONTENT
     assert await chunk_count(store, copied_blob) > 0  # made an ordinary blob first
+    source_blob, _, _ = await store.queries.source(copy)
+    assert source_blob is not None
+    assert await blobs.read_all(store.core.reader, source_blob) == message()
     await store.items.delete(copy, hard=True)
     async with store.core.reader.execute("SELECT count(*) FROM blobs") as cur:
         row = await cur.fetchone()
@@ -161,9 +176,10 @@ def test_clean_base64_decodes_the_same_piece_by_piece(
 LARGE = random.Random(7).randbytes(16 * blobs.CHUNK_SIZE + 12345)  # a part of 22 chunks
 
 
-async def test_a_large_part_streams_a_chunk_at_a_time(store: Store, tmp_path: Path) -> None:
+async def test_a_large_part_streams_a_chunk_at_a_time(store: Store, origin: str) -> None:
     inbox = store.folders.roles["inbox"]
-    iid = await store.items.create(inbox, item_from_rfc822(message(LARGE), parts=True))
+    item = item_from_rfc822(message(LARGE), parts=True)
+    iid = await store.items.create(inbox, item, origin=origin)
     _, blob_id, size = await store.queries.attachment(iid, 0)
     assert blob_id is not None and size == len(LARGE)
     tracemalloc.start()

@@ -67,7 +67,16 @@ async def test_migrates_store_made_by_schema_1(tmp_path: Path) -> None:
         assert blob_id is not None and size == 23
         # blobs keep no hash since schema 15: the column is gone, the content is not
         columns = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(blobs)")}
-        assert columns == {"id", "size", "base", "base_start", "base_end", "base_encoding"}
+        assert columns == {
+            "id",
+            "size",
+            "base",
+            "base_start",
+            "base_end",
+            "base_encoding",
+            "pack",
+            "pack_offset",
+        }
         async with s.core.reader.execute(
             "SELECT data FROM blob_chunks WHERE id = ?", (blob_id * 65536,)
         ) as cur:
