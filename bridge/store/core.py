@@ -82,7 +82,7 @@ class Tx:
     def emit(self, etype: str, **data: Any) -> None:
         self.events.append((etype, data))
 
-    def pack(self, data: bytes) -> tuple[int, int] | None:
+    def pack(self, data: bytes | None) -> tuple[int, int] | None:
         """Where content the upstream gave is kept in the store's packs: (pack, offset),
         or None when it goes into SQLite (a local change, or a store without packs). The
         bytes are written by `start_pack_writes`, or at the latest before the commit."""
@@ -94,7 +94,8 @@ class Tx:
         return pack, offset
 
     def start_pack_writes(self) -> None:
-        """Begin writing what `pack` reserved so far, beside the transaction's inserts."""
+        """Begin writing (and syncing) what `pack` reserved so far, beside the rest of the
+        transaction."""
         if self._packing and self.core.packs is not None:
             self._pack_writes.append(self.core.packs.write(self._packing))
             self._packing = []
@@ -102,10 +103,9 @@ class Tx:
     async def _packs_durable(self) -> None:
         """Every packed byte of this transaction is on disk: its rows may then commit."""
         self.start_pack_writes()
-        if self._pack_writes and self.core.packs is not None:
+        if self._pack_writes:
             writes, self._pack_writes = self._pack_writes, []
             await asyncio.gather(*writes)
-            await self.core.packs.sync()
 
     async def _abandon_packs(self) -> None:
         """A rolled-back transaction's pack writes end (as dead bytes) before the next."""

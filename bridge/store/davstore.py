@@ -95,7 +95,8 @@ class DavStore:
             dead = [tuple(r) for r in await cur.fetchall()]
         rows = Rows()
         events = len(tx.events)
-        read = await self.items.prepare_rows(tx, rows, old["folder_id"], item_id, item)
+        spot = tx.pack(item.source)
+        read = await self.items.prepare_rows(tx, rows, old["folder_id"], item_id, item, spot)
         del tx.events[events:]  # an update, not a creation
         cn = rows.journal[0][5]
         row = list(rows.items[0])

@@ -57,20 +57,23 @@ class Items(AttachmentWrites, RelocationWrites):
             self.folders._get_in(tx.conn, folder_id)
         )
         first_id = tx.alloc("next_item", len(new_items))
+        # content kept in a pack is written and synced beside all that follows
+        spots = [tx.pack(item.source) for item in new_items]
+        tx.start_pack_writes()
         queued: list[asyncio.Future[Any]] = []
         unread = assoc = 0
         try:
             for start in range(0, len(new_items), SLICE):
                 rows = Rows()
                 for offset, item in enumerate(new_items[start : start + SLICE], start):
-                    read = await self.prepare_rows(tx, rows, folder_id, first_id + offset, item)
+                    iid = first_id + offset
+                    read = await self.prepare_rows(tx, rows, folder_id, iid, item, spots[offset])
                     unread += not read and not item.associated
                     assoc += item.associated
                 if folder is not None:
                     refuse_search_folder(await folder)
                     folder = None
                 queued += rows.queue(tx.conn, tx.journaled)
-                tx.start_pack_writes()
                 await asyncio.sleep(0)  # let the queued inserts reach the database thread
             if folder is not None:  # no items
                 refuse_search_folder(await folder)
@@ -86,9 +89,16 @@ class Items(AttachmentWrites, RelocationWrites):
         return list(range(first_id, first_id + len(new_items)))
 
     async def prepare_rows(
-        self, tx: Tx, rows: Rows, folder_id: int, iid: int, item: NewItem
+        self,
+        tx: Tx,
+        rows: Rows,
+        folder_id: int,
+        iid: int,
+        item: NewItem,
+        spot: tuple[int, int] | None,
     ) -> bool:
-        """Add one item's rows; returns whether it is read."""
+        """Add one item's rows; returns whether it is read. `spot` is where `tx.pack` put
+        its source (None: its source, if any, goes into SQLite)."""
         cn = tx.cn()
         props = dict(item.props)
         props.update(await self.resolve_named(tx, item.named))
@@ -97,11 +107,10 @@ class Items(AttachmentWrites, RelocationWrites):
         source_blob = None
         if item.source is not None:
             source_blob = tx.alloc("next_blob")
-            where = tx.pack(item.source)
-            if where is None:
+            if spot is None:
                 rows.add_blob(source_blob, item.source)
             else:
-                rows.add_packed(source_blob, len(item.source), where)
+                rows.add_packed(source_blob, len(item.source), spot)
         att_size = 0
         for num, (aprops, data) in enumerate(item.attachments):
             bid = tx.alloc("next_blob")

@@ -8,9 +8,9 @@ spent about 1.5 s of CPU time on that, a fifth of the pull. A pack is written on
 - A blob kept in a pack has `pack` and `pack_offset` in its `blobs` row (schema 20) and no
   chunk rows; `blobs.read` reads it from here.
 - Space is reserved in the event loop (`reserve`, no I/O) so that the rows of a write
-  transaction can be made at once; the bytes are written by one thread of this object,
-  each at its reserved offset, beside the inserts, and synced to disk before the
-  transaction commits (`Tx.pack`). A committed row therefore always points at durable
+  transaction can be made at once; the bytes are written and synced to disk by one thread
+  of this object, each at its reserved offset, beside the inserts, and the transaction
+  commits only once they are (`Tx.pack`). A committed row therefore always points at durable
   bytes; what a failed or rolled-back transaction reserved stays as dead bytes.
 - Packs are never rewritten in place. `collect` deletes packs nothing points at any more
   and copies the live content of a mostly dead one into the current pack, one pack a call.
@@ -62,7 +62,6 @@ class Packs:
         self._end = 0  # where the next reservation begins in it
         # used in the thread of the packs only (and by `close`, after it)
         self._handles: dict[int, BinaryIO] = {}  # packs open for writing
-        self._unsynced: set[int] = set()
         self._executor: ThreadPoolExecutor | None = None
 
     @staticmethod
@@ -104,13 +103,9 @@ class Packs:
 
     def write(self, pieces: list[tuple[int, int, bytes]]) -> asyncio.Future[None]:
         """Write each (pack, offset, data) in the thread of the packs, in the order of the
-        calls; the bytes are durable once `sync` after them is done."""
+        calls, and sync it to disk: the bytes are durable when the future is done."""
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._writer(), self._write, pieces)
-
-    def sync(self) -> asyncio.Future[None]:
-        """Sync to disk what every `write` called before wrote."""
-        return asyncio.get_running_loop().run_in_executor(self._writer(), self._sync)
 
     def _writer(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -126,25 +121,23 @@ class Packs:
             handle = open(path, "r+b" if not created else "w+b")  # noqa: SIM115 (kept open)
             if created:
                 _sync_directory(self.directory)
-            for old in [p for p in self._handles if p not in self._unsynced]:
+            for old in list(self._handles):
                 self._handles.pop(old).close()  # the pack written before is done with
             self._handles[pack] = handle
         return handle
 
     def _write(self, pieces: list[tuple[int, int, bytes]]) -> None:
+        handle: BinaryIO | None = None
         for pack, offset, data in pieces:
-            handle = self._handle(pack)
+            if handle is None or pack not in self._handles:
+                if handle is not None:
+                    _sync_file(handle)  # before `_handle` closes it
+                handle = self._handle(pack)
             if handle.tell() != offset:
                 handle.seek(offset)
             handle.write(data)
-            self._unsynced.add(pack)
-
-    def _sync(self) -> None:
-        for pack in sorted(self._unsynced):
-            handle = self._handle(pack)
-            handle.flush()
+        if handle is not None:
             _sync_file(handle)
-        self._unsynced.clear()
 
     def close(self) -> None:
         """Blocking: finish the writes, close the files."""
@@ -179,6 +172,7 @@ class Packs:
 
 
 def _sync_file(handle: BinaryIO) -> None:
+    handle.flush()
     sync = getattr(os, "fdatasync", os.fsync)  # Windows and macOS have only fsync
     sync(handle.fileno())
 
@@ -259,7 +253,6 @@ async def _compact(tx: Tx, packs: Packs, pack: int) -> None:
             )
             await packs.write([(new_pack, new_offset + at, data)])
         moves.append((new_pack, new_offset, pack, offset))
-    await packs.sync()
     await tx.conn.executemany(
         "UPDATE blobs SET pack = ?, pack_offset = ? WHERE pack = ? AND pack_offset = ?", moves
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -13,7 +14,7 @@ from bridge.dav.reader import BlobFile, Reader
 from bridge.store import blobs, packs
 from bridge.store.core import LOCAL, UPSTREAM
 from bridge.store.items import NewItem
-from bridge.store.packs import PackDamaged, Packs
+from bridge.store.packs import PackDamaged
 from bridge.store.store import Store
 
 
@@ -95,17 +96,17 @@ async def test_content_is_synced_to_disk_before_its_rows_commit(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     order: list[str] = []
-    sync, commit = Packs._sync, type(store.core.writer).commit
+    sync, commit = packs._sync_file, type(store.core.writer).commit
 
-    def traced_sync(self: Packs) -> None:
+    def traced_sync(handle: BinaryIO) -> None:
+        sync(handle)
         order.append("pack synced")
-        sync(self)
 
     async def traced_commit(conn: object) -> None:
         order.append("committed")
         await commit(conn)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Packs, "_sync", traced_sync)
+    monkeypatch.setattr(packs, "_sync_file", traced_sync)
     monkeypatch.setattr(type(store.core.writer), "commit", traced_commit)
     await create(store, [new(1), new(2)])
     assert order == ["pack synced", "committed"]
