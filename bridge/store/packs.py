@@ -13,7 +13,8 @@ spent about 1.5 s of CPU time on that, a fifth of the pull. A pack is written on
   commits only once they are (`Tx.pack`). A committed row therefore always points at durable
   bytes; what a failed or rolled-back transaction reserved stays as dead bytes.
 - Packs are never rewritten in place. `collect` deletes packs nothing points at any more
-  and copies the live content of a mostly dead one into the current pack, one pack a call.
+  and copies the live content of a mostly dead one into the current pack, one pack a call
+  (the old file is then deleted by the next call, after the reads begun before it).
 - Copies of a blob (an item copied) share its bytes: the space is dead only when no row
   points at it.
 
@@ -152,23 +153,37 @@ class Packs:
 
     def read(self, pack: int, offset: int, size: int) -> bytes:
         """Blocking: `size` bytes at `offset` of a pack."""
+        with self._open(pack) as f:
+            return self._read_at(f, pack, offset, size)
+
+    async def chunks(self, pack: int, offset: int, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes start..end of the content at `offset` of a pack, READ_BYTES at a time, from
+        one open file (a pack deleted meanwhile is still read where the OS allows it)."""
+        f = await asyncio.to_thread(self._open, pack)
         try:
-            with open(self.path(pack), "rb") as f:
-                f.seek(offset)
-                data = f.read(size)
+            for at in range(start, end, READ_BYTES):
+                size = min(READ_BYTES, end - at)
+                yield await asyncio.to_thread(self._read_at, f, pack, offset + at, size)
+        finally:
+            f.close()
+
+    def _open(self, pack: int) -> BinaryIO:
+        try:
+            return open(self.path(pack), "rb")  # (closed by the callers)
         except FileNotFoundError:
-            data = b""
+            raise PackDamaged(
+                f"{self.path(pack)} is missing: the cache's files were damaged"
+            ) from None
+
+    def _read_at(self, f: BinaryIO, pack: int, offset: int, size: int) -> bytes:
+        f.seek(offset)
+        data = f.read(size)
         if len(data) != size:
             raise PackDamaged(
                 f"{self.path(pack)} lacks {size - len(data)} bytes of content at offset "
                 f"{offset}: the cache's files were damaged"
             )
         return data
-
-    async def chunks(self, pack: int, offset: int, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes start..end of the content at `offset` of a pack, READ_BYTES at a time."""
-        for at in range(start, end, READ_BYTES):
-            yield await asyncio.to_thread(self.read, pack, offset + at, min(READ_BYTES, end - at))
 
 
 def _sync_file(handle: BinaryIO) -> None:
@@ -214,9 +229,8 @@ async def collect(core: StoreCore) -> None:
         async with tx.conn.execute(LIVE) as cur:
             live = {int(r[0]): int(r[1]) for r in await cur.fetchall()}
         gone, sparse = _waste(packs, packs.files(), live)
-        if sparse:
+        if sparse:  # (the file is deleted by a later call: a read may have it open)
             await _compact(tx, packs, sparse[0])
-            gone.append(sparse[0])
     for pack in gone:
         try:
             packs.path(pack).unlink(missing_ok=True)
