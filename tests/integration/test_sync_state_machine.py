@@ -81,6 +81,8 @@ class SyncMachine(RuleBasedStateMachine):
         self.msgids: list[str] = []
         self.resets = 0
         self.renames = 0
+        self.remade = -1  # the steps of the last UIDVALIDITY reset and the last rename of Work
+        self.renamed = -1
         self.local_renames = 0
         self.edits = 0
         self.fids: dict[str, int] = {}
@@ -316,11 +318,22 @@ class SyncMachine(RuleBasedStateMachine):
         assert typ == "OK", data
         self._log("server", "move", msgid, value=mailbox)
 
-    @precondition(lambda self: self.resets == 0)
+    def _synced_since(self, step: int) -> bool:
+        return step < self.clean[-1]
+
+    # A mailbox renamed by another client AND made anew (a new UIDVALIDITY), with no
+    # complete run between the two, is followed by its messages' Message-IDs; when it holds
+    # none of the messages cached from it, IMAP gives no sign that it is the same folder,
+    # and it arrives as a deletion and a creation (README, Limits): this model, which
+    # follows the folder by its identity, would expect what no client can see. The two
+    # happen here only with a complete run between them; tests/integration/
+    # test_imap_folders.py covers the rename followed by Message-IDs.
+    @precondition(lambda self: self.resets == 0 and self._synced_since(self.renamed))
     @rule()
     def uidvalidity_reset(self) -> None:
         """Work is recreated with the same messages and flags: a new UIDVALIDITY."""
         self.resets += 1
+        self.remade = self.step
         work = self._name("Work")
         self.client.select(work)
         _, data = self.client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
@@ -337,11 +350,12 @@ class SyncMachine(RuleBasedStateMachine):
             names = (flags.group(1).decode() if flags else "").replace("\\Recent", "").strip()
             dv.append(self.client, work, raw, names)
 
-    @precondition(lambda self: self.renames < 2)
+    @precondition(lambda self: self.renames < 2 and self._synced_since(self.remade))
     @rule()
     def server_rename(self) -> None:
         """Another client renames Work: the folder follows, with its pending changes."""
         self.renames += 1
+        self.renamed = self.step
         old, new = self._name("Work"), f"Work{self.renames}"
         self.client.select("INBOX")  # (Dovecot drops a session whose mailbox is renamed)
         self.client.rename(old, new)
