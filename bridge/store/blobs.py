@@ -171,6 +171,8 @@ async def _materialize_parts_of(conn: aiosqlite.Connection, blob_ids: list[int])
 async def delete_many(conn: aiosqlite.Connection, blob_ids: Iterable[int]) -> None:
     rows = [(b,) for b in blob_ids]
     if rows:
+        if (packs := _PACKS.get(conn)) is not None:
+            packs.maybe_dead = True  # some were perhaps in a pack
         await _materialize_parts_of(conn, [r[0] for r in rows])
         await conn.executemany("DELETE FROM blobs WHERE id = ?", rows)
         await conn.executemany(

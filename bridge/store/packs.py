@@ -64,6 +64,8 @@ class Packs:
         # used in the thread of the packs only (and by `close`, after it)
         self._handles: dict[int, BinaryIO] = {}  # packs open for writing
         self._executor: ThreadPoolExecutor | None = None
+        # blobs were deleted since `collect` last looked (it looks at least once)
+        self.maybe_dead = True
 
     @staticmethod
     def beside(db_path: Path) -> Path:
@@ -116,7 +118,9 @@ class Packs:
     def _handle(self, pack: int) -> BinaryIO:
         handle = self._handles.get(pack)
         if handle is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if not self.directory.is_dir():
+                self.directory.mkdir(parents=True, exist_ok=True)
+                _sync_directory(self.directory.parent)
             path = self.path(pack)
             created = not path.exists()
             handle = open(path, "r+b" if not created else "w+b")  # noqa: SIM115 (kept open)
@@ -217,8 +221,9 @@ async def collect(core: StoreCore) -> None:
     pointed there. A look through the reader first: the write transaction, in which no
     other can reserve space meanwhile, is taken only when there is something to do."""
     packs = core.packs
-    if packs is None or not packs.files():
+    if packs is None or not packs.maybe_dead or not packs.files():
         return
+    packs.maybe_dead = False  # (a deletion from now on sets it again)
     async with core.reader.execute(LIVE) as cur:
         live = {int(r[0]): int(r[1]) for r in await cur.fetchall()}
     if not any(_waste(packs, packs.files(), live)):
@@ -231,10 +236,12 @@ async def collect(core: StoreCore) -> None:
         gone, sparse = _waste(packs, packs.files(), live)
         if sparse:  # (the file is deleted by a later call: a read may have it open)
             await _compact(tx, packs, sparse[0])
+            packs.maybe_dead = True
     for pack in gone:
         try:
             packs.path(pack).unlink(missing_ok=True)
         except OSError:  # open by a reader (Windows): deleted by a later call
+            packs.maybe_dead = True
             log.info("pack %s still in use; deleted later", pack)
 
 

@@ -144,6 +144,7 @@ async def test_collect_deletes_dead_packs_and_compacts_a_sparse_one(
     await store.items.delete(ids[5], hard=True)
     moved = await where(store, ids[3])
     assert moved is not None and moved.pack == 1
+    assert store.core.packs.maybe_dead  # (a run that deleted nothing does not look)
     await store.collect_packs()
     files = store.core.packs.files()
     assert 2 not in files  # nothing pointed at it
