@@ -167,7 +167,7 @@ class ImapAdapter(MailAdapter):
                     self.excluded_prefixes += [str(ns[0]) for ns in group if ns and ns[0]]
 
     async def close(self) -> None:
-        if self.conn.alive:
+        if self.conn.alive and not self.conn.idling:  # (a LOGOUT inside an IDLE is an error)
             with contextlib.suppress(UpstreamError, OSError, TimeoutError):
                 await asyncio.wait_for(self.conn.run("LOGOUT"), 2)
         await self.conn.close()

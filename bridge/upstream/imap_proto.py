@@ -277,6 +277,7 @@ class Connection:
         # not a dead one, a stalled server is (after `timeout` seconds without a byte).
         self._activity = time.monotonic()
         self._in_sink = False  # the reader waits for the consumer, not for the server
+        self.idling = False  # an IDLE is in progress: no other command may be sent
 
     # -- connection -------------------------------------------------------------------
 
@@ -576,6 +577,7 @@ class Connection:
         try:
             self._continuation = asyncio.get_running_loop().create_future()
             cmd = await self.send("IDLE")
+            self.idling = True
             await asyncio.wait_for(self._wait_continuation(cmd), self.timeout)
             waiters = [asyncio.ensure_future(event.wait())]
             if stop is not None:
@@ -583,6 +585,8 @@ class Connection:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
+            if self.writer is None:  # closed meanwhile (the user's "work offline")
+                raise ConnectFailed("connection closed during IDLE")
             self.writer.write(b"DONE\r\n")
             await self._drain()
             self._activity = time.monotonic()
@@ -590,5 +594,6 @@ class Connection:
         except (OSError, TimeoutError) as exc:
             raise ConnectFailed(f"connection lost: {exc}") from exc
         finally:
+            self.idling = False
             self.on_untagged = previous
         return event.is_set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,35 @@ async def test_service_idle_brings_new_mail_within_two_seconds(
         assert status["state"] in ("online", "syncing")
     finally:
         sub.close()
+        await service.stop()
+
+
+async def test_going_offline_during_idle_ends_it_cleanly(
+    store: Store, account: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The user's switch closes the connection the loop is idling on: the IDLE ends as a
+    closed connection, not as an internal error (it wrote DONE on a closed connection),
+    and the connection is closed, with no LOGOUT sent into the IDLE."""
+    service = ImapSyncService(store, account.settings(), interval=60)
+    await service.start()
+    try:
+        await service.run_now()
+        for _ in range(100):
+            if service.state == "online":
+                break
+            await asyncio.sleep(0.05)
+        assert service.state == "online", service.message
+        await asyncio.sleep(0.3)  # the loop is in IDLE now
+        adapter = service._adapter
+        assert adapter is not None
+        with caplog.at_level(logging.INFO, logger="bridge"):
+            await service.set_offline(True)
+            await asyncio.sleep(0.3)  # the loop leaves IDLE
+        assert service.state == "offline"
+        assert not adapter.alive and adapter.conn.writer is None
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert not errors, [r.getMessage() for r in errors]
+    finally:
         await service.stop()
 
 
