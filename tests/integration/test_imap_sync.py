@@ -43,6 +43,16 @@ def server_flags(account: Account, mailbox: str) -> dict[str, set[str]]:
     return out
 
 
+async def until_online(service: ImapSyncService) -> None:
+    """Ask for a run and wait until the service is online (then idling between runs)."""
+    await service.run_now()
+    for _ in range(100):
+        if service.state == "online":
+            break
+        await asyncio.sleep(0.05)
+    assert service.state == "online", service.message
+
+
 async def test_initial_pull_and_server_edits(store: Store, any_account: Account) -> None:
     m = any_account.client()
     for i in range(3):
@@ -172,12 +182,7 @@ async def test_service_idle_brings_new_mail_within_two_seconds(
     sub = store.bus.subscribe()
     await service.start()
     try:
-        await service.run_now()
-        for _ in range(100):
-            if service.state == "online":
-                break
-            await asyncio.sleep(0.05)
-        assert service.state == "online", service.message
+        await until_online(service)
         await asyncio.sleep(0.3)  # the loop is in IDLE now
         m = account.client()
         start = time.monotonic()
@@ -204,12 +209,7 @@ async def test_going_offline_during_idle_ends_it_cleanly(
     service = ImapSyncService(store, account.settings(), interval=60)
     await service.start()
     try:
-        await service.run_now()
-        for _ in range(100):
-            if service.state == "online":
-                break
-            await asyncio.sleep(0.05)
-        assert service.state == "online", service.message
+        await until_online(service)
         await asyncio.sleep(0.3)  # the loop is in IDLE now
         adapter = service._adapter
         assert adapter is not None
@@ -232,12 +232,7 @@ async def test_notify_brings_mail_of_any_folder_within_two_seconds(
     service = ImapSyncService(store, account.settings(), interval=60)
     await service.start()
     try:
-        await service.run_now()
-        for _ in range(100):
-            if service.state == "online":
-                break
-            await asyncio.sleep(0.05)
-        assert service.state == "online", service.message
+        await until_online(service)
         assert service._adapter is not None and service._adapter.caps.notify
         await asyncio.sleep(0.3)  # the loop is in IDLE now, with NOTIFY set
         folder = next(f for f in await store.folders.all() if f.display_name == "Lists")
