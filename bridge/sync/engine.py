@@ -237,7 +237,7 @@ class Engine:
         uploads = {i.message_id: i.id for i in unlinked if i.id in dirty and i.message_id}
         awaited = await self.store.sync.awaited_items(mailbox)
         uploads |= {i.message_id: i.id for i in awaited if i.message_id}
-        edited = await self._in_flight(fid, mailbox, dirty) if dirty else {}
+        edited = await self._in_flight(fid, mailbox, state, listing, dirty) if dirty else {}
         if not uploads and not edited:
             return actions
         server = await self.adapter.message_ids(fetch)
@@ -267,11 +267,19 @@ class Engine:
         return [a for a in actions if not (isinstance(a, plan.Fetch) and a.uid in taken)]
 
     async def _in_flight(
-        self, fid: int, mailbox: str, dirty: dict[int, int]
+        self,
+        fid: int,
+        mailbox: str,
+        state: MailboxState,
+        listing: plan.Listing,
+        dirty: dict[int, int],
     ) -> dict[str, LocalItem]:
         """Message-ID → item, of the folder's items linked to a server copy whose edited
         content waits to be uploaded, or which were moved here from another mailbox (a
-        MOVE whose answer was lost leaves the copy here, and the old one gone: `MOVING`)."""
+        MOVE whose answer was lost leaves the copy here, and the old one gone: `MOVING`).
+        An edit's upload is linked before its old copy is expunged: an item whose old copy
+        is gone has no upload in flight, and a message with its Message-ID is another's
+        (the old copy moved away and back by another client, say)."""
         candidates = [
             i
             for i in await self.store.sync.items_in([fid])
@@ -293,7 +301,9 @@ class Engine:
             for i in candidates
             if (i.upstream or {}).get(MOVING) == mailbox
             or (  # (a partly stored message is made whole before its edit goes up)
-                content_of(i) is None and content_edited(entries.get(i.id, []), not_content)
+                content_of(i) is None
+                and content_edited(entries.get(i.id, []), not_content)
+                and not _old_copy_gone(i, mailbox, state, listing)
             )
         }
 
@@ -519,3 +529,15 @@ class Engine:
             origin=UPSTREAM,
             if_cn=item.cn,
         )
+
+
+def _old_copy_gone(
+    item: LocalItem, mailbox: str, state: MailboxState, listing: plan.Listing
+) -> bool:
+    """Whether the server copy an item is linked to is known to be gone from `mailbox`."""
+    up = item.upstream or {}
+    return (
+        up.get("mailbox") == mailbox
+        and up.get("uidvalidity") == state.uidvalidity
+        and listing.gone(int(up["uid"]))
+    )

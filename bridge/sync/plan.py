@@ -99,6 +99,10 @@ class Listing:
     vanished: frozenset[int] = frozenset()
     observed_at: int | None = None  # FILETIME at which the server reported this state
 
+    def gone(self, uid: int) -> bool:
+        """Whether the message `uid` is known to be gone."""
+        return uid in self.vanished or (self.present is not None and uid not in self.present)
+
 
 @dataclass(frozen=True)
 class Fetch:

@@ -707,6 +707,35 @@ async def test_an_edit_uploaded_by_a_stopped_run_replaces_the_old_copy_once(
     assert again.fetched == 0 and again.pushed == 0, again
 
 
+async def test_a_message_moved_away_and_back_is_not_taken_for_the_upload_of_an_edit(
+    store: Store, account: Account
+) -> None:
+    """Another client moves a message out of its mailbox and back (a new UID, the old one
+    gone) while it is edited here. The message with its Message-ID used to be taken for
+    the edit's upload, whose confirmation a stopped run lost; the item, its old copy gone,
+    then went into Conflicts, and the server's message never reached the cache. An edit's
+    upload is linked before its old copy is expunged: with the old copy gone, the message
+    is another's, and is pulled."""
+    m = account.client()
+    m.create("Work")
+    dv.append(m, "INBOX", dv.message("v1", msgid="<away-1@test>"))
+    await sync(store, account)
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    await store.items.update(items[0].id, {tags.SUBJECT: "edited here"})
+    m.select("INBOX")
+    assert m.uid("MOVE", "1", "Work")[0] == "OK"
+    m.select("Work")
+    assert m.uid("MOVE", "1", "INBOX")[0] == "OK"
+    report = await sync(store, account)
+    assert not report.failed, report
+    assert set(server_flags(account, "INBOX")) == {"v1"}
+    assert await subjects(store, "inbox") == {"v1": False}
+    assert set(await subjects(store, "conflicts")) == {"edited here"}  # the local version
+    again = await sync(store, account)
+    assert not again.failed and again.fetched == 0 and again.pushed == 0, again
+    assert await subjects(store, "inbox") == {"v1": False}
+
+
 async def test_a_replaced_copy_in_a_mailbox_gone_from_the_server_blocks_nothing(
     store: Store, account: Account
 ) -> None:
