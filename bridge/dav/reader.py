@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from bridge.store import blobs
+from bridge.store import blobs, texts
 from bridge.store.db import connect_reader_sync
 from bridge.store.packs import READ_BYTES, Packs
 
@@ -45,6 +45,7 @@ class Reader:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect_reader_sync(self.path)
+            texts.install_sync(conn, self.packs)
             self._local.conn = conn
             with self._guard:
                 self._all.append(conn)
@@ -96,7 +97,7 @@ class Reader:
         return [r[0] for r in rows]
 
     def item(self, item_id: int) -> Row | None:
-        return self.row("SELECT * FROM items WHERE id = ?", (item_id,))
+        return self.row(f"SELECT {texts.ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,))
 
     def attachments(self, item_id: int) -> list[Row]:
         return self.rows(

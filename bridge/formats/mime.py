@@ -14,6 +14,7 @@ from bridge.formats.mime_parse import (
     MimeError,
     ParsedAttachment,
     ParsedMessage,
+    message_texts,
     parse_message,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "ParsedAttachment",
     "ParsedMessage",
     "build_message",
+    "message_texts",
     "parse_message",
 ]

@@ -102,19 +102,48 @@ class ParsedMessage:
     attachments: list[ParsedAttachment] = field(default_factory=list)
 
 
-def parse_message(raw: bytes, *, undecoded_min: int | None = None) -> ParsedMessage:
+# The properties that are the message's texts: its header block and its bodies. They are
+# as large as the message's text and can be had from it again at any time (`message_texts`).
+TEXT_TAGS = (tags.TRANSPORT_MESSAGE_HEADERS, tags.BODY, tags.HTML)
+
+
+def parse_message(
+    raw: bytes, *, undecoded_min: int | None = None, texts: bool = True
+) -> ParsedMessage:
     """Parse an RFC 5322 message; raises MimeError only for empty or blank input. With
     `undecoded_min`, an attachment whose content is clean base64 text of the message and at
-    least that many bytes is not decoded (`ParsedAttachment.undecoded_size`)."""
+    least that many bytes is not decoded (`ParsedAttachment.undecoded_size`). Without
+    `texts`, the properties of TEXT_TAGS are left out (`message_texts` gives them)."""
     raw = bytes(raw)
     if not raw or raw.isspace():  # (raw.strip() would copy the message)
         raise MimeError("not a message: the input is empty")
     try:
-        return _parse(raw, undecoded_min)
+        return _parse(raw, undecoded_min, texts)
     except Exception:
         # Every step of _parse is meant to be lenient; this is the last line of defence.
         log.warning("MIME import failed, keeping the headers only", exc_info=True)
-        return _parse_minimal(raw)
+        minimal = _parse_minimal(raw)
+        if not texts:
+            minimal.props.pop(tags.TRANSPORT_MESSAGE_HEADERS)
+        return minimal
+
+
+def message_texts(raw: bytes) -> dict[int, object]:
+    """The properties of TEXT_TAGS that `parse_message` gives for `raw`, found without
+    reading the rest of the message (its dates, addresses and attachments)."""
+    raw = bytes(raw)
+    if not raw or raw.isspace():
+        return {}
+    props: dict[int, object] = {tags.TRANSPORT_MESSAGE_HEADERS: _header_block(raw)}
+    try:
+        plain, html = body_parts(leaves(_parse_tree(raw)))
+        if plain is not None:
+            props[tags.BODY] = _body_text(plain)
+        if html is not None:
+            props[tags.HTML] = _html(html)
+    except Exception:  # as parse_message: the header block only
+        log.warning("MIME texts unreadable, keeping the header block only", exc_info=True)
+    return props
 
 
 def _parse_tree(raw: bytes) -> Message:
@@ -129,13 +158,14 @@ def _parse_tree(raw: bytes) -> Message:
         return parser.parsebytes(raw, headersonly=True)
 
 
-def _parse(raw: bytes, undecoded_min: int | None = None) -> ParsedMessage:
+def _parse(raw: bytes, undecoded_min: int | None = None, texts: bool = True) -> ParsedMessage:
     msg = _parse_tree(raw)
     result = ParsedMessage()
     props = result.props
     props[tags.MESSAGE_CLASS] = _message_class(msg)
     props[tags.MESSAGE_SIZE] = min(len(raw), MAX_LONG)
-    props[tags.TRANSPORT_MESSAGE_HEADERS] = _header_block(raw)
+    if texts:
+        props[tags.TRANSPORT_MESSAGE_HEADERS] = _header_block(raw)
     _subject_props(msg, props)
     _sender_props(msg, props)
     _time_props(msg, props)
@@ -145,7 +175,7 @@ def _parse(raw: bytes, undecoded_min: int | None = None) -> ParsedMessage:
     if keywords:
         result.named[KEYWORDS] = keywords
     result.recipients = _recipients(msg, props)
-    _content(msg, result, undecoded_min)
+    _content(msg, result, undecoded_min, texts)
     return result
 
 
@@ -370,14 +400,17 @@ def _recipients(msg: Message, props: dict[int, object]) -> list[dict[int, object
 # --- content --------------------------------------------------------------------------------
 
 
-def _content(msg: Message, result: ParsedMessage, undecoded_min: int | None) -> None:
+def _content(
+    msg: Message, result: ParsedMessage, undecoded_min: int | None, texts: bool = True
+) -> None:
     props = result.props
     parts = leaves(msg)
     plain, html = body_parts(parts)
-    if plain is not None:
+    if plain is not None and texts:
         props[tags.BODY] = _body_text(plain)
     if html is not None:
-        props[tags.HTML] = _html(html)
+        if texts:
+            props[tags.HTML] = _html(html)
         props[tags.INTERNET_CPID] = CPID_UTF8
     if html is not None or plain is not None:
         props[tags.NATIVE_BODY_INFO] = NATIVE_BODY_HTML if html is not None else NATIVE_BODY_PLAIN

@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from bridge.model.named import NamedProp
-from bridge.store import blobs, db, migrations
+from bridge.store import blobs, db, migrations, texts
 from bridge.store.errors import StoreOpenError
 from bridge.store.events import EventBus
 from bridge.store.ids import IdCodec
@@ -89,7 +89,7 @@ class Tx:
         packs = self.core.packs
         if packs is None or self.origin != UPSTREAM or not data:
             return None
-        pack, offset = packs.reserve(len(data))
+        pack, offset = packs.hold(data)
         self._packing.append((pack, offset, data))
         return pack, offset
 
@@ -109,6 +109,8 @@ class Tx:
 
     async def _abandon_packs(self) -> None:
         """A rolled-back transaction's pack writes end (as dead bytes) before the next."""
+        if self.core.packs is not None:
+            self.core.packs.let_go(self._packing)
         self._packing = []
         for write in self._pack_writes:
             with contextlib.suppress(BaseException):
@@ -212,6 +214,8 @@ class StoreCore:
         core = cls(path, writer, reader, checkpointer, Packs(Packs.beside(path)))
         core.fresh = fresh
         try:
+            for conn in (writer, reader):
+                await texts.install(conn, core.packs)
             await core._load()
         except (sqlite3.DatabaseError, KeyError, ValueError) as exc:
             await core.close()

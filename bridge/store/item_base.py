@@ -38,6 +38,9 @@ class NewItem:
     source_type: str | None = None
     upstream: dict[str, Any] | None = None
     associated: bool = False
+    # The source's texts (`texts.TEXT_TAGS`) are left out of `props`: the store reads them
+    # from the source when they are asked for.
+    texts_in_source: bool = False
 
 
 @dataclass(frozen=True, slots=True)

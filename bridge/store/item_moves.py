@@ -73,11 +73,11 @@ class RelocationWrites(ItemsBase):
             "sender_email, received, sent, size, flags, importance, sensitivity, has_attach, "
             "associated, start_time, end_time, due_time, created, modified, created_cn, cn, "
             "props, source_blob, source_type, source_stale, upstream, conversation_id, "
-            "sender_name_prop) "
+            "sender_name_prop, texts_in_source) "
             "SELECT ?, ?, message_class, subject, sender_name, sender_email, received, sent, "
             "size, flags, importance, sensitivity, has_attach, associated, start_time, "
             "end_time, due_time, ?, ?, ?, ?, props, ?, source_type, source_stale, NULL, "
-            "conversation_id, sender_name_prop FROM items WHERE id = ?",
+            "conversation_id, sender_name_prop, texts_in_source FROM items WHERE id = ?",
             (new_id, folder_id, tx.now, tx.now, cn, cn, source_blob, item_id),
         )
         await count_senders(tx.conn, new_id, new_id)

@@ -31,9 +31,9 @@ _INSERT_ITEM = (
     "INSERT INTO items (id, folder_id, message_class, subject, sender_name, sender_email, "
     "received, sent, importance, sensitivity, start_time, end_time, due_time, flags, size, "
     "has_attach, associated, created, modified, created_cn, cn, props, source_blob, "
-    "source_type, upstream, conversation_id, sender_name_prop)",
+    "source_type, upstream, conversation_id, sender_name_prop, texts_in_source)",
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), "
-    "?, ?, ?, ?, ?)",
+    "?, ?, ?, ?, ?, ?)",
 )
 _SENDER_NAME_KEY = P.key(tags.SENDER_NAME)
 _INSERT_BLOB = ("INSERT INTO blobs (id, size)", "(?, ?)")

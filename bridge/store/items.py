@@ -12,9 +12,10 @@ from typing import Any
 
 import aiosqlite
 
+from bridge.formats.mime import message_texts
 from bridge.model import classes, flags, tags
 from bridge.model.named import NamedProp
-from bridge.store import conversation
+from bridge.store import blobs, conversation, texts
 from bridge.store import props as P
 from bridge.store.blobs import SourcePart
 from bridge.store.core import LOCAL, UPSTREAM, Tx
@@ -104,6 +105,11 @@ class Items(AttachmentWrites, RelocationWrites):
         props.update(await self.resolve_named(tx, item.named))
         props[tags.MESSAGE_CLASS] = item.message_class
         props.update(P.display_lists(item.recipients))
+        texts_in_source = item.texts_in_source and item.source is not None
+        if texts_in_source and spot is None:  # its source goes into SQLite: they are kept
+            assert item.source is not None
+            props.update(message_texts(item.source))
+            texts_in_source = False
         source_blob = None
         if item.source is not None:
             source_blob = tx.alloc("next_blob")
@@ -155,6 +161,7 @@ class Items(AttachmentWrites, RelocationWrites):
                 upstream,
                 conversation.conversation_id(props),
                 sender_name_prop(encoded),
+                int(texts_in_source),
             )
         )
         rows.categories.extend((iid, c) for c in self._categories(props))
@@ -338,6 +345,11 @@ class Items(AttachmentWrites, RelocationWrites):
         row = await self.row_in(tx.conn, item_id)
         set_props.update(await self.resolve_named(tx, named or {}))
         doc = json.loads(row["props"])
+        in_source = bool(row["texts_in_source"])
+        if in_source and not texts.TEXT_TAGS.isdisjoint([*set_props, *(delete_tags or [])]):
+            # texts about to change: the document takes those of the source first
+            doc.update(texts.texts_doc(await blobs.read_all(tx.conn, row["source_blob"])))
+            in_source = False
         # read lives in the flags column; a copy kept in the document (from an import)
         # would otherwise undo a later change of the read state
         doc.pop(P.key(tags.READ), None)
@@ -366,7 +378,7 @@ class Items(AttachmentWrites, RelocationWrites):
             "UPDATE items SET message_class = ?, subject = ?, sender_name = ?, "
             "sender_email = ?, received = ?, sent = ?, importance = ?, sensitivity = ?, "
             "start_time = ?, end_time = ?, due_time = ?, flags = ?, props = ?, modified = ?, "
-            "cn = ?, conversation_id = ? WHERE id = ?",
+            "cn = ?, conversation_id = ?, texts_in_source = ? WHERE id = ?",
             (
                 message_class,
                 *hot.values(),
@@ -374,6 +386,7 @@ class Items(AttachmentWrites, RelocationWrites):
                 tx.now,
                 cn,
                 conversation.conversation_id(view),
+                int(in_source),
                 item_id,
             ),
         )

@@ -64,6 +64,9 @@ class Packs:
         self._end = 0  # where the next reservation begins in it
         # used in the thread of the packs only (and by `close`, after it)
         self._handles: dict[int, BinaryIO] = {}  # packs open for writing
+        # content reserved and not written yet, by (pack, offset): read from here meanwhile
+        # (by its own transaction: a search folder's restriction on its texts, say)
+        self._unwritten: dict[tuple[int, int], bytes] = {}
         self._executor: ThreadPoolExecutor | None = None
         # blobs were deleted since `collect` last looked (it looks at least once)
         self.maybe_dead = True
@@ -90,6 +93,17 @@ class Packs:
         return self._current
 
     # -- writing ----------------------------------------------------------------------
+
+    def hold(self, data: bytes) -> tuple[int, int]:
+        """`reserve` space for `data`, readable at once (before `write` gets it to disk)."""
+        where = self.reserve(len(data))
+        self._unwritten[where] = data
+        return where
+
+    def let_go(self, pieces: list[tuple[int, int, bytes]]) -> None:
+        """Forget held content that is written, or that will never be."""
+        for pack, offset, _ in pieces:
+            self._unwritten.pop((pack, offset), None)
 
     def reserve(self, size: int) -> tuple[int, int]:
         """(pack, offset) where `size` bytes will be written. No I/O but the first time."""
@@ -134,16 +148,19 @@ class Packs:
 
     def _write(self, pieces: list[tuple[int, int, bytes]]) -> None:
         handle: BinaryIO | None = None
-        for pack, offset, data in pieces:
-            if handle is None or pack not in self._handles:
-                if handle is not None:
-                    _sync_file(handle)  # before `_handle` closes it
-                handle = self._handle(pack)
-            if handle.tell() != offset:
-                handle.seek(offset)
-            handle.write(data)
-        if handle is not None:
-            _sync_file(handle)
+        try:
+            for pack, offset, data in pieces:
+                if handle is None or pack not in self._handles:
+                    if handle is not None:
+                        _sync_file(handle)  # before `_handle` closes it
+                    handle = self._handle(pack)
+                if handle.tell() != offset:
+                    handle.seek(offset)
+                handle.write(data)
+            if handle is not None:
+                _sync_file(handle)
+        finally:
+            self.let_go(pieces)
 
     def close(self) -> None:
         """Blocking: finish the writes, close the files."""
@@ -158,12 +175,20 @@ class Packs:
 
     def read(self, pack: int, offset: int, size: int) -> bytes:
         """Blocking: `size` bytes at `offset` of a pack."""
+        held = self._unwritten.get((pack, offset))
+        if held is not None and len(held) >= size:
+            return held[:size]
         with self._open(pack) as f:
             return self._read_at(f, pack, offset, size)
 
     async def chunks(self, pack: int, offset: int, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes start..end of the content at `offset` of a pack, READ_BYTES at a time, from
         one open file (a pack deleted meanwhile is still read where the OS allows it)."""
+        held = self._unwritten.get((pack, offset))
+        if held is not None and len(held) >= end:
+            for at in range(start, end, READ_BYTES):
+                yield held[at : min(end, at + READ_BYTES)]
+            return
         f = await asyncio.to_thread(self._open, pack)
         try:
             for at in range(start, end, READ_BYTES):

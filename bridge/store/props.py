@@ -4,11 +4,10 @@ mirror a few of them, and the properties the store computes instead of storing."
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -93,31 +92,6 @@ def dumps_utf8(doc: Mapping[str, Any]) -> bytes:
         raise InvalidValue(f"a property value cannot be stored: {exc}") from None
 
 
-class Encoded:
-    """A property value already in its stored JSON form (`pre_encode`): a parsing worker
-    process encodes the large ones (body, HTML, header block), so that they cross back as
-    bytes and are spliced into the document unchanged."""
-
-    __slots__ = ("json",)
-
-    def __init__(self, json: bytes) -> None:
-        self.json = json
-
-    def __reduce__(self) -> tuple[type[Encoded], tuple[bytes]]:
-        return Encoded, (self.json,)
-
-
-def pre_encode(props: dict[int, Any], which: Iterable[int]) -> None:
-    """Replace the values of the tags `which` by their stored JSON form, in place; a value
-    that cannot be stored is left as it is (the write reports it)."""
-    for tag in which:
-        value = props.get(tag)
-        if value is None:
-            continue
-        with contextlib.suppress(InvalidValue):
-            props[tag] = Encoded(dumps_utf8(encode({tag: value})[key(tag)]))
-
-
 _KEYS: dict[int, str] = {}
 MAX_KEYS = 4096
 
@@ -148,9 +122,7 @@ def encode(props: Mapping[int, Any]) -> dict[str, Any]:
         ptype = tag & 0xFFFF
         kind = type(value)
         name = keys.get(tag) or key(tag)
-        if kind is Encoded:
-            out[name] = orjson.Fragment(value.json)
-        elif (
+        if (
             (kind is str and ptype in _STRINGS)
             or (kind is int and ptype in _INTS and _INTS[ptype][0] <= value < _INTS[ptype][1])
             or (kind is bool and ptype == PropType.BOOLEAN)

@@ -9,7 +9,7 @@ import aiosqlite
 
 from bridge.model import tags
 from bridge.model.proptypes import PropType
-from bridge.store import blobs, render
+from bridge.store import blobs, render, texts
 from bridge.store import props as P
 from bridge.store.core import StoreCore
 from bridge.store.errors import InvalidValue, NotFound, StaleState
@@ -69,15 +69,17 @@ class Queries:
             if tag is not None:
                 self.sort_columns[tag] = col
 
-    async def row_in(self, item_id: int) -> aiosqlite.Row:
-        async with self.core.reader.execute("SELECT * FROM items WHERE id = ?", (item_id,)) as cur:
+    async def row_in(self, item_id: int, columns: str = "*") -> aiosqlite.Row:
+        async with self.core.reader.execute(
+            f"SELECT {columns} FROM items WHERE id = ?", (item_id,)
+        ) as cur:
             row = await cur.fetchone()
         if row is None:
             raise NotFound("item", self.core.ids.api_id("item", item_id))
         return row
 
     async def get(self, item_id: int) -> ItemView:
-        row = await self.row_in(item_id)
+        row = await self.row_in(item_id, texts.ITEM_COLUMNS)
         return ItemView(row["id"], row["folder_id"], render.item_props(self.core.ids, row))
 
     async def folder_of(self, item_id: int) -> int:
@@ -130,7 +132,8 @@ class Queries:
         col = self.sort_columns.get(tag)
         if col:
             return col
-        return f"json_extract(props, '$.\"{P.key(tag)}\"')"
+        doc = texts.doc_sql("items") if tag in texts.TEXT_TAGS else "props"
+        return f"json_extract({doc}, '$.\"{P.key(tag)}\"')"
 
     async def list(
         self,
@@ -149,7 +152,7 @@ class Queries:
         order = [f"{self.sort_expr(tag)} {'DESC' if desc else 'ASC'}" for tag, desc in sort or []]
         order.append("id DESC" if sort and sort[0][1] else "id ASC")
         async with self.core.reader.execute(
-            f"SELECT * FROM items WHERE folder_id = ? AND associated = ? "
+            f"SELECT {texts.ITEM_COLUMNS} FROM items WHERE folder_id = ? AND associated = ? "
             f"ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
             (folder_id, int(associated), limit, offset),
         ) as cur:
@@ -181,7 +184,8 @@ class Queries:
     async def changes(self, folder_id: int, since: str | None, limit: int = 1000) -> Changes:
         """Items created, modified and deleted in a folder after `since`."""
         return await self.feed(
-            "SELECT * FROM items WHERE folder_id = ? AND cn > ? AND cn <= ? ORDER BY cn LIMIT ?",
+            f"SELECT {texts.ITEM_COLUMNS} FROM items "
+            "WHERE folder_id = ? AND cn > ? AND cn <= ? ORDER BY cn LIMIT ?",
             "tombstones",
             folder_id,
             self.parse_state(since),

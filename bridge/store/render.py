@@ -131,8 +131,12 @@ def folder_props(ids: IdCodec, roles: dict[str, int], folder: Folder) -> P.JsonP
 
 
 def item_props(ids: IdCodec, row: aiosqlite.Row) -> P.JsonProps:
-    """Every property of an item row (`props` plus the computed ones)."""
+    """Every property of an item row (`props` plus the computed ones, and the texts read
+    from its source where the row has them: `texts.ITEM_COLUMNS`)."""
     out = P.decode_doc(row["props"])
+    # (`in row` would test the values of an sqlite3.Row, not its column names)
+    if "texts" in row.keys() and row["texts"] is not None:  # noqa: SIM118
+        out.update(P.decode_doc(row["texts"]))
     iid, fid = row["id"], row["folder_id"]
     eid = b64(ids.entry_id("item", iid))
     parent, parent_key, store_eid = _folder_refs(ids, fid)

@@ -15,11 +15,15 @@ PART_MIN = 4096  # smaller attachment content is stored as bytes, not read from 
 _COMPUTED = (tags.MESSAGE_SIZE, tags.HASATTACH, tags.DISPLAY_TO, tags.DISPLAY_CC, tags.DISPLAY_BCC)
 
 
-def item_from_rfc822(raw: bytes, *, read: bool = False, parts: bool = False) -> NewItem:
+def item_from_rfc822(
+    raw: bytes, *, read: bool = False, parts: bool = False, texts: bool = True
+) -> NewItem:
     """Raises formats.mime.MimeError when `raw` is not a message at all. With `parts`, an
     attachment of at least PART_MIN bytes whose content is clean base64 text of the message
-    is not decoded: it is given as that part of the source (`blobs.SourcePart`)."""
-    parsed = parse_message(raw, undecoded_min=PART_MIN if parts else None)
+    is not decoded: it is given as that part of the source (`blobs.SourcePart`). Without
+    `texts`, the message's header block and bodies are not among the item's properties:
+    the store reads them from the source (`NewItem.texts_in_source`, `store.texts`)."""
+    parsed = parse_message(raw, undecoded_min=PART_MIN if parts else None, texts=texts)
     message_class = str(parsed.props.pop(tags.MESSAGE_CLASS, classes.IPM_NOTE))
     mflags = parsed.props.get(tags.MESSAGE_FLAGS, 0)
     parsed.props[tags.MESSAGE_FLAGS] = (mflags if isinstance(mflags, int) else 0) | (
@@ -35,6 +39,7 @@ def item_from_rfc822(raw: bytes, *, read: bool = False, parts: bool = False) -> 
         attachments=[(a.props, _content(raw, a) if parts else a.data) for a in parsed.attachments],
         source=raw,
         source_type="message/rfc822",
+        texts_in_source=not texts,
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.model import tags
-from bridge.store import blobs, search_keys, search_results
+from bridge.store import blobs, search_keys, search_results, texts
 from bridge.store import props as P
 from bridge.store.core import SYSTEM, StoreCore
 from bridge.store.queries import ItemView
@@ -49,8 +49,8 @@ COLUMNS = ("subject", "body", "sender", "recipients", "attachments")
 BODY_PATH = f'$."{P.key(tags.BODY)}"'
 
 _ITEMS_IN_WINDOW = (
-    "SELECT id, subject, sender_name, sender_email, json_extract(props, "
-    f"'{BODY_PATH}'), received, cn "
+    "SELECT id, subject, sender_name, sender_email, "
+    f"json_extract({texts.doc_sql('items')}, '{BODY_PATH}'), received, cn "
     "FROM items WHERE folder_id IN (SELECT id FROM folders) AND cn > ? AND cn <= ? "
     "ORDER BY cn"
 )

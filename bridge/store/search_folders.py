@@ -26,7 +26,7 @@ from bridge.model import flags, tags
 from bridge.model.proptypes import PropType
 from bridge.model.restrictions import Restriction, RestrictionError, parse
 from bridge.store import props as P
-from bridge.store import render
+from bridge.store import render, texts
 from bridge.store.core import LOCAL, SYSTEM, StoreCore, Tx
 from bridge.store.errors import Conflict, Forbidden, InvalidValue, NotFound
 from bridge.store.folders import Folders, check_name
@@ -449,7 +449,7 @@ class SearchFolders:
         order = [f"{self.queries.sort_expr(t)} {'DESC' if d else 'ASC'}" for t, d in sort or []]
         order.append("id DESC" if sort and sort[0][1] else "id ASC")
         async with self.core.reader.execute(
-            "SELECT * FROM items WHERE id IN "
+            f"SELECT {texts.ITEM_COLUMNS} FROM items WHERE id IN "
             "(SELECT item_id FROM search_members WHERE folder_id = ?) "
             f"ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
             (folder_id, limit, offset),

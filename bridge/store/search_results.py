@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 
-from bridge.store import render, search_keys
+from bridge.store import render, search_keys, texts
 from bridge.store.ids import IdCodec
 from bridge.store.queries import ItemView
 from bridge.store.search_query import QueryError, SearchQuery
@@ -196,7 +196,7 @@ async def run(
         return [], total
     rows = await _all(
         conn,
-        "SELECT * FROM items WHERE id IN (SELECT value FROM json_each(?))",
+        f"SELECT {texts.ITEM_COLUMNS} FROM items WHERE id IN (SELECT value FROM json_each(?))",
         [json.dumps(found)],
     )
     by_id = {r["id"]: r for r in rows}

@@ -15,7 +15,7 @@ from typing import Any
 from bridge.formats.mime import build_message
 from bridge.model import flags, tags
 from bridge.model.codec import from_json
-from bridge.store import blobs
+from bridge.store import blobs, texts
 from bridge.store import props as P
 from bridge.store.core import SYSTEM, StoreCore
 from bridge.store.errors import NotFound
@@ -262,14 +262,19 @@ class SyncState:
         none, when it is stale after a local edit, or on `rebuild`) a message built from
         the item's properties."""
         async with self.core.reader.execute(
-            "SELECT props, source_blob, source_stale FROM items WHERE id = ?", (item_id,)
+            "SELECT props, source_blob, source_stale, texts_in_source FROM items WHERE id = ?",
+            (item_id,),
         ) as cur:
             row = await cur.fetchone()
         if row is None:
             raise NotFound("item", self.core.ids.api_id("item", item_id))
         if row["source_blob"] is not None and not rebuild and not row["source_stale"]:
             return await blobs.read_all(self.core.reader, row["source_blob"])
-        props = _python(json.loads(row["props"]))
+        doc = json.loads(row["props"])
+        if row["texts_in_source"]:
+            raw = await blobs.read_all(self.core.reader, row["source_blob"])
+            doc.update(texts.texts_doc(raw))
+        props = _python(doc)
         async with self.core.reader.execute(
             "SELECT props FROM recipients WHERE item_id = ? ORDER BY row_id", (item_id,)
         ) as cur:

@@ -302,7 +302,7 @@ def whole_item(msg: FetchedMessage, mailbox: str, state: MailboxState) -> NewIte
         raw = b"Subject: (message of %d bytes not downloaded: over the size limit)\r\n\r\n" % (
             msg.size
         )
-    item = item_from_rfc822(raw)
+    item = item_from_rfc822(raw, texts=False)  # the store reads them from the source
     _with_flags(item, msg, mailbox, state)
     return item
 

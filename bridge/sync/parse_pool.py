@@ -34,8 +34,6 @@ from multiprocessing.connection import Connection
 from typing import Any, cast
 
 from bridge.collector import tune_gc
-from bridge.model import tags
-from bridge.store import props as P
 from bridge.store.items import NewItem
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.sync import workers
@@ -44,21 +42,19 @@ log = logging.getLogger(__name__)
 
 MIN_MESSAGES = 500  # a pull with fewer messages parses in this process
 SOCKET_BUFFER = 4 << 20  # bytes; the OS may grant less
-PRE_ENCODED = (tags.BODY, tags.HTML, tags.TRANSPORT_MESSAGE_HEADERS)
 
 
 def parse_raws(raws: list[bytes]) -> list[NewItem]:
     """Items from raw messages, without their sources (the caller has the bytes already,
-    and sending them back would copy them twice more), their large texts already in their
-    stored form (`props.pre_encode`): as bytes they cross back without a conversion, and
-    neither the sync nor the store reads them before writing. A large attachment held as
-    base64 in its message comes back as that part of the source (`blobs.SourcePart`): the
-    store reads it from there, and its content is neither sent back nor stored twice."""
+    and sending them back would copy them twice more) and without their texts (header
+    block and bodies: the store reads them from the source, `store/texts.py`). A large
+    attachment held as base64 in its message comes back as that part of the source
+    (`blobs.SourcePart`): the store reads it from there, and its content is neither sent
+    back nor stored twice."""
     items = []
     for raw in raws:
-        item = item_from_rfc822(raw, parts=True)
+        item = item_from_rfc822(raw, parts=True, texts=False)
         item.source = None
-        P.pre_encode(item.props, PRE_ENCODED)
         items.append(item)
     return items
 

@@ -188,3 +188,21 @@ async def test_a_read_begun_goes_on_when_its_pack_is_deleted(store: Store) -> No
     assert first + b"".join(rest) == big
     with pytest.raises(PackDamaged, match="missing"):
         await source_of(store, iid)  # a read begun after it: reported
+
+
+async def test_packed_content_reads_before_its_write_reaches_the_disk(store: Store) -> None:
+    """What a transaction packed is read in that transaction (a search folder's upkeep
+    tests the texts of the messages it creates) before the packs' thread writes it."""
+    assert store.core.packs is not None
+    async with store.core.write(UPSTREAM) as tx:
+        where = tx.pack(b"held bytes")
+        assert where is not None
+        assert store.core.packs.read(*where, 10) == b"held bytes"
+        assert b"".join([c async for c in store.core.packs.chunks(*where, 5, 10)]) == b"bytes"
+    assert store.core.packs._unwritten == {}  # written: read from the file now
+    assert store.core.packs.read(*where, 10) == b"held bytes"
+    with pytest.raises(RuntimeError):
+        async with store.core.write(UPSTREAM) as tx:
+            assert tx.pack(b"never written") is not None
+            raise RuntimeError("rolled back")
+    assert store.core.packs._unwritten == {}

@@ -1,6 +1,6 @@
 """The parsing worker process gives the same items as parsing in the sync process (their
-large texts already in stored form), in the order of the calls, and its failure only moves
-the parsing back here."""
+texts left to their sources), in the order of the calls, and its failure only moves the
+parsing back here."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from bridge.model import tags
 from bridge.store import props as P
+from bridge.store import texts
 from bridge.store.items import NewItem
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
@@ -32,18 +33,28 @@ def message(n: int) -> bytes:
     ).encode()
 
 
+def parsed(n: int) -> list[NewItem]:
+    """Message n parsed here as the worker parses it."""
+    return [item_from_rfc822(message(n), texts=False)]
+
+
 def stored(items: list[NewItem]) -> list[NewItem]:
     """The items with their properties as the store keeps them."""
     return [dataclasses.replace(i, props=json.loads(P.dumps(P.encode(i.props)))) for i in items]
 
 
-def test_pre_encoded_texts_are_stored_as_parsed() -> None:
-    items = parse_pool.parse_raws([message(5)])
-    assert all(
-        isinstance(items[0].props[t], P.Encoded)
-        for t in (tags.BODY, tags.TRANSPORT_MESSAGE_HEADERS)
+def test_the_worker_leaves_the_texts_to_the_source() -> None:
+    (item,) = parse_pool.parse_raws([message(5)])
+    assert item.texts_in_source
+    assert not set(item.props) & texts.TEXT_TAGS
+    whole = item_from_rfc822(message(5))
+    assert {tags.BODY, tags.TRANSPORT_MESSAGE_HEADERS} <= set(whole.props)
+    # what the store reads back from the source is what a whole parse gives
+    assert texts.texts_doc(message(5)) == P.encode(
+        {t: v for t, v in whole.props.items() if t in texts.TEXT_TAGS}
     )
-    assert stored(items) == stored([dataclasses.replace(item_from_rfc822(message(5)), source=None)])
+    local = dataclasses.replace(item_from_rfc822(message(5), texts=False), source=None)
+    assert stored([item]) == stored([local])
 
 
 async def test_worker_items_equal_local_ones_in_call_order() -> None:
@@ -54,7 +65,7 @@ async def test_worker_items_equal_local_ones_in_call_order() -> None:
     finally:
         await pool.close()
     for batch, items in zip(batches, results, strict=True):
-        assert stored(items) == stored([item_from_rfc822(raw) for raw in batch])
+        assert stored(items) == stored([item_from_rfc822(raw, texts=False) for raw in batch])
         assert [i.source for i in items] == batch
 
 
@@ -80,13 +91,13 @@ async def test_a_dead_worker_means_parsing_here(monkeypatch: pytest.MonkeyPatch)
         worker.process.kill()  # the worker dies between batches
         await asyncio.to_thread(worker.process.join)
         items = await pool.parse([message(1)])
-        assert stored(items) == stored([item_from_rfc822(message(1))])
+        assert stored(items) == stored(parsed(1))
         assert pool._broken
     finally:
         await pool.close()
     assert pool._start() is not None  # a new sync run starts a new worker
     try:
-        assert stored(await pool.parse([message(3)])) == stored([item_from_rfc822(message(3))])
+        assert stored(await pool.parse([message(3)])) == stored(parsed(3))
     finally:
         await pool.close()
 
@@ -97,7 +108,7 @@ async def test_no_worker_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(parse_pool.ParsePool, "_start", refuse)
     pool = ParsePool()
-    assert stored(await pool.parse([message(2)])) == stored([item_from_rfc822(message(2))])
+    assert stored(await pool.parse([message(2)])) == stored(parsed(2))
     await pool.close()
 
 

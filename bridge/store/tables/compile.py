@@ -47,7 +47,7 @@ from bridge.model.restrictions import (
     Size,
     Sub,
 )
-from bridge.store import conversation, render, search_keys
+from bridge.store import conversation, render, search_keys, texts
 from bridge.store import props as P
 from bridge.store.ids import IdCodec
 from bridge.store.search_query import content_prefilter
@@ -99,6 +99,11 @@ def _computed(ids: IdCodec) -> dict[int, str]:
         tags.PARENT_SOURCE_KEY: "kb_sk(0, i.folder_id)",
         tags.STORE_ENTRYID: f"X'{store_eid}'",
     }
+
+
+def _doc_of(tag: int, ctx: _Ctx) -> str:
+    """The document that holds a property: an item's texts may be in its source."""
+    return texts.doc_sql("i") if ctx.items and tag in texts.TEXT_TAGS else ctx.doc
 
 
 def _convert(ptype: int, raw: str) -> str:
@@ -156,7 +161,8 @@ class Compiler:
             return self.computed[tag], True
         key = P.key(tag)
         plan.json_props.add(key)
-        return _convert(prop_type(tag), f"json_extract({ctx.doc}, '$.\"{key}\"')"), False
+        doc = _doc_of(tag, ctx)
+        return _convert(prop_type(tag), f"json_extract({doc}, '$.\"{key}\"')"), False
 
     def sort_expr(self, tag: int, plan: Plan) -> str:
         sql, _ = self.scalar(tag, plan)
@@ -244,7 +250,7 @@ class Compiler:
             return "1"
         key = P.key(tag)
         plan.json_props.add(key)
-        return f"(json_type({ctx.doc}, '$.\"{key}\"') IS NOT NULL)"
+        return f"(json_type({_doc_of(tag, ctx)}, '$.\"{key}\"') IS NOT NULL)"
 
     def _sub(self, r: Sub, plan: Plan, ctx: _Ctx, params: list[Any]) -> str:
         if not ctx.items:

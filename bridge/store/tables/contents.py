@@ -14,7 +14,7 @@ from bridge.model.evaluate import sort_value
 from bridge.model.proptypes import base_type, prop_type
 from bridge.model.restrictions import STRING_TYPES, Comparable, Count, Restriction
 from bridge.store import props as P
-from bridge.store import render
+from bridge.store import render, texts
 from bridge.store.ids import IdCodec
 from bridge.store.tables.compile import Compiler, Plan, _convert, log_plan
 from bridge.store.tables.spec import ViewSpec, is_mvi, mv_tag
@@ -120,7 +120,8 @@ async def item_props(
     for start in range(0, len(unique), 500):
         chunk = unique[start : start + 500]
         marks = ", ".join("?" * len(chunk))
-        async with conn.execute(f"SELECT * FROM items WHERE id IN ({marks})", chunk) as cur:
+        sql = f"SELECT {texts.ITEM_COLUMNS} FROM items WHERE id IN ({marks})"
+        async with conn.execute(sql, chunk) as cur:
             for row in await cur.fetchall():
                 out[row["id"]] = render.item_props(ids, row)
     return out

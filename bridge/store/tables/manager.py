@@ -19,7 +19,7 @@ import aiosqlite
 from bridge.model import evaluate, tags
 from bridge.model.proptypes import PropType
 from bridge.model.restrictions import Restriction
-from bridge.store import db, render
+from bridge.store import db, render, texts
 from bridge.store import props as P
 from bridge.store.events import Event, Subscription
 from bridge.store.store import Store
@@ -145,6 +145,7 @@ class ViewManager:
     async def open(cls, store: Store) -> ViewManager:
         conn = await db.connect(store.core.path, readonly=True)
         await install_functions(conn, store.ids)
+        await texts.install(conn, store.core.packs)
         mgr = cls(store, conn)
         mgr._task = asyncio.ensure_future(mgr._watch())
         return mgr

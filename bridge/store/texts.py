@@ -1,0 +1,84 @@
+"""A message's texts kept only in its source: its header block and its bodies
+(PidTagTransportMessageHeaders, PidTagBody, PidTagHtml).
+
+They are as large as the message's text and can be had from its source again at any
+time, so an item pulled whole from the upstream (its source packed: `store/packs.py`)
+keeps them out of its property document (`items.texts_in_source`, schema 21). Written
+into the document, they were 304 MB of the benchmark's 20,000 messages beside their 545 MB
+of sources, written twice by SQLite (WAL, then checkpoint): leaving them out took its pull
+from about 6.9 to 5.5 s.
+
+They are read back by the SQL function `kb_texts(pack, offset, size)`, which gives them
+as a property document of their own (JSON text) and which every connection of the store
+has (`install`). SQL reaches it through `sql_of`:
+- a row read for its properties carries the document as the column `texts`
+  (`ITEM_COLUMNS`), which `render.item_props` merges;
+- a restriction, a sort or the search index reads a property of TEXT_TAGS through
+  `doc_sql`, the texts' document for such an item and the item's own for the others.
+An item whose texts are about to change (a client sets or deletes one, `materialize`)
+gets them back into its document first.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import aiosqlite
+
+from bridge.formats import mime_parse
+from bridge.formats.mime import message_texts
+from bridge.store import props as P
+from bridge.store.packs import Packs
+
+log = logging.getLogger(__name__)
+
+TEXT_TAGS = frozenset(mime_parse.TEXT_TAGS)
+TEXT_KEYS = frozenset(P.key(t) for t in TEXT_TAGS)
+
+
+def sql_of(alias: str) -> str:
+    """SQL of the texts' document of the item row `alias` (NULL: in its own document)."""
+    return (
+        f"(CASE WHEN {alias}.texts_in_source THEN (SELECT kb_texts(b.pack, b.pack_offset, "
+        f"b.size) FROM blobs b WHERE b.id = {alias}.source_blob) END)"
+    )
+
+
+def doc_sql(alias: str) -> str:
+    """SQL of the document that holds the item row `alias`'s properties of TEXT_TAGS."""
+    return f"coalesce({sql_of(alias)}, {alias}.props)"
+
+
+# What a query selects to render items (`render.item_props`): every column, and `texts`.
+ITEM_COLUMNS = f"*, {sql_of('items')} AS texts"
+
+
+def texts_doc(raw: bytes) -> dict[str, Any]:
+    """The texts of a message's source as a property document."""
+    return P.encode(message_texts(raw))
+
+
+def _reader(packs: Packs | None) -> Callable[[Any, Any, Any], str | None]:
+    def kb_texts(pack: Any, offset: Any, size: Any) -> str | None:
+        if packs is None or not all(isinstance(v, int) for v in (pack, offset, size)):
+            return None
+        try:
+            raw = packs.read(pack, offset, size)
+        except Exception as exc:  # a damaged cache: the item shows without its texts
+            log.error("the texts of a message cannot be read: %s", exc)
+            return None
+        return P.dumps(texts_doc(raw))
+
+    return kb_texts
+
+
+async def install(conn: aiosqlite.Connection, packs: Packs | None) -> None:
+    """Give a connection of the store the SQL function `kb_texts`."""
+    await conn.create_function("kb_texts", 3, _reader(packs))
+
+
+def install_sync(conn: sqlite3.Connection, packs: Packs | None) -> None:
+    conn.create_function("kb_texts", 3, _reader(packs))
