@@ -48,11 +48,19 @@ TEXT_ATTACHMENT_MAX = 64 * 1024  # text/* attachments up to this size are indexe
 COLUMNS = ("subject", "body", "sender", "recipients", "attachments")
 BODY_PATH = f'$."{P.key(tags.BODY)}"'
 
+# The body of an item whose texts are in its source (`store/texts.py`) is read only for the
+# rows a window takes (`_BODIES`): the sort by cn reads every row of the range first. Such
+# a row counts its source's size towards WINDOW_BYTES.
 _ITEMS_IN_WINDOW = (
-    "SELECT id, subject, sender_name, sender_email, "
-    f"json_extract({texts.doc_sql('items')}, '{BODY_PATH}'), received, cn "
+    "SELECT id, subject, sender_name, sender_email, CASE WHEN texts_in_source THEN NULL "
+    f"ELSE json_extract(props, '{BODY_PATH}') END, received, cn, "
+    "CASE WHEN texts_in_source THEN (SELECT size FROM blobs WHERE id = source_blob) END "
     "FROM items WHERE folder_id IN (SELECT id FROM folders) AND cn > ? AND cn <= ? "
     "ORDER BY cn"
+)
+_BODIES = (
+    f"SELECT id, json_extract({texts.sql_of('items')}, '{BODY_PATH}') FROM items "
+    "WHERE id IN (SELECT value FROM json_each(?))"
 )
 _FTS_DELETE = (
     "INSERT INTO search_fts (search_fts, rowid, subject, body, sender, recipients, "
@@ -74,6 +82,16 @@ def _indexable(rows: list[Any]) -> list[Any]:
     if len(fit) < len(rows):
         log.error("%d items have ids beyond the search index's range", len(rows) - len(fit))
     return fit
+
+
+async def _with_bodies(conn: Any, rows: list[Any]) -> list[tuple[Any, ...]]:
+    """The rows of a window with the bodies read from their sources filled in."""
+    wanted = [r[0] for r in rows if r[7] is not None]
+    bodies: dict[int, Any] = {}
+    if wanted:
+        async with conn.execute(_BODIES, (json.dumps(wanted),)) as cur:
+            bodies = {r[0]: r[1] for r in await cur.fetchall()}
+    return [(*r[:4], bodies.get(r[0], r[4]), *r[5:7]) for r in rows]
 
 
 def _text(*parts: object) -> str:
@@ -192,8 +210,8 @@ class SearchIndex:
                         upto = rows[-1][6]  # the rest is the next window's
                         break
                     rows.append(row)
-                    size += sum(len(v) for v in row[1:5] if isinstance(v, str))
-            rows = _indexable(rows)
+                    size += sum(len(v) for v in row[1:5] if isinstance(v, str)) + (row[7] or 0)
+            rows = _indexable(await _with_bodies(conn, rows))
             if rows:
                 ids = [r[0] for r in rows]
                 # In key order: FTS5 flushes what it holds whenever a rowid is not above

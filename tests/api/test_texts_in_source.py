@@ -13,6 +13,7 @@ import pytest
 
 from bridge.formats.mime import parse_message
 from bridge.model import tags
+from bridge.store import search, texts
 from bridge.store.core import LOCAL, UPSTREAM
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
@@ -204,3 +205,26 @@ async def test_a_damaged_pack_shows_the_item_without_its_texts(
         props = (await api.get(f"/api/v1/items/{aid(store, pid)}"))["props"]
     assert props["PidTagSubject"] == "quarterly figures" and not texts_of(props)
     assert "the cache's files were damaged" in caplog.text
+
+
+async def test_the_index_reads_each_source_once(
+    store: Store, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window of the indexer sorts a range of items before it takes as many as fit: the
+    bodies are read for those it takes only (all of the range's were, about five times as
+    many as indexed)."""
+    monkeypatch.setattr(search, "WINDOW_BYTES", 3000)  # a few messages a window
+    reads: list[int] = []
+    real = texts.texts_doc
+
+    def counted(raw: bytes) -> dict[str, Any]:
+        reads.append(len(raw))
+        return real(raw)
+
+    monkeypatch.setattr(texts, "texts_doc", counted)
+    with store.search.bulk():  # indexed once all are in
+        ids = [await pulled(store, RAW.replace(b"needle", b"word%d" % n)) for n in range(20)]
+    assert await store.search.wait_current()
+    assert len(reads) == 20
+    found = await api.get("/api/v1/search?q=word7&columns=PidTagSubject")
+    assert [i["id"] for i in found["items"]] == [aid(store, ids[7])]
