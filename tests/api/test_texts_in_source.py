@@ -213,7 +213,7 @@ async def test_the_index_reads_each_source_once(
     """A window of the indexer sorts a range of items before it takes as many as fit: the
     bodies are read for those it takes only (all of the range's were, about five times as
     many as indexed)."""
-    monkeypatch.setattr(search, "WINDOW_BYTES", 3000)  # a few messages a window
+    monkeypatch.setattr(search, "WINDOW_BYTES", 200)  # a message or two a window
     reads: list[int] = []
     real = texts.texts_doc
 
