@@ -152,18 +152,23 @@ class Queries:
         order = [f"{self.sort_expr(tag)} {'DESC' if desc else 'ASC'}" for tag, desc in sort or []]
         order.append("id DESC" if sort and sort[0][1] else "id ASC")
         async with self.core.reader.execute(
-            f"SELECT {texts.ITEM_COLUMNS} FROM items WHERE folder_id = ? AND associated = ? "
+            f"SELECT * FROM items WHERE folder_id = ? AND associated = ? "
             f"ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
             (folder_id, int(associated), limit, offset),
         ) as cur:
             rows = await cur.fetchall()
+        found = await texts.of_rows(self.core.reader, rows)
         async with self.core.reader.execute(
             f"SELECT {'assoc_count' if associated else 'content_count'} FROM folders WHERE id = ?",
             (folder_id,),
         ) as cur:
             total = int((await cur.fetchone() or [0])[0])
         ids = self.core.ids
-        return [ItemView(r["id"], r["folder_id"], render.item_props(ids, r)) for r in rows], total
+        views = [
+            ItemView(r["id"], r["folder_id"], render.item_props(ids, r, found.get(r["id"])))
+            for r in rows
+        ]
+        return views, total
 
     # -- change feed ------------------------------------------------------------------
 
@@ -184,8 +189,7 @@ class Queries:
     async def changes(self, folder_id: int, since: str | None, limit: int = 1000) -> Changes:
         """Items created, modified and deleted in a folder after `since`."""
         return await self.feed(
-            f"SELECT {texts.ITEM_COLUMNS} FROM items "
-            "WHERE folder_id = ? AND cn > ? AND cn <= ? ORDER BY cn LIMIT ?",
+            "SELECT * FROM items WHERE folder_id = ? AND cn > ? AND cn <= ? ORDER BY cn LIMIT ?",
             "tombstones",
             folder_id,
             self.parse_state(since),
@@ -221,10 +225,11 @@ class Queries:
         ) as cur:
             deleted = [r[0] for r in await cur.fetchall()]
         ids = self.core.ids
+        found = await texts.of_rows(self.core.reader, rows)
         created: list[ItemView] = []
         modified: list[ItemView] = []
         for r in rows:
-            view = ItemView(r["id"], r["folder_id"], render.item_props(ids, r))
+            view = ItemView(r["id"], r["folder_id"], render.item_props(ids, r, found.get(r["id"])))
             (created if r[born] > base else modified).append(view)
         return Changes(created, modified, deleted, self.state_for(upto), more)
 

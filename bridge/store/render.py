@@ -130,13 +130,15 @@ def folder_props(ids: IdCodec, roles: dict[str, int], folder: Folder) -> P.JsonP
     return out
 
 
-def item_props(ids: IdCodec, row: aiosqlite.Row) -> P.JsonProps:
+def item_props(ids: IdCodec, row: aiosqlite.Row, texts: str | None = None) -> P.JsonProps:
     """Every property of an item row (`props` plus the computed ones, and the texts read
-    from its source where the row has them: `texts.ITEM_COLUMNS`)."""
+    from its source: `texts`, or the row's column of that name, `texts.ITEM_COLUMNS`)."""
     out = P.decode_doc(row["props"])
     # (`in row` would test the values of an sqlite3.Row, not its column names)
-    if "texts" in row.keys() and row["texts"] is not None:  # noqa: SIM118
-        out.update(P.decode_doc(row["texts"]))
+    if texts is None and "texts" in row.keys():  # noqa: SIM118
+        texts = row["texts"]
+    if texts is not None:
+        out.update(P.decode_doc(texts))
     iid, fid = row["id"], row["folder_id"]
     eid = b64(ids.entry_id("item", iid))
     parent, parent_key, store_eid = _folder_refs(ids, fid)

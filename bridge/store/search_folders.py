@@ -449,7 +449,7 @@ class SearchFolders:
         order = [f"{self.queries.sort_expr(t)} {'DESC' if d else 'ASC'}" for t, d in sort or []]
         order.append("id DESC" if sort and sort[0][1] else "id ASC")
         async with self.core.reader.execute(
-            f"SELECT {texts.ITEM_COLUMNS} FROM items WHERE id IN "
+            "SELECT * FROM items WHERE id IN "
             "(SELECT item_id FROM search_members WHERE folder_id = ?) "
             f"ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
             (folder_id, limit, offset),
@@ -457,7 +457,11 @@ class SearchFolders:
             rows = await cur.fetchall()
         folder = await self.folders.get(folder_id)
         ids = self.core.ids
-        views = [ItemView(r["id"], r["folder_id"], render.item_props(ids, r)) for r in rows]
+        found = await texts.of_rows(self.core.reader, rows)
+        views = [
+            ItemView(r["id"], r["folder_id"], render.item_props(ids, r, found.get(r["id"])))
+            for r in rows
+        ]
         return views, folder.content_count
 
     async def changes(self, folder_id: int, since: str | None, limit: int = 1000) -> Changes:

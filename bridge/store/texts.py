@@ -12,7 +12,9 @@ They are read back by the SQL function `kb_texts(pack, offset, size)`, which giv
 as a property document of their own (JSON text) and which every connection of the store
 has (`install`). SQL reaches it through `sql_of`:
 - a row read for its properties carries the document as the column `texts`
-  (`ITEM_COLUMNS`), which `render.item_props` merges;
+  (`ITEM_COLUMNS`), which `render.item_props` merges; a query that sorts its rows before
+  it takes a page of them reads the documents of that page in a second query instead
+  (`of_rows`): SQLite computes every selected column of the rows it sorts;
 - a restriction, a sort or the search index reads a property of TEXT_TAGS through
   `doc_sql`, the texts' document for such an item and the item's own for the others.
 An item whose texts are about to change (a client sets or deletes one, `materialize`)
@@ -21,9 +23,10 @@ gets them back into its document first.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiosqlite
@@ -54,6 +57,20 @@ def doc_sql(alias: str) -> str:
 
 # What a query selects to render items (`render.item_props`): every column, and `texts`.
 ITEM_COLUMNS = f"*, {sql_of('items')} AS texts"
+_OF_IDS = (
+    f"SELECT id, {sql_of('items')} FROM items "
+    "WHERE id IN (SELECT value FROM json_each(?)) AND texts_in_source"
+)
+
+
+async def of_rows(conn: aiosqlite.Connection, rows: Iterable[Any]) -> dict[int, str]:
+    """Item id -> the texts' document, of the item rows (all columns) that keep theirs in
+    their source."""
+    wanted = [r["id"] for r in rows if r["texts_in_source"]]
+    if not wanted:
+        return {}
+    async with conn.execute(_OF_IDS, (json.dumps(wanted),)) as cur:
+        return {r[0]: r[1] for r in await cur.fetchall() if r[1] is not None}
 
 
 def texts_doc(raw: bytes) -> dict[str, Any]:

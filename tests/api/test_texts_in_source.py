@@ -63,6 +63,19 @@ async def row(store: Store, iid: int) -> tuple[dict[str, Any], int]:
     return json.loads(found[0]), found[1]
 
 
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the sources whose texts are read from now on."""
+    reads: list[int] = []
+    real = texts.texts_doc
+
+    def counted(raw: bytes) -> dict[str, Any]:
+        reads.append(len(raw))
+        return real(raw)
+
+    monkeypatch.setattr(texts, "texts_doc", counted)
+    return reads
+
+
 def texts_of(props: dict[str, Any]) -> dict[str, Any]:
     return {k: props[k] for k in TEXTS if k in props}
 
@@ -214,17 +227,50 @@ async def test_the_index_reads_each_source_once(
     bodies are read for those it takes only (all of the range's were, about five times as
     many as indexed)."""
     monkeypatch.setattr(search, "WINDOW_BYTES", 200)  # a message or two a window
-    reads: list[int] = []
-    real = texts.texts_doc
-
-    def counted(raw: bytes) -> dict[str, Any]:
-        reads.append(len(raw))
-        return real(raw)
-
-    monkeypatch.setattr(texts, "texts_doc", counted)
+    reads = count_reads(monkeypatch)
     with store.search.bulk():  # indexed once all are in
         ids = [await pulled(store, RAW.replace(b"needle", b"word%d" % n)) for n in range(20)]
     assert await store.search.wait_current()
     assert len(reads) == 20
     found = await api.get("/api/v1/search?q=word7&columns=PidTagSubject")
     assert [i["id"] for i in found["items"]] == [aid(store, ids[7])]
+
+
+async def test_a_sorted_page_reads_the_texts_of_its_items_only(
+    store: Store, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite computes every column of the rows it sorts: a page of a listing sorted by a
+    property no index has read the texts of the whole folder before it took two."""
+    for n in range(12):
+        await pulled(store, RAW.replace(b"quarterly", b"q%02d" % n))
+    reads = count_reads(monkeypatch)
+    inbox = (await api.roles())["inbox"]
+    page = await api.get(
+        f"/api/v1/folders/{inbox}/items", params={"sort": "-PidTagInternetMessageId", "limit": "2"}
+    )
+    assert [i["props"]["PidTagSubject"] for i in page["items"]] == ["q11 figures", "q10 figures"]
+    assert all("needle" in i["props"]["PidTagBody"] for i in page["items"])
+    assert len(reads) == 2
+
+
+async def test_a_search_folder_lists_and_feeds_pulled_texts(store: Store, api: Api) -> None:
+    roles = await api.roles()
+    sf = await api.post(
+        "/api/v1/folders",
+        json={
+            "name": "Quarterly",
+            "parent_id": roles["ipm_subtree"],
+            "search": {
+                "restriction": {
+                    "content": {"prop": "PidTagSubject", "value": "quarterly", "match": "substring"}
+                },
+                "folders": [roles["inbox"]],
+            },
+        },
+    )
+    pid = await pulled(store)
+    want = texts_of((await api.get(f"/api/v1/items/{aid(store, pid)}"))["props"])
+    listed = await api.get(f"/api/v1/folders/{sf['id']}/items", params={"sort": "PidTagSubject"})
+    feed = await api.get(f"/api/v1/folders/{sf['id']}/changes")
+    for entries in (listed["items"], feed["created"]):
+        assert [texts_of(i["props"]) for i in entries] == [want]
