@@ -5,8 +5,13 @@ They are as large as the message's text and can be had from its source again at 
 time, so an item pulled whole from the upstream (its source packed: `store/packs.py`)
 keeps them out of its property document (`items.texts_in_source`, schema 21). Written
 into the document, they were 304 MB of the benchmark's 20,000 messages beside their 545 MB
-of sources, written twice by SQLite (WAL, then checkpoint): leaving them out took its pull
-from about 6.9 to 5.5 s.
+of sources, written twice by SQLite (WAL, then checkpoint), and the parsing worker decoded
+and sent them. Leaving them out took the pull from 7.8-10.5 to 7.1-7.5 s in three pairs of
+alternating runs (a slow hour of the machine), and the process's CPU time from 6.9-8.7 to
+6.2-6.4 s, the worker's from 4.9-6.3 to 3.8-3.9 s. Reading them costs a parse of the
+source's header block and body parts (about 0.15 ms a message of the benchmark): the
+search index of a first pull, which reads every body, took 12-15 s after the pull instead
+of about 12 s.
 
 They are read back by the SQL function `kb_texts(pack, offset, size)`, which gives them
 as a property document of their own (JSON text) and which every connection of the store
