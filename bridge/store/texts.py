@@ -22,8 +22,9 @@ has (`install`). SQL reaches it through `sql_of`:
   (`of_rows`): SQLite computes every selected column of the rows it sorts;
 - a restriction, a sort or the search index reads a property of TEXT_TAGS through
   `doc_sql`, the texts' document for such an item and the item's own for the others.
-An item whose texts are about to change (a client sets or deletes one, `materialize`)
-gets them back into its document first.
+An item whose texts are about to change (a client sets or deletes one) gets them back
+into its document first (`Items.update_in`). A source that cannot be read (a damaged
+pack) or parsed gives the item without its texts, and says so in the log.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from bridge.store.packs import Packs
 log = logging.getLogger(__name__)
 
 TEXT_TAGS = frozenset(mime_parse.TEXT_TAGS)
-TEXT_KEYS = frozenset(P.key(t) for t in TEXT_TAGS)
 
 
 def sql_of(alias: str) -> str:
@@ -92,7 +92,11 @@ def _reader(packs: Packs | None) -> Callable[[Any, Any, Any], str | None]:
         except Exception as exc:  # a damaged cache: the item shows without its texts
             log.error("the texts of a message cannot be read: %s", exc)
             return None
-        return P.dumps(texts_doc(raw))
+        try:
+            return P.dumps(texts_doc(raw))
+        except Exception:  # (an exception here would fail the whole query)
+            log.warning("the texts of a message cannot be parsed", exc_info=True)
+            return None
 
     return kb_texts
 

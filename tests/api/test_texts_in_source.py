@@ -274,3 +274,18 @@ async def test_a_search_folder_lists_and_feeds_pulled_texts(store: Store, api: A
     feed = await api.get(f"/api/v1/folders/{sf['id']}/changes")
     for entries in (listed["items"], feed["created"]):
         assert [texts_of(i["props"]) for i in entries] == [want]
+
+
+async def test_a_source_that_fails_to_parse_shows_the_item_without_its_texts(
+    store: Store, api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pid = await pulled(store)
+
+    def broken(raw: bytes) -> dict[str, Any]:
+        raise ValueError("a parser bug")
+
+    monkeypatch.setattr(texts, "texts_doc", broken)
+    with caplog.at_level(logging.WARNING):
+        props = (await api.get(f"/api/v1/items/{aid(store, pid)}"))["props"]
+    assert props["PidTagSubject"] == "quarterly figures" and not texts_of(props)
+    assert "cannot be parsed" in caplog.text
