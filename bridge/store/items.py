@@ -15,7 +15,7 @@ import aiosqlite
 from bridge.formats.mime import message_texts
 from bridge.model import classes, flags, tags
 from bridge.model.named import NamedProp
-from bridge.store import blobs, conversation, texts
+from bridge.store import conversation, texts
 from bridge.store import props as P
 from bridge.store.blobs import SourcePart
 from bridge.store.core import LOCAL, UPSTREAM, Tx
@@ -348,7 +348,7 @@ class Items(AttachmentWrites, RelocationWrites):
         in_source = bool(row["texts_in_source"])
         if in_source and not texts.TEXT_TAGS.isdisjoint([*set_props, *(delete_tags or [])]):
             # texts about to change: the document takes those of the source first
-            doc.update(texts.texts_doc(await blobs.read_all(tx.conn, row["source_blob"])))
+            doc.update(await texts.from_source(tx.conn, row["source_blob"]))
             in_source = False
         # read lives in the flags column; a copy kept in the document (from an import)
         # would otherwise undo a later change of the read state

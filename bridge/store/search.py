@@ -47,20 +47,17 @@ WAIT = 10.0  # s a search waits for the index at most
 TEXT_ATTACHMENT_MAX = 64 * 1024  # text/* attachments up to this size are indexed
 COLUMNS = ("subject", "body", "sender", "recipients", "attachments")
 BODY_PATH = f'$."{P.key(tags.BODY)}"'
+_BODY_KEY = P.key(tags.BODY)
 
 # The body of an item whose texts are in its source (`store/texts.py`) is read only for the
-# rows a window takes (`_BODIES`): the sort by cn reads every row of the range first. Such
-# a row counts its source's size towards WINDOW_BYTES.
+# rows a window takes (`_with_bodies`): the sort by cn reads every row of the range first.
+# Such a row counts its source's size towards WINDOW_BYTES.
 _ITEMS_IN_WINDOW = (
     "SELECT id, subject, sender_name, sender_email, CASE WHEN texts_in_source THEN NULL "
     f"ELSE json_extract(props, '{BODY_PATH}') END, received, cn, "
     "CASE WHEN texts_in_source THEN (SELECT size FROM blobs WHERE id = source_blob) END "
     "FROM items WHERE folder_id IN (SELECT id FROM folders) AND cn > ? AND cn <= ? "
     "ORDER BY cn"
-)
-_BODIES = (
-    f"SELECT id, json_extract({texts.sql_of('items')}, '{BODY_PATH}') FROM items "
-    "WHERE id IN (SELECT value FROM json_each(?))"
 )
 _FTS_DELETE = (
     "INSERT INTO search_fts (search_fts, rowid, subject, body, sender, recipients, "
@@ -86,11 +83,8 @@ def _indexable(rows: list[Any]) -> list[Any]:
 
 async def _with_bodies(conn: Any, rows: list[Any]) -> list[tuple[Any, ...]]:
     """The rows of a window with the bodies read from their sources filled in."""
-    wanted = [r[0] for r in rows if r[7] is not None]
-    bodies: dict[int, Any] = {}
-    if wanted:
-        async with conn.execute(_BODIES, (json.dumps(wanted),)) as cur:
-            bodies = {r[0]: r[1] for r in await cur.fetchall()}
+    docs = await texts.of_ids(conn, [r[0] for r in rows if r[7] is not None])
+    bodies = {iid: json.loads(doc).get(_BODY_KEY) for iid, doc in docs.items()}
     return [(*r[:4], bodies.get(r[0], r[4]), *r[5:7]) for r in rows]
 
 

@@ -272,8 +272,7 @@ class SyncState:
             return await blobs.read_all(self.core.reader, row["source_blob"])
         doc = json.loads(row["props"])
         if row["texts_in_source"]:
-            raw = await blobs.read_all(self.core.reader, row["source_blob"])
-            doc.update(texts.texts_doc(raw))
+            doc.update(await texts.from_source(self.core.reader, row["source_blob"]))
         props = _python(doc)
         async with self.core.reader.execute(
             "SELECT props FROM recipients WHERE item_id = ? ORDER BY row_id", (item_id,)

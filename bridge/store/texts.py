@@ -39,6 +39,7 @@ import aiosqlite
 
 from bridge.formats import mime_parse
 from bridge.formats.mime import message_texts
+from bridge.store import blobs
 from bridge.store import props as P
 from bridge.store.packs import Packs
 
@@ -71,11 +72,21 @@ _OF_IDS = (
 async def of_rows(conn: aiosqlite.Connection, rows: Iterable[Any]) -> dict[int, str]:
     """Item id -> the texts' document, of the item rows (all columns) that keep theirs in
     their source."""
-    wanted = [r["id"] for r in rows if r["texts_in_source"]]
-    if not wanted:
+    return await of_ids(conn, [r["id"] for r in rows if r["texts_in_source"]])
+
+
+async def of_ids(conn: aiosqlite.Connection, item_ids: list[int]) -> dict[int, str]:
+    """Item id -> the texts' document, of those of the items that keep theirs in their
+    source."""
+    if not item_ids:
         return {}
-    async with conn.execute(_OF_IDS, (json.dumps(wanted),)) as cur:
+    async with conn.execute(_OF_IDS, (json.dumps(item_ids),)) as cur:
         return {r[0]: r[1] for r in await cur.fetchall() if r[1] is not None}
+
+
+async def from_source(conn: aiosqlite.Connection, blob_id: int) -> dict[str, Any]:
+    """The texts of the source kept in the blob `blob_id`, as a property document."""
+    return texts_doc(await blobs.read_all(conn, blob_id))
 
 
 def texts_doc(raw: bytes) -> dict[str, Any]:
