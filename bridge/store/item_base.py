@@ -17,7 +17,7 @@ from bridge.store.blobs import SourcePart
 from bridge.store.core import StoreCore, Tx
 from bridge.store.errors import NotFound
 from bridge.store.folders import Folders
-from bridge.store.item_rows import int_or_none
+from bridge.store.item_prep import HOT_COLUMNS, NamedTags, Prepared, categories_of, hot_columns
 
 # What a message's MIME does not carry (its IMAP flags do): a change of only these, or of
 # the categories, leaves an item's raw source as true as it was.
@@ -41,6 +41,9 @@ class NewItem:
     # The source's texts (`texts.TEXT_TAGS`) are left out of `props`: the store reads them
     # from the source when they are asked for.
     texts_in_source: bool = False
+    # Its rows, computed away from the store (`item_prep.prepare`); they must be what its
+    # fields give: a change of them after `prepare` needs `prepared` set to None.
+    prepared: Prepared | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class ItemsBase:
         self._end = named.tag_for(P.APPT_END, PropType.SYSTIME)
         self._due = named.tag_for(P.TASK_DUE, PropType.SYSTIME)
         self._keywords = named.tag_for(P.KEYWORDS, PropType.UNICODE | 0x1000)
+        self.named_tags = NamedTags(self._start, self._end, self._due, self._keywords)
 
     # -- create -----------------------------------------------------------------------
 
@@ -81,25 +85,10 @@ class ItemsBase:
         return out
 
     def _hot(self, props: Mapping[int, Any], has_attach: bool) -> dict[str, Any]:
-        sender_name, sender_email = P.sender_columns(props)
-        subject = props.get(tags.SUBJECT)
-        return {
-            "subject": subject if isinstance(subject, str) else None,
-            "sender_name": sender_name,
-            "sender_email": sender_email,
-            "received": P.filetime(props.get(tags.MESSAGE_DELIVERY_TIME)),
-            "sent": P.filetime(props.get(tags.CLIENT_SUBMIT_TIME)),
-            "importance": int_or_none(props.get(tags.IMPORTANCE)),
-            "sensitivity": int_or_none(props.get(tags.SENSITIVITY)),
-            "start_time": P.filetime(props.get(self._start or -1) or props.get(tags.START_DATE)),
-            "end_time": P.filetime(props.get(self._end or -1) or props.get(tags.END_DATE)),
-            "due_time": P.filetime(props.get(self._due or -1)),
-            "flags": P.message_flags(props, has_attach),
-        }
+        return dict(zip(HOT_COLUMNS, hot_columns(props, has_attach, self.named_tags), strict=True))
 
     def _categories(self, props: Mapping[int, Any]) -> list[str]:
-        value = props.get(self._keywords or -1)
-        return [c for c in value if isinstance(c, str)] if isinstance(value, list) else []
+        return categories_of(props, self.named_tags)
 
     # -- modify -----------------------------------------------------------------------
 

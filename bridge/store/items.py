@@ -23,16 +23,15 @@ from bridge.store.errors import Conflict, InvalidValue
 from bridge.store.item_attachments import AttachmentWrites
 from bridge.store.item_base import ItemsBase, NewItem, PropChange
 from bridge.store.item_moves import RelocationWrites
+from bridge.store.item_prep import rows_of
 from bridge.store.item_rows import (
     SLICE,
     Rows,
     adjust_counts,
-    attachment_row,
     count_senders,
     python_view,
     recipient_row,
     refuse_search_folder,
-    sender_name_prop,
 )
 
 __all__ = ["Items", "ItemsBase", "NewItem", "PropChange"]
@@ -101,15 +100,17 @@ class Items(AttachmentWrites, RelocationWrites):
         """Add one item's rows; returns whether it is read. `spot` is where `tx.pack` put
         its source (None: its source, if any, goes into SQLite)."""
         cn = tx.cn()
-        props = dict(item.props)
-        props.update(await self.resolve_named(tx, item.named))
-        props[tags.MESSAGE_CLASS] = item.message_class
-        props.update(P.display_lists(item.recipients))
         texts_in_source = item.texts_in_source and item.source is not None
-        if texts_in_source and spot is None:  # its source goes into SQLite: they are kept
-            assert item.source is not None
-            props.update(message_texts(item.source))
-            texts_in_source = False
+        keep_texts = texts_in_source and spot is None  # its source goes into SQLite
+        prep = item.prepared
+        if prep is None or item.named or keep_texts:
+            props = dict(item.props)
+            props.update(await self.resolve_named(tx, item.named))
+            if keep_texts:  # then its texts go into the document
+                assert item.source is not None
+                props.update(message_texts(item.source))
+                texts_in_source = False
+            prep = rows_of(item, props, self.named_tags)
         source_blob = None
         if item.source is not None:
             source_blob = tx.alloc("next_blob")
@@ -117,54 +118,46 @@ class Items(AttachmentWrites, RelocationWrites):
                 rows.add_blob(source_blob, item.source)
             else:
                 rows.add_packed(source_blob, len(item.source), spot)
-        att_size = 0
-        for num, (aprops, data) in enumerate(item.attachments):
+        for (_, data), att in zip(item.attachments, prep.attachments, strict=True):
             bid = tx.alloc("next_blob")
             if isinstance(data, SourcePart):
                 if source_blob is None or item.source is None or data.end > len(item.source):
                     raise InvalidValue("an attachment is a part of a source the item lacks")
                 rows.add_blob_part(bid, source_blob, data)
-                data_size = data.size
             else:
                 rows.add_blob(bid, data)
-                data_size = len(data)
-            rows.attachments.append(attachment_row(iid, num, aprops, bid, data_size))
-            att_size += data_size
-        for row_id, rprops in enumerate(item.recipients):
-            rows.recipients.append(recipient_row(iid, row_id, rprops))
-        encoded = P.encode(props)
-        doc = P.dumps_utf8(encoded)
+            rows.attachments.append((iid, *att[:7], bid, att[7]))
+        rows.recipients.extend((iid, *r) for r in prep.recipients)
         size = (
             len(item.source)
             if item.source is not None
-            else len(doc.decode("utf-8")) + att_size  # the stored text's length
+            else len(prep.doc.decode("utf-8")) + prep.attach_size  # the stored text's length
         )
-        has_attach = any(not a[0].get(tags.ATTACHMENT_HIDDEN) for a in item.attachments)
-        hot = self._hot(props, has_attach)
         upstream = P.dumps(item.upstream) if item.upstream else None
+        mflags = prep.hot[-1]
         rows.items.append(
             (
                 iid,
                 folder_id,
                 item.message_class,
-                *hot.values(),
+                *prep.hot,
                 size,
-                int(has_attach),
+                int(prep.has_attach),
                 int(item.associated),
                 tx.now,
                 tx.now,
                 cn,
                 cn,
-                doc,
+                prep.doc,
                 source_blob,
                 item.source_type,
                 upstream,
-                conversation.conversation_id(props),
-                sender_name_prop(encoded),
+                prep.conversation_id,
+                prep.sender_name_prop,
                 int(texts_in_source),
             )
         )
-        rows.categories.extend((iid, c) for c in self._categories(props))
+        rows.categories.extend((iid, c) for c in prep.categories)
         rows.journal.append((tx.now, "item_create", "item", iid, folder_id, cn, "{}"))
         tx.emit(
             "object_created",
@@ -183,9 +176,9 @@ class Items(AttachmentWrites, RelocationWrites):
                 id=iid,
                 folder_id=folder_id,
                 message_class=item.message_class,
-                flags=hot["flags"],
+                flags=mflags,
             )
-        return bool(hot["flags"] & flags.MSGFLAG_READ)
+        return bool(mflags & flags.MSGFLAG_READ)
 
     async def create(self, folder_id: int, item: NewItem, *, origin: str = LOCAL) -> int:
         return (await self.create_many(folder_id, [item], origin=origin))[0]

@@ -30,7 +30,7 @@ from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.store.syncstate import LocalItem
 from bridge.sync import conflicts, crashpoint, plan
-from bridge.sync.mail_props import categories, flag_props, flags_of
+from bridge.sync.mail_props import apply_flags, categories, flag_props, flags_of
 from bridge.sync.parse_pool import MIN_MESSAGES, ParsePool
 from bridge.upstream.base import FetchedMessage, MailAdapter, MailboxState
 from bridge.upstream.imap_codec import TextPart, text_parts
@@ -263,22 +263,19 @@ class MailFetch:
 # -- items from fetched messages ------------------------------------------------------------
 
 
-def _with_flags(item: NewItem, msg: FetchedMessage, mailbox: str, state: MailboxState) -> None:
-    fs = plan.relevant(msg.flags)
-    set_props, _ = flag_props(fs, None)
-    item.props.update(set_props)
-    cats = categories(fs)
-    if cats:
-        item.named[KEYWORDS] = cats
-    else:
-        item.named.pop(KEYWORDS, None)
+def _link(item: NewItem, msg: FetchedMessage, mailbox: str, state: MailboxState) -> None:
     item.upstream = {
         "mailbox": mailbox,
         "uidvalidity": state.uidvalidity,
         "uid": msg.uid,
-        "flags": sorted(fs),
+        "flags": sorted(plan.relevant(msg.flags)),
         "modseq": msg.modseq,
     }
+
+
+def _with_flags(item: NewItem, msg: FetchedMessage, mailbox: str, state: MailboxState) -> None:
+    apply_flags(item, msg.flags)
+    _link(item, msg, mailbox, state)
 
 
 def has_content(raw: bytes | None) -> TypeGuard[bytes]:
@@ -310,14 +307,15 @@ def whole_item(msg: FetchedMessage, mailbox: str, state: MailboxState) -> NewIte
 async def whole_items(
     pool: ParsePool, msgs: list[FetchedMessage], mailbox: str, state: MailboxState
 ) -> list[NewItem]:
-    """`whole_item` of each message, the usual ones parsed by the pool."""
-    usual = [m for m in msgs if has_content(m.raw)]
-    parsed = iter(await pool.parse([m.raw for m in usual if m.raw is not None]))
+    """`whole_item` of each message, the usual ones parsed by the pool (which gives them
+    their flags too)."""
+    usual = [(m.raw, m.flags) for m in msgs if has_content(m.raw)]
+    parsed = iter(await pool.parse(usual))
     items = []
     for msg in msgs:
         if has_content(msg.raw):
             item = next(parsed)
-            _with_flags(item, msg, mailbox, state)
+            _link(item, msg, mailbox, state)
         else:
             item = whole_item(msg, mailbox, state)
         items.append(item)

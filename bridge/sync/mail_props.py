@@ -3,9 +3,12 @@ and the flag set a cached item stands for."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from bridge.formats.mime import KEYWORDS
 from bridge.model import tags
+from bridge.store.items import NewItem
 from bridge.store.syncstate import LocalItem
 from bridge.sync import plan
 
@@ -26,6 +29,18 @@ def flag_props(fs: plan.FlagSet, last_verb: int | None) -> tuple[dict[int, Any],
     elif last_verb in (plan.VERB_REPLY, plan.VERB_REPLY_ALL, plan.VERB_FORWARD):
         delete.append(tags.LAST_VERB_EXECUTED)
     return set_props, delete
+
+
+def apply_flags(item: NewItem, server_flags: Iterable[str]) -> None:
+    """Give a new item the flags and keywords (categories) the server gave its message."""
+    fs = plan.relevant(server_flags)
+    set_props, _ = flag_props(fs, None)
+    item.props.update(set_props)
+    cats = categories(fs)
+    if cats:
+        item.named[KEYWORDS] = cats
+    else:
+        item.named.pop(KEYWORDS, None)
 
 
 def categories(fs: plan.FlagSet) -> list[str]:

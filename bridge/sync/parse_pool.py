@@ -34,9 +34,11 @@ from multiprocessing.connection import Connection
 from typing import Any, cast
 
 from bridge.collector import tune_gc
+from bridge.store.item_prep import prepare
 from bridge.store.items import NewItem
 from bridge.store.rfc822 import item_from_rfc822
 from bridge.sync import workers
+from bridge.sync.mail_props import apply_flags
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +46,24 @@ MIN_MESSAGES = 500  # a pull with fewer messages parses in this process
 SOCKET_BUFFER = 4 << 20  # bytes; the OS may grant less
 
 
-def parse_raws(raws: list[bytes]) -> list[NewItem]:
-    """Items from raw messages, without their sources (the caller has the bytes already,
-    and sending them back would copy them twice more) and without their texts (header
-    block and bodies: the store reads them from the source, `store/texts.py`). A large
+Message = tuple[bytes, frozenset[str]]  # a raw message and its IMAP flags
+
+
+def parse_messages(messages: list[Message]) -> list[NewItem]:
+    """Items from raw messages, with their flags, and their rows prepared for the store
+    (`item_prep.prepare`: the store's transaction then only numbers them). Without their
+    sources (the caller has the bytes already, and sending them back would copy them
+    twice more) and without their texts (header block and bodies: the store reads them
+    from the source, `store/texts.py`). A large
     attachment held as base64 in its message comes back as that part of the source
     (`blobs.SourcePart`): the store reads it from there, and its content is neither sent
     back nor stored twice."""
     items = []
-    for raw in raws:
+    for raw, server_flags in messages:
         item = item_from_rfc822(raw, parts=True, texts=False)
         item.source = None
+        apply_flags(item, server_flags)
+        item.prepared = prepare(item)
         items.append(item)
     return items
 
@@ -94,7 +103,7 @@ def serve(conn: Connection) -> None:
                     conn.send_bytes(pickle.dumps(usage()))
                 return
             try:
-                reply = pickle.dumps(parse_raws(pickle.loads(data)), pickle.HIGHEST_PROTOCOL)
+                reply = pickle.dumps(parse_messages(pickle.loads(data)), pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # reported back; the batch parses in the sync process
                 reply = pickle.dumps(RuntimeError(f"parsing worker: {exc!r}"))
             try:
@@ -213,7 +222,7 @@ def _loads_usage(data: bytes) -> WorkerUsage | None:
 
 
 class ParsePool:
-    """A lazily started worker process for `parse_raws`; close it when the sync is done
+    """A lazily started worker process for `parse_messages`; close it when the sync is done
     (a later pull starts a new one). `used` collects what each worker that ended told of
     its usage."""
 
@@ -222,14 +231,14 @@ class ParsePool:
         self._worker: _Worker | None = None
         self._broken = False  # the worker failed: this pool parses here from now on
 
-    async def parse(self, raws: list[bytes]) -> list[NewItem]:
-        """`item_from_rfc822` of each raw message, sources included. Calls may overlap;
-        each batch is answered in turn."""
+    async def parse(self, messages: list[Message]) -> list[NewItem]:
+        """`parse_messages`, sources included. Calls may overlap; each batch is answered
+        in turn."""
         items: list[NewItem] | None = None
         worker = self._start()
         if worker is not None:
             # submitted before any await: the answers come back in the order of the calls
-            data = await worker.submit(pickle.dumps(raws, pickle.HIGHEST_PROTOCOL))
+            data = await worker.submit(pickle.dumps(messages, pickle.HIGHEST_PROTOCOL))
             result = pickle.loads(data) if data is not None else None
             if isinstance(result, list):
                 items = result
@@ -237,8 +246,8 @@ class ParsePool:
                 log.warning("the parsing worker failed (%s); parsing here", result)
                 self._broken = True
         if items is None:
-            items = parse_raws(raws)
-        for item, raw in zip(items, raws, strict=True):
+            items = parse_messages(messages)
+        for item, (raw, _) in zip(items, messages, strict=True):
             item.source = raw
         return items
 

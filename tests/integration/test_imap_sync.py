@@ -526,10 +526,10 @@ async def test_large_pull_parses_in_a_worker_process(
     sync process (the threshold is lowered so that a few messages take that path)."""
     from bridge.sync import mail_fetch, parse_pool
 
-    def here(raws: list[bytes]) -> Any:
+    def here(messages: list[tuple[bytes, frozenset[str]]]) -> Any:
         raise AssertionError("parsed in the sync process, not in the worker")
 
-    monkeypatch.setattr(parse_pool, "parse_raws", here)  # the worker has its own copy
+    monkeypatch.setattr(parse_pool, "parse_messages", here)  # the worker has its own copy
     monkeypatch.setattr(mail_fetch, "MIN_MESSAGES", 2)
     monkeypatch.setattr(mail_fetch, "CREATE_BATCH", 2)  # several batches in flight
     m = account.client()

@@ -19,6 +19,7 @@ from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.sync import mail_fetch, parse_pool
 from bridge.sync.mail_fetch import MailFetch
+from bridge.sync.mail_props import apply_flags
 from bridge.sync.parse_pool import ParsePool
 from bridge.upstream.base import FetchedMessage, MailboxState
 
@@ -33,18 +34,32 @@ def message(n: int) -> bytes:
     ).encode()
 
 
+def here(raw: bytes) -> NewItem:
+    """A message without flags parsed here as the worker parses it."""
+    item = item_from_rfc822(raw, texts=False)
+    apply_flags(item, frozenset())
+    return item
+
+
 def parsed(n: int) -> list[NewItem]:
-    """Message n parsed here as the worker parses it."""
-    return [item_from_rfc822(message(n), texts=False)]
+    return [here(message(n))]
 
 
 def stored(items: list[NewItem]) -> list[NewItem]:
-    """The items with their properties as the store keeps them."""
-    return [dataclasses.replace(i, props=json.loads(P.dumps(P.encode(i.props)))) for i in items]
+    """The items with their properties as the store keeps them (the rows the worker
+    prepares are tested against the store's in test_item_prep.py)."""
+    return [
+        dataclasses.replace(i, props=json.loads(P.dumps(P.encode(i.props))), prepared=None)
+        for i in items
+    ]
+
+
+def unflagged(raws: list[bytes]) -> list[tuple[bytes, frozenset[str]]]:
+    return [(raw, frozenset()) for raw in raws]
 
 
 def test_the_worker_leaves_the_texts_to_the_source() -> None:
-    (item,) = parse_pool.parse_raws([message(5)])
+    (item,) = parse_pool.parse_messages(unflagged([message(5)]))
     assert item.texts_in_source
     assert not set(item.props) & texts.TEXT_TAGS
     whole = item_from_rfc822(message(5))
@@ -53,7 +68,7 @@ def test_the_worker_leaves_the_texts_to_the_source() -> None:
     assert texts.texts_doc(message(5)) == P.encode(
         {t: v for t, v in whole.props.items() if t in texts.TEXT_TAGS}
     )
-    local = dataclasses.replace(item_from_rfc822(message(5), texts=False), source=None)
+    local = dataclasses.replace(here(message(5)), source=None)
     assert stored([item]) == stored([local])
 
 
@@ -61,18 +76,18 @@ async def test_worker_items_equal_local_ones_in_call_order() -> None:
     pool = ParsePool()
     try:
         batches = [[message(b * 10 + i) for i in range(5)] for b in range(4)]
-        results = await asyncio.gather(*(pool.parse(batch) for batch in batches))
+        results = await asyncio.gather(*(pool.parse(unflagged(batch)) for batch in batches))
     finally:
         await pool.close()
     for batch, items in zip(batches, results, strict=True):
-        assert stored(items) == stored([item_from_rfc822(raw, texts=False) for raw in batch])
+        assert stored(items) == stored([here(raw) for raw in batch])
         assert [i.source for i in items] == batch
 
 
 async def test_a_worker_tells_its_usage_at_its_end() -> None:
     pool = ParsePool()
     try:
-        await pool.parse([message(n) for n in range(50)])
+        await pool.parse(unflagged([message(n) for n in range(50)]))
         assert pool.used == []  # told only at the end
     finally:
         await pool.close()
@@ -85,19 +100,19 @@ async def test_a_worker_tells_its_usage_at_its_end() -> None:
 async def test_a_dead_worker_means_parsing_here(monkeypatch: pytest.MonkeyPatch) -> None:
     pool = ParsePool()
     try:
-        await pool.parse([message(0)])
+        await pool.parse(unflagged([message(0)]))
         worker = pool._worker
         assert worker is not None
         worker.process.kill()  # the worker dies between batches
         await asyncio.to_thread(worker.process.join)
-        items = await pool.parse([message(1)])
+        items = await pool.parse(unflagged([message(1)]))
         assert stored(items) == stored(parsed(1))
         assert pool._broken
     finally:
         await pool.close()
     assert pool._start() is not None  # a new sync run starts a new worker
     try:
-        assert stored(await pool.parse([message(3)])) == stored(parsed(3))
+        assert stored(await pool.parse(unflagged([message(3)]))) == stored(parsed(3))
     finally:
         await pool.close()
 
@@ -108,7 +123,7 @@ async def test_no_worker_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(parse_pool.ParsePool, "_start", refuse)
     pool = ParsePool()
-    assert stored(await pool.parse([message(2)])) == stored(parsed(2))
+    assert stored(await pool.parse(unflagged([message(2)]))) == stored(parsed(2))
     await pool.close()
 
 
