@@ -211,7 +211,12 @@ class MailFetch:
                 batch.append(msg)
                 size += msg.size
                 if len(batch) >= CREATE_BATCH or size >= PARSE_BATCH_BYTES:
-                    parsing.append(asyncio.ensure_future(whole_items(pool, batch, mailbox, state)))
+                    # The worker prepares the rows too while it keeps up; when batches
+                    # queue up at it, this process prepares them (as the store writes).
+                    keeps_up = len(parsing) < PARSE_AHEAD
+                    parsing.append(
+                        asyncio.ensure_future(whole_items(pool, batch, mailbox, state, keeps_up))
+                    )
                     batch, size = [], 0
                     while len(parsing) > PARSE_AHEAD or (parsing and parsing[0].done()):
                         await take_parsed()
@@ -305,12 +310,16 @@ def whole_item(msg: FetchedMessage, mailbox: str, state: MailboxState) -> NewIte
 
 
 async def whole_items(
-    pool: ParsePool, msgs: list[FetchedMessage], mailbox: str, state: MailboxState
+    pool: ParsePool,
+    msgs: list[FetchedMessage],
+    mailbox: str,
+    state: MailboxState,
+    prepared: bool = True,
 ) -> list[NewItem]:
     """`whole_item` of each message, the usual ones parsed by the pool (which gives them
     their flags too)."""
     usual = [(m.raw, m.flags) for m in msgs if has_content(m.raw)]
-    parsed = iter(await pool.parse(usual))
+    parsed = iter(await pool.parse(usual, prepared))
     items = []
     for msg in msgs:
         if has_content(msg.raw):

@@ -49,9 +49,10 @@ SOCKET_BUFFER = 4 << 20  # bytes; the OS may grant less
 Message = tuple[bytes, frozenset[str]]  # a raw message and its IMAP flags
 
 
-def parse_messages(messages: list[Message]) -> list[NewItem]:
-    """Items from raw messages, with their flags, and their rows prepared for the store
-    (`item_prep.prepare`: the store's transaction then only numbers them). Without their
+def parse_messages(messages: list[Message], prepared: bool = True) -> list[NewItem]:
+    """Items from raw messages, with their flags, and (if `prepared`) their rows prepared
+    for the store (`item_prep.prepare`: the store's transaction then only numbers them,
+    else it computes them itself). Without their
     sources (the caller has the bytes already, and sending them back would copy them
     twice more) and without their texts (header block and bodies: the store reads them
     from the source, `store/texts.py`). A large
@@ -63,7 +64,8 @@ def parse_messages(messages: list[Message]) -> list[NewItem]:
         item = item_from_rfc822(raw, parts=True, texts=False)
         item.source = None
         apply_flags(item, server_flags)
-        item.prepared = prepare(item)
+        if prepared:
+            item.prepared = prepare(item)
         items.append(item)
     return items
 
@@ -103,7 +105,7 @@ def serve(conn: Connection) -> None:
                     conn.send_bytes(pickle.dumps(usage()))
                 return
             try:
-                reply = pickle.dumps(parse_messages(pickle.loads(data)), pickle.HIGHEST_PROTOCOL)
+                reply = pickle.dumps(parse_messages(*pickle.loads(data)), pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # reported back; the batch parses in the sync process
                 reply = pickle.dumps(RuntimeError(f"parsing worker: {exc!r}"))
             try:
@@ -231,22 +233,23 @@ class ParsePool:
         self._worker: _Worker | None = None
         self._broken = False  # the worker failed: this pool parses here from now on
 
-    async def parse(self, messages: list[Message]) -> list[NewItem]:
+    async def parse(self, messages: list[Message], prepared: bool = True) -> list[NewItem]:
         """`parse_messages`, sources included. Calls may overlap; each batch is answered
         in turn."""
         items: list[NewItem] | None = None
         worker = self._start()
         if worker is not None:
             # submitted before any await: the answers come back in the order of the calls
-            data = await worker.submit(pickle.dumps(messages, pickle.HIGHEST_PROTOCOL))
+            request = (messages, prepared)
+            data = await worker.submit(pickle.dumps(request, pickle.HIGHEST_PROTOCOL))
             result = pickle.loads(data) if data is not None else None
             if isinstance(result, list):
                 items = result
             else:
                 log.warning("the parsing worker failed (%s); parsing here", result)
                 self._broken = True
-        if items is None:
-            items = parse_messages(messages)
+        if items is None:  # the store prepares the rows here, as it writes them
+            items = parse_messages(messages, prepared=False)
         for item, (raw, _) in zip(items, messages, strict=True):
             item.source = raw
         return items

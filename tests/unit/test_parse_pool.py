@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -156,3 +157,50 @@ async def test_parsed_items_are_written_in_store_batches(
         view = await store.queries.get(item.id)
         assert view.props.get(tags.SUBJECT) == f"message {uid - 1}"
         assert item.read == (uid % 2 == 0)
+
+
+async def test_rows_are_left_to_the_store_when_asked() -> None:
+    pool = ParsePool()
+    try:
+        kept = await pool.parse(unflagged([message(4)]), prepared=False)
+        made = await pool.parse(unflagged([message(4)]))
+    finally:
+        await pool.close()
+    assert kept[0].prepared is None and made[0].prepared is not None
+    assert stored(kept) == stored(made) == stored(parsed(4))
+
+
+@pytest.mark.parametrize(("ahead", "expected"), [(0, False), (100, True)])
+async def test_the_worker_prepares_rows_only_while_it_keeps_up(
+    store: Store, monkeypatch: pytest.MonkeyPatch, ahead: int, expected: bool
+) -> None:
+    """Batches queued at the worker (PARSE_AHEAD of them) mean it is the slower side: the
+    next batches' rows are then prepared by the store, in this process."""
+    monkeypatch.setattr(mail_fetch, "PARSE_BATCH_BYTES", 1)  # one message per batch
+    monkeypatch.setattr(mail_fetch, "PARSE_AHEAD", ahead)
+    asked: list[bool] = []
+    real = mail_fetch.whole_items
+
+    async def recording(*args: Any) -> list[NewItem]:
+        asked.append(args[-1])
+        items = await real(*args)
+        assert all((i.prepared is not None) == args[-1] for i in items)
+        return items
+
+    monkeypatch.setattr(mail_fetch, "whole_items", recording)
+
+    async def fetched() -> AsyncIterator[FetchedMessage]:
+        for n in range(4):
+            raw = message(n)
+            yield FetchedMessage(n + 1, frozenset(), None, raw, len(raw))
+
+    pool = ParsePool()
+    fetch = MailFetch(store, None, pool=pool)  # type: ignore[arg-type]
+    try:
+        await fetch._pooled(
+            store.folders.roles["inbox"], "INBOX", MailboxState(1, 5, 4), fetched(), pool
+        )
+    finally:
+        await pool.close()
+    assert asked == [expected] * 4
+    assert len(await store.sync.linked_items("INBOX")) == 4
