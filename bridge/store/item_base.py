@@ -61,11 +61,13 @@ class ItemsBase:
         self.core = core
         self.folders = folders
         named = core.named
-        self._start = named.tag_for(P.APPT_START, PropType.SYSTIME)
-        self._end = named.tag_for(P.APPT_END, PropType.SYSTIME)
-        self._due = named.tag_for(P.TASK_DUE, PropType.SYSTIME)
         self._keywords = named.tag_for(P.KEYWORDS, PropType.UNICODE | 0x1000)
-        self.named_tags = NamedTags(self._start, self._end, self._due, self._keywords)
+        self.named_tags = NamedTags(
+            named.tag_for(P.APPT_START, PropType.SYSTIME),
+            named.tag_for(P.APPT_END, PropType.SYSTIME),
+            named.tag_for(P.TASK_DUE, PropType.SYSTIME),
+            self._keywords,
+        )
 
     # -- create -----------------------------------------------------------------------
 

@@ -96,7 +96,8 @@ def categories_of(props: Mapping[int, Any], named: NamedTags) -> list[str]:
 
 
 def rows_of(item: NewItem, props: dict[int, Any], named: NamedTags) -> Prepared:
-    """The rows of `item` whose properties, named ones resolved, are `props`."""
+    """The rows of `item` whose properties, named ones resolved, are `props` (which this
+    completes in place with the computed ones the document keeps)."""
     props[tags.MESSAGE_CLASS] = item.message_class
     props.update(P.display_lists(item.recipients))
     attachments = []
