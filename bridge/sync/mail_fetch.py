@@ -48,14 +48,15 @@ BATCH_BYTES = 2 << 20  # ... or fewer, when their messages are this large togeth
 # for about 4 MB more; eight gained nothing over five for another 6 MB.
 PARSE_AHEAD = 5
 PARSE_BATCH_BYTES = 1 << 20  # a batch for the worker is held in several copies on its way
-# Parsed items are written this much at a time (or POOLED_WRITE_ITEMS). The writes of a
-# pull follow one another, and each store transaction costs several round trips to the
-# database thread besides its rows (and the upkeep of the search folders before its
-# commit), so larger is faster, for more memory: 3 MB and 250 items instead of 1.5 MB and
-# 100 took the benchmark's pull from 7.43 to 7.03 s (mean of five alternating runs each;
-# faster in all five pairs) and the database thread's CPU time from 2.5 to 2.2 s, for
-# about 7 MB more peak memory; 6 MB and 500 gained nothing more for another 15 MB.
-POOLED_WRITE_BYTES = 3 << 20
+# Parsed items are written POOLED_WRITE_ITEMS at a time (or fewer, when their messages
+# reach POOLED_WRITE_BYTES together). The writes of a pull follow one another, and each
+# store transaction costs several round trips to the database thread besides its rows (and
+# the upkeep of the search folders before its commit), so larger is faster, for more
+# memory. With the sources in packs, a transaction's bytes cost little but their own
+# memory: 250 items or 16 MB instead of 250 or 3 MB took the benchmark's pull from 5.23
+# to 4.86 s (means of three alternating runs each, 85 transactions instead of 170), for
+# about 8 MB more peak memory; 500 items gained nothing more.
+POOLED_WRITE_BYTES = 16 << 20
 POOLED_WRITE_ITEMS = 250
 SECTION_BATCH = 100  # messages per round of body-section fetches
 HEADERS, TEXT = "headers", "text"  # the content marker of a partly stored item
