@@ -165,6 +165,13 @@ class Engine:
             present = frozenset(await self.adapter.list_uids())
             listing = plan.Listing({m.uid: m.flags for m in changed}, present)
             report.paths[mailbox] = "condstore"
+        elif not items and not dirty and not await self.store.sync.awaited_items(mailbox):
+            # Nothing here is, or may become, one of its messages (a first pull): their
+            # UIDs are enough, each message's flags come with it. (The flags of the
+            # listing below are what matching a message to an item here needs.)
+            present = frozenset(await self.adapter.list_uids())
+            listing = plan.Listing(dict.fromkeys(present, frozenset()), present)
+            report.paths[mailbox] = "full"
         else:
             every = await self.adapter.list_flags()
             listing = plan.Listing({m.uid: m.flags for m in every}, frozenset(m.uid for m in every))

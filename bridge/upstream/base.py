@@ -54,6 +54,7 @@ class Capabilities:
     notify: bool = False  # RFC 5465: changes in every mailbox reach an IDLE
     special_use: bool = False
     literal_plus: bool = False
+    esearch: bool = False  # RFC 4731: a UID listing comes as ranges, not one number each
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from bridge.upstream.imap_codec import (
     decode_mailbox,
     encode_keyword,
     encode_mailbox,
+    esearch_all,
     fetch_items,
     flag_set,
     modseq_of,
@@ -127,6 +128,7 @@ class ImapAdapter(MailAdapter):
                 notify="NOTIFY" in caps and "IDLE" in caps,
                 special_use="SPECIAL-USE" in caps,
                 literal_plus="LITERAL+" in caps,
+                esearch="ESEARCH" in caps,
             )
             self.conn.literal_plus = self.caps.literal_plus
             if self.caps.qresync:
@@ -283,6 +285,13 @@ class ImapAdapter(MailAdapter):
         return out
 
     async def list_uids(self) -> set[int]:
+        if self.caps.esearch:
+            cmd = await self.conn.run("UID SEARCH RETURN (ALL) ALL")
+            found: set[int] = set()
+            for r in cmd.untagged:
+                if r.kind == "ESEARCH":
+                    found |= esearch_all(r.values)
+            return found
         cmd = await self.conn.run("UID SEARCH ALL")
         return {
             int(v)

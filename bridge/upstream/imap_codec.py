@@ -110,6 +110,27 @@ def parse_seqset(text: str) -> set[int]:
     return out
 
 
+MAX_LISTED = 5_000_000  # UIDs in one listing: more is a broken (or hostile) server
+
+
+def esearch_all(values: list[Any]) -> set[int]:
+    """The UIDs an ESEARCH response gives as its ALL result (RFC 4731), e.g. from
+    `ESEARCH (TAG "A5") UID ALL 1,3:5`; none when it has no ALL (nothing matched)."""
+    for i in range(1, len(values) - 1):
+        if isinstance(values[i], str) and values[i].upper() == "ALL":
+            found = values[i + 1]
+            if not isinstance(found, str) or not found or found.strip("0123456789:,"):
+                raise UpstreamError(f"unreadable ESEARCH result: {str(found)[:40]!r}")
+            count = 0
+            for part in found.split(","):
+                a, _, b = part.partition(":")
+                count += abs(number(b) - number(a)) + 1 if b else 1
+            if count > MAX_LISTED:
+                raise UpstreamError(f"the server listed {count} messages in one mailbox")
+            return parse_seqset(found)
+    return set()
+
+
 def number(value: Any) -> int:
     """An IMAP number (UID, size); anything else is a broken response, reported as such."""
     text = str(value)

@@ -64,6 +64,18 @@ async def test_append_fetch_flags_move_expunge(adapter: MailAdapter) -> None:
     assert await adapter.list_uids() == set()
 
 
+async def test_the_uid_listing_gives_every_uid_with_the_gaps_between(
+    adapter: MailAdapter,
+) -> None:
+    """(As ranges where the server answers ESEARCH, one number each where not.)"""
+    uids = [await adapter.append("INBOX", dv.message(f"u{i}"), ()) for i in range(7)]
+    assert None not in uids
+    await adapter.select("INBOX")
+    gone = [u for u in uids[1:3] + uids[5:6] if u is not None]
+    await adapter.expunge(gone)
+    assert await adapter.list_uids() == set(uids) - set(gone)
+
+
 async def test_a_refused_move_says_so_and_moves_nothing(adapter: MailAdapter) -> None:
     """A MOVE the server answers with NO raises Refused (nothing happened), not only an
     UpstreamError: the sync then knows that no answer was lost."""

@@ -17,9 +17,11 @@ from bridge.model import tags
 from bridge.store import blobs
 from bridge.store.core import UPSTREAM
 from bridge.store.items import Items, NewItem
+from bridge.store.rfc822 import item_from_rfc822
 from bridge.store.store import Store
 from bridge.sync.engine import Engine
 from bridge.sync.imap_service import ImapSyncService
+from bridge.upstream.imap import ImapAdapter
 from tests.integration.conftest import Account, sync
 from tests.integration.cuts import Cut
 from tests.servers import dovecot as dv
@@ -94,6 +96,61 @@ async def test_each_pull_path_is_used(store: Store, any_account: Account) -> Non
     assert report.updated == 1
 
 
+async def test_a_first_pull_lists_uids_only_and_takes_the_flags_from_the_messages(
+    store: Store, any_account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing in the cache can be one of a new mailbox's messages: its UIDs are listed
+    without their flags (as ranges where the server has ESEARCH), and each message brings
+    its own. Once the cache holds items of it, a full listing has the flags again."""
+    listed: list[str] = []
+    real = ImapAdapter.list_flags
+
+    async def list_flags(self: ImapAdapter, changed_since: int | None = None) -> Any:
+        listed.append("flags")
+        return await real(self, changed_since)
+
+    monkeypatch.setattr(ImapAdapter, "list_flags", list_flags)
+    m = any_account.client()
+    dv.append(m, "INBOX", dv.message("read"), "\\Seen")
+    dv.append(m, "INBOX", dv.message("flagged"), "\\Flagged Work")
+    dv.append(m, "INBOX", dv.message("unread"))
+    report = await sync(store, any_account)
+    assert report.fetched == 3 and report.paths["INBOX"] == "full"
+    assert listed == []
+    assert await subjects(store, "inbox") == {"read": True, "flagged": False, "unread": False}
+    items, _ = await store.queries.list(store.folders.roles["inbox"])
+    local = {str(i.props.get(tags.SUBJECT)): await store.sync.item(i.id) for i in items}
+    assert local["flagged"] is not None and local["flagged"].categories == frozenset({"Work"})
+    assert local["flagged"].upstream is not None
+    assert set(local["flagged"].upstream["flags"]) == {"\\Flagged", "Work"}
+
+    m.select("INBOX")
+    m.uid("STORE", "3", "+FLAGS", "(\\Seen)")
+    report = await sync(store, any_account)
+    assert await subjects(store, "inbox") == {"read": True, "flagged": False, "unread": True}
+    assert listed == (["flags"] if report.paths["INBOX"] in ("full", "condstore") else [])
+
+
+async def test_a_first_pull_with_changes_here_pending_lists_the_flags(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local change still to go up may be matched to a server message by the flags of
+    the listing: then the first pull lists them."""
+    listed: list[str] = []
+    real = ImapAdapter.list_flags
+
+    async def list_flags(self: ImapAdapter, changed_since: int | None = None) -> Any:
+        listed.append("flags")
+        return await real(self, changed_since)
+
+    monkeypatch.setattr(ImapAdapter, "list_flags", list_flags)
+    dv.append(account.client(), "INBOX", dv.message("there"), "\\Seen")
+    await store.items.create(store.folders.roles["drafts"], item_from_rfc822(dv.message("here")))
+    await sync(store, account)
+    assert "flags" in listed
+    assert await subjects(store, "inbox") == {"there": True}
+
+
 async def test_local_edits_reach_the_server(store: Store, account: Account) -> None:
     m = account.client()
     for i in range(3):
@@ -106,8 +163,6 @@ async def test_local_edits_reach_the_server(store: Store, account: Account) -> N
     await store.items.move(by_subject["m1"], archive)
     await store.items.delete(by_subject["m2"], hard=True)
     draft = dv.message("my draft", msgid="<draft-1@local>")
-    from bridge.store.rfc822 import item_from_rfc822
-
     await store.items.create(store.folders.roles["drafts"], item_from_rfc822(draft))
     report = await sync(store, account)
     assert not report.failed
@@ -664,7 +719,6 @@ async def test_an_edited_message_replaces_its_server_copy_once(
     next pull fetched it again: two items."""
     m = account.client()
     dv.append(m, "INBOX", dv.message("orig"))
-    from bridge.store.rfc822 import item_from_rfc822
 
     drafts = store.folders.roles["drafts"]
     draft = await store.items.create(drafts, item_from_rfc822(dv.message("draft v1")))
@@ -763,7 +817,6 @@ async def test_a_message_made_here_and_edited_before_its_upload_goes_up_as_edite
 ) -> None:
     """Imported as a raw message, then edited before any run: the upload used its stale
     raw source, so the server had the old subject while the cache showed the new one."""
-    from bridge.store.rfc822 import item_from_rfc822
 
     drafts = store.folders.roles["drafts"]
     item = await store.items.create(drafts, item_from_rfc822(dv.message("before")))

@@ -35,7 +35,8 @@ BASE_CAPS = (
     "UIDPLUS LIST-EXTENDED ESEARCH LIST-STATUS MOVE LITERAL+ SPECIAL-USE"
 )
 CONDSTORE_ONLY = BASE_CAPS + " CONDSTORE"
-PLAIN = BASE_CAPS
+# Nor ESEARCH: a UID listing is then one number each (`SEARCH`), not ranges.
+PLAIN = " ".join(c for c in BASE_CAPS.split() if c != "ESEARCH")
 # Neither MOVE (moves are COPY + EXPUNGE) nor UIDPLUS (a plain EXPUNGE). Dovecot still
 # answers with COPYUID and APPENDUID codes, which the bridge takes where they come.
 MINIMAL = " ".join(c for c in BASE_CAPS.split() if c not in ("MOVE", "UIDPLUS"))

@@ -1,4 +1,5 @@
-"""IMAP names: modified UTF-7 mailbox names and categories as keywords, both ways."""
+"""IMAP names: modified UTF-7 mailbox names and categories as keywords, both ways; the UID
+listing of an ESEARCH response."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.upstream.base import UpstreamError
 from bridge.upstream.imap_codec import (
+    MAX_LISTED,
     decode_keyword,
     decode_mailbox,
     encode_keyword,
     encode_mailbox,
+    esearch_all,
+    seqset,
 )
 
 
@@ -64,3 +69,21 @@ def test_keywords(category: str, keyword: str) -> None:
 def test_a_broken_mailbox_name_from_the_server_is_kept_as_sent() -> None:
     assert decode_mailbox("a&A-b") == "a&A-b"  # one base64 digit: no character
     assert decode_mailbox("Ent&AOk-") == "Ent\u00e9"
+
+
+@given(st.sets(st.integers(1, 10**6), max_size=200))
+def test_an_esearch_listing_gives_back_the_uids_of_its_ranges(uids: set[int]) -> None:
+    values: list[object] = ["ESEARCH", ["TAG", "A7"], "UID"]
+    if uids:
+        values += ["ALL", seqset(uids)]
+    assert esearch_all(values) == uids
+
+
+def test_an_esearch_listing_reads_its_result_whatever_the_case_of_all() -> None:
+    assert esearch_all(["ESEARCH", ["TAG", "A7"], "UID", "all", "4:2,9"]) == {2, 3, 4, 9}
+
+
+@pytest.mark.parametrize("result", ["1:x", "", "1 2", ["1"], f"1:{MAX_LISTED + 1}"])
+def test_an_unreadable_or_oversized_esearch_listing_is_an_upstream_error(result: object) -> None:
+    with pytest.raises(UpstreamError):
+        esearch_all(["ESEARCH", ["TAG", "A7"], "UID", "ALL", result])
