@@ -52,7 +52,8 @@ class Items(AttachmentWrites, RelocationWrites):
         """`create_many` inside a transaction the caller holds. The folder is looked up
         while the first slice is prepared, and checked before any row is inserted."""
         for item in new_items:
-            P.check_writable(item.props, P.COMPUTED_ITEM)
+            if item.prepared is None:  # (`prepare` checked those it prepared)
+                P.check_writable(item.props, P.COMPUTED_ITEM)
         folder: asyncio.Future[Any] | None = asyncio.ensure_future(
             self.folders._get_in(tx.conn, folder_id)
         )

@@ -15,6 +15,7 @@ import pytest
 from bridge.formats.mime import KEYWORDS
 from bridge.model import tags
 from bridge.store.core import LOCAL, UPSTREAM
+from bridge.store.errors import InvalidValue
 from bridge.store.item_prep import prepare
 from bridge.store.items import NewItem
 from bridge.store.rfc822 import item_from_rfc822
@@ -120,10 +121,12 @@ async def test_an_item_with_named_properties_is_left_to_the_store(store: Store) 
     assert rows(store, iid)["categories"] == ["Work"]
 
 
-def test_invalid_properties_are_left_to_the_store_to_refuse() -> None:
+async def test_invalid_properties_are_left_to_the_store_to_refuse(store: Store) -> None:
     item = NewItem(props={tags.SUBJECT: "x", tags.MESSAGE_SIZE: 3})
     assert prepare(item) is None
     assert prepare(NewItem(props={tags.SUBJECT: "x"})) is not None
+    with pytest.raises(InvalidValue, match="read-only"):
+        await store.items.create_many(store.folders.roles["inbox"], [item], origin=UPSTREAM)
 
 
 async def test_a_change_after_prepare_needs_it_dropped(store: Store) -> None:
