@@ -4,7 +4,10 @@ messages into items.
 
 The worker is started as the sync's other workers are (`workers.context()`: forked by a fork
 server that has the parser imported, where the platform has one, else spawned), lazily, on
-the first batch, and only for pulls large enough to pay for its start. Batches go to it and
+the first batch, and only for pulls large enough to pay for its start. It starts in a
+thread (a fork server still importing makes the start wait), and batches parse here until
+it says it is ready: the pull goes on meanwhile, on the core the worker does not have yet.
+Batches go to it and
 their items come back over one duplex connection, as single pickled blobs, in order; two
 threads of this process move them (the event loop never blocks on the connection). Where
 the connection is a socket its buffers are enlarged so that a batch passes in a few system
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MIN_MESSAGES = 500  # a pull with fewer messages parses in this process
 SOCKET_BUFFER = 4 << 20  # bytes; the OS may grant less
+HELLO = b"kbridge-parse ready"  # the worker's first message
 
 
 Message = tuple[bytes, frozenset[str]]  # a raw message and its IMAP flags
@@ -95,6 +99,10 @@ def serve(conn: Connection) -> None:
     _enlarge(conn)
     tune_gc()
     with conn:
+        try:
+            conn.send_bytes(HELLO)
+        except OSError:
+            return
         while True:
             try:
                 data = conn.recv_bytes()
@@ -132,11 +140,22 @@ def _enlarge(conn: Connection) -> None:
 
 
 class _Worker:
-    """One worker process and the two threads that feed it and read its answers."""
+    """One worker process and the two threads that start and feed it and read its
+    answers."""
 
-    def __init__(self, conn: Connection, process: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        process: Any,
+        there: Connection,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self.conn = conn
         self.process = process
+        self._there = there  # the worker's end, closed here once the worker has it
+        self.started = False  # the process started (set by the sending thread)
+        self.ready = False  # it said hello: batches go to it from now on
+        self.hello: asyncio.Future[bool] = loop.create_future()  # False: it never will
         self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.waiting: deque[asyncio.Future[bytes | None]] = deque()
         self.gone = False
@@ -156,7 +175,22 @@ class _Worker:
         self.outbox.put(data)
         return answer
 
+    def _launch(self) -> bool:
+        """Start the process (from the sending thread, which then feeds it)."""
+        try:
+            self.process.start()
+        except (OSError, RuntimeError, ValueError):
+            log.warning("no parsing worker process; parsing in the sync process", exc_info=True)
+            return False
+        else:
+            self.started = True
+            return True
+        finally:
+            self._there.close()  # the worker has its own (or there is none: the end)
+
     def _send(self) -> None:
+        if not self._launch():
+            return
         while True:
             data = self.outbox.get()
             if data is None:
@@ -170,11 +204,19 @@ class _Worker:
             del data  # not held while waiting for the next batch
 
     def _receive(self, loop: asyncio.AbstractEventLoop) -> None:
+        greeted = False
         while True:
             try:
                 data: bytes | None = self.conn.recv_bytes()
             except (EOFError, OSError):
                 data = None
+            if data == HELLO and not greeted:
+                greeted = True
+                try:
+                    loop.call_soon_threadsafe(self._hello)
+                except RuntimeError:  # the loop is closed
+                    return
+                continue
             if self.stopping and data is not None and self.usage is None:
                 told = _loads_usage(data)
                 if told is not None:
@@ -188,9 +230,16 @@ class _Worker:
                 return
             del data  # not held while waiting for the next answer
 
+    def _hello(self) -> None:
+        self.ready = True
+        if not self.hello.done():
+            self.hello.set_result(True)
+
     def _answer(self, data: bytes | None) -> None:
         if data is None:  # the worker is gone: every batch still waiting parses here
             self.gone = True
+            if not self.hello.done():
+                self.hello.set_result(False)
             while self.waiting:
                 future = self.waiting.popleft()
                 if not future.done():
@@ -205,10 +254,12 @@ class _Worker:
         """Blocking: let the worker finish what it was sent, then end it."""
         self.stopping = True
         self.outbox.put(None)
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        self.threads[0].join(10)  # the sender, which started the process (or failed to)
+        if self.started:
+            self.process.join(10)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
         for thread in self.threads:  # both end with the connection
             thread.join(10)
         self.conn.close()
@@ -238,7 +289,7 @@ class ParsePool:
         in turn."""
         items: list[NewItem] | None = None
         worker = self._start()
-        if worker is not None:
+        if worker is not None and worker.ready:
             # submitted before any await: the answers come back in the order of the calls
             request = (messages, prepared)
             data = await worker.submit(pickle.dumps(request, pickle.HIGHEST_PROTOCOL))
@@ -249,7 +300,7 @@ class ParsePool:
                 log.warning("the parsing worker failed (%s); parsing here", result)
                 self._broken = True
         if items is None:  # the store prepares the rows here, as it writes them
-            items = parse_messages(messages, prepared=False)
+            items = parse_messages(messages, prepared=False)  # (no worker, or not yet)
         for item, (raw, _) in zip(items, messages, strict=True):
             item.source = raw
         return items
@@ -269,15 +320,20 @@ class ParsePool:
             process = cast(Any, ctx).Process(
                 target=serve, args=(there,), daemon=True, name="kbridge-parse"
             )
-            process.start()  # once per sync run; the child's imports do not block this
         except (OSError, RuntimeError, ValueError):
             log.warning("no parsing worker process; parsing in the sync process", exc_info=True)
             self._broken = True
             return None
-        there.close()
         _enlarge(here)
-        self._worker = _Worker(here, process, asyncio.get_running_loop())
+        # started by its sending thread: once per sync run
+        self._worker = _Worker(here, process, there, asyncio.get_running_loop())
         return self._worker
+
+    async def started(self) -> bool:
+        """Start the worker if it is not, and wait until it takes batches (False: it
+        will not; they parse here)."""
+        worker = self._start()
+        return worker is not None and await asyncio.shield(worker.hello)
 
     async def close(self) -> None:
         worker, self._worker = self._worker, None

@@ -585,6 +585,13 @@ async def test_large_pull_parses_in_a_worker_process(
         raise AssertionError("parsed in the sync process, not in the worker")
 
     monkeypatch.setattr(parse_pool, "parse_messages", here)  # the worker has its own copy
+    real_parse = parse_pool.ParsePool.parse
+
+    async def parse_once_started(self: parse_pool.ParsePool, *args: Any) -> Any:
+        assert await self.started()  # (before, batches parse here: tested in unit tests)
+        return await real_parse(self, *args)
+
+    monkeypatch.setattr(parse_pool.ParsePool, "parse", parse_once_started)
     monkeypatch.setattr(mail_fetch, "MIN_MESSAGES", 2)
     monkeypatch.setattr(mail_fetch, "CREATE_BATCH", 2)  # several batches in flight
     m = account.client()

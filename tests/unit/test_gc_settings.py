@@ -52,6 +52,7 @@ def test_the_mail_parsing_worker_runs_with_them(monkeypatch: pytest.MonkeyPatch)
     here.send_bytes(b"")  # stop at once, telling the usage
     parse_pool.serve(there)
     assert calls == ["tune_gc"]
+    assert here.recv_bytes() == parse_pool.HELLO
     assert isinstance(pickle.loads(here.recv_bytes()), parse_pool.WorkerUsage)
     here.close()
 

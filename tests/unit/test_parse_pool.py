@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -76,6 +77,7 @@ def test_the_worker_leaves_the_texts_to_the_source() -> None:
 async def test_worker_items_equal_local_ones_in_call_order() -> None:
     pool = ParsePool()
     try:
+        assert await pool.started()
         batches = [[message(b * 10 + i) for i in range(5)] for b in range(4)]
         results = await asyncio.gather(*(pool.parse(unflagged(batch)) for batch in batches))
     finally:
@@ -88,6 +90,7 @@ async def test_worker_items_equal_local_ones_in_call_order() -> None:
 async def test_a_worker_tells_its_usage_at_its_end() -> None:
     pool = ParsePool()
     try:
+        assert await pool.started()
         await pool.parse(unflagged([message(n) for n in range(50)]))
         assert pool.used == []  # told only at the end
     finally:
@@ -101,6 +104,7 @@ async def test_a_worker_tells_its_usage_at_its_end() -> None:
 async def test_a_dead_worker_means_parsing_here(monkeypatch: pytest.MonkeyPatch) -> None:
     pool = ParsePool()
     try:
+        assert await pool.started()
         await pool.parse(unflagged([message(0)]))
         worker = pool._worker
         assert worker is not None
@@ -116,6 +120,53 @@ async def test_a_dead_worker_means_parsing_here(monkeypatch: pytest.MonkeyPatch)
         assert stored(await pool.parse(unflagged([message(3)]))) == stored(parsed(3))
     finally:
         await pool.close()
+
+
+async def test_batches_parse_here_until_the_worker_is_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that is slow to start (a fork server still importing) holds nothing up:
+    the batches parse here meanwhile (their rows left to the store), in order."""
+    real = parse_pool._Worker._launch
+
+    def slow(self: Any) -> bool:
+        time.sleep(0.5)
+        return bool(real(self))
+
+    monkeypatch.setattr(parse_pool._Worker, "_launch", slow)
+    pool = ParsePool()
+    try:
+        t0 = time.monotonic()
+        early = await pool.parse(unflagged([message(6), message(7)]))
+        assert time.monotonic() - t0 < 0.4
+        assert [i.prepared for i in early] == [None, None]
+        assert stored(early) == stored(parsed(6) + parsed(7))
+        assert await pool.started()
+        late = await pool.parse(unflagged([message(8)]))
+        assert late[0].prepared is not None
+        assert stored(late) == stored(parsed(8))
+    finally:
+        await pool.close()
+    assert len(pool.used) == 1
+
+
+async def test_a_worker_that_cannot_start_means_parsing_here(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(self: Any) -> None:
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(type(parse_pool.workers.context().Process()), "start", refuse)
+    pool = ParsePool()
+    try:
+        assert not await pool.started()
+        items = await pool.parse(unflagged([message(9)]))
+        assert stored(items) == stored(parsed(9))
+        assert pool._broken
+    finally:
+        await pool.close()
+    assert pool.used == []
+    assert "no parsing worker process" in caplog.text
 
 
 async def test_no_worker_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,6 +213,7 @@ async def test_parsed_items_are_written_in_store_batches(
 async def test_rows_are_left_to_the_store_when_asked() -> None:
     pool = ParsePool()
     try:
+        assert await pool.started()
         kept = await pool.parse(unflagged([message(4)]), prepared=False)
         made = await pool.parse(unflagged([message(4)]))
     finally:
@@ -197,6 +249,7 @@ async def test_the_worker_prepares_rows_only_while_it_keeps_up(
     pool = ParsePool()
     fetch = MailFetch(store, None, pool=pool)  # type: ignore[arg-type]
     try:
+        assert await pool.started()
         await fetch._pooled(
             store.folders.roles["inbox"], "INBOX", MailboxState(1, 5, 4), fetched(), pool
         )
