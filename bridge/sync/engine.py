@@ -165,10 +165,17 @@ class Engine:
             present = frozenset(await self.adapter.list_uids())
             listing = plan.Listing({m.uid: m.flags for m in changed}, present)
             report.paths[mailbox] = "condstore"
-        elif not items and not dirty and not await self.store.sync.awaited_items(mailbox):
+        elif (
+            caps.esearch
+            and not items
+            and not dirty
+            and not await self.store.sync.awaited_items(mailbox)
+        ):
             # Nothing here is, or may become, one of its messages (a first pull): their
-            # UIDs are enough, each message's flags come with it. (The flags of the
-            # listing below are what matching a message to an item here needs.)
+            # UIDs are enough, as ranges, and each message's flags come with it. (The
+            # flags of the listing below are what matching a message to an item here
+            # needs; and a plain SEARCH answers in one line, which a mailbox of 130,000
+            # messages would take over the limit of MAX_LINE.)
             present = frozenset(await self.adapter.list_uids())
             listing = plan.Listing(dict.fromkeys(present, frozenset()), present)
             report.paths[mailbox] = "full"

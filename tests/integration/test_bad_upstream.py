@@ -242,9 +242,6 @@ class FakeImap:
         return untagged + f"{tag} OK {verb.lower()} done\r\n".encode()
 
 
-# A first pull lists the UIDs of a mailbox (UID SEARCH): one, which it then fetches.
-_ONE_MESSAGE = (b"* SEARCH 1\r\n", "answer")
-
 # (what the server does, what the error says)
 GARBAGE = {
     "huge-literal-announced": (
@@ -252,10 +249,7 @@ GARBAGE = {
         "literal of 999999999999 bytes",
     ),
     "literal-cut-short": (
-        {
-            "UID SEARCH": _ONE_MESSAGE,
-            "UID FETCH": (b"* 1 FETCH (UID 1 FLAGS () BODY[] {3000000000}\r\nabc", "close"),
-        },
+        {"UID FETCH": (b"* 1 FETCH (UID 1 FLAGS () BODY[] {3000000000}\r\nabc", "close")},
         "connection lost",
     ),
     "non-protocol-lines": (
@@ -271,10 +265,7 @@ GARBAGE = {
     "bye-mid-session": ({"LIST": (b"* BYE shutting down now\r\n", "close")}, "shutting down"),
     "line-over-a-mebibyte": ({"LIST": (b"* LIST " + b"x" * (2 << 20), "stall")}, "over 1 MiB"),
     "not-numbers": (
-        {
-            "UID SEARCH": _ONE_MESSAGE,
-            "UID FETCH": (b"* 1 FETCH (UID abc FLAGS (\\Seen))\r\nTAG OK done\r\n", "answer"),
-        },
+        {"UID FETCH": (b"* 1 FETCH (UID abc FLAGS (\\Seen))\r\nTAG OK done\r\n", "answer")},
         "where a number belongs",
     ),
     "unbalanced-parentheses": (
