@@ -165,23 +165,8 @@ class Engine:
             present = frozenset(await self.adapter.list_uids())
             listing = plan.Listing({m.uid: m.flags for m in changed}, present)
             report.paths[mailbox] = "condstore"
-        elif (
-            caps.esearch
-            and not items
-            and not dirty
-            and not await self.store.sync.awaited_items(mailbox)
-        ):
-            # Nothing here is, or may become, one of its messages (a first pull): their
-            # UIDs are enough, as ranges, and each message's flags come with it. (The
-            # flags of the listing below are what matching a message to an item here
-            # needs; and a plain SEARCH answers in one line, which a mailbox of 130,000
-            # messages would take over the limit of MAX_LINE.)
-            present = frozenset(await self.adapter.list_uids())
-            listing = plan.Listing(dict.fromkeys(present, frozenset()), present)
-            report.paths[mailbox] = "full"
         else:
-            every = await self.adapter.list_flags()
-            listing = plan.Listing({m.uid: m.flags for m in every}, frozenset(m.uid for m in every))
+            listing = await self._full_listing(mailbox, state, bool(items or dirty))
             report.paths[mailbox] = "full"
         known = [
             plan.Known(
@@ -227,6 +212,25 @@ class Engine:
             },
         )
         crashpoint.step(f"{mailbox} pulled")
+
+    async def _full_listing(
+        self, mailbox: str, state: MailboxState, known_here: bool
+    ) -> plan.Listing:
+        """Every message of the selected mailbox, with its flags. A first pull, with
+        nothing here that is or may become one of its messages, needs their UIDs only
+        (each fetched message brings its flags): where the server lists them as ranges
+        (ESEARCH; a plain SEARCH answers in one line, too long for a large mailbox) and
+        they are as many as SELECT said (else the full listing tells)."""
+        if (
+            self.adapter.caps.esearch
+            and not known_here
+            and not await self.store.sync.awaited_items(mailbox)
+        ):
+            present = frozenset(await self.adapter.list_uids())
+            if len(present) == state.exists:
+                return plan.Listing(dict.fromkeys(present, frozenset()), present)
+        every = await self.adapter.list_flags()
+        return plan.Listing({m.uid: m.flags for m in every}, frozenset(m.uid for m in every))
 
     async def _adopt(
         self,

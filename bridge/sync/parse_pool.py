@@ -7,9 +7,9 @@ server that has the parser imported, where the platform has one, else spawned), 
 the first batch, and only for pulls large enough to pay for its start. It starts in a
 thread (a fork server still importing makes the start wait), and batches parse here until
 it says it is ready: the pull goes on meanwhile, on the core the worker does not have yet.
-Batches go to it and
-their items come back over one duplex connection, as single pickled blobs, in order; two
-threads of this process move them (the event loop never blocks on the connection). Where
+Batches go to it and their items come back over one duplex connection, as single pickled
+blobs, in order; two threads of this process move them (the event loop never blocks on the
+connection). Where
 the connection is a socket its buffers are enlarged so that a batch passes in a few system
 calls: every call needs the GIL back, which a busy event loop hands over only every
 `sys.getswitchinterval()` seconds.

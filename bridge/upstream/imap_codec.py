@@ -116,15 +116,16 @@ MAX_LISTED = 5_000_000  # UIDs in one listing: more is a broken (or hostile) ser
 def esearch_all(values: list[Any]) -> set[int]:
     """The UIDs an ESEARCH response gives as its ALL result (RFC 4731), e.g. from
     `ESEARCH (TAG "A5") UID ALL 1,3:5`; none when it has no ALL (nothing matched)."""
-    for i in range(1, len(values) - 1):
+    for i in range(1, len(values)):
         if isinstance(values[i], str) and values[i].upper() == "ALL":
-            found = values[i + 1]
+            found = values[i + 1] if i + 1 < len(values) else None
             if not isinstance(found, str) or not found or found.strip("0123456789:,"):
                 raise UpstreamError(f"unreadable ESEARCH result: {str(found)[:40]!r}")
             count = 0
             for part in found.split(","):
-                a, _, b = part.partition(":")
-                count += abs(number(b) - number(a)) + 1 if b else 1
+                a, colon, b = part.partition(":")
+                first = number(a)
+                count += abs(number(b) - first) + 1 if colon else 1
             if count > MAX_LISTED:
                 raise UpstreamError(f"the server listed {count} messages in one mailbox")
             return parse_seqset(found)

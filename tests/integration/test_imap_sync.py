@@ -133,6 +133,26 @@ async def test_a_first_pull_lists_uids_only_and_takes_the_flags_from_the_message
     assert ("flags" in listed) == (report.paths["INBOX"] in ("full", "condstore"))
 
 
+async def test_a_uid_listing_short_of_what_select_said_is_not_trusted(
+    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first pull's UID listing with fewer messages than SELECT counted (a broken
+    server, or mail arriving in between) gives way to the full listing: nothing is left
+    out of the cache for good."""
+    real = ImapAdapter.list_uids
+
+    async def short(self: ImapAdapter) -> set[int]:
+        return set(sorted(await real(self))[1:])
+
+    monkeypatch.setattr(ImapAdapter, "list_uids", short)
+    m = account.client()
+    for i in range(3):
+        dv.append(m, "INBOX", dv.message(f"s{i}"), "\\Seen" if i == 0 else "")
+    report = await sync(store, account)
+    assert report.fetched == 3
+    assert await subjects(store, "inbox") == {"s0": True, "s1": False, "s2": False}
+
+
 async def test_a_first_pull_with_changes_here_pending_lists_the_flags(
     store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,7 +83,11 @@ def test_an_esearch_listing_reads_its_result_whatever_the_case_of_all() -> None:
     assert esearch_all(["ESEARCH", ["TAG", "A7"], "UID", "all", "4:2,9"]) == {2, 3, 4, 9}
 
 
-@pytest.mark.parametrize("result", ["1:x", "", "1 2", ["1"], f"1:{MAX_LISTED + 1}"])
+@pytest.mark.parametrize(
+    "result", ["1:x", "", "1 2", "1,,2", "1:2:3", ["1"], f"1:{MAX_LISTED + 1}"]
+)
 def test_an_unreadable_or_oversized_esearch_listing_is_an_upstream_error(result: object) -> None:
     with pytest.raises(UpstreamError):
         esearch_all(["ESEARCH", ["TAG", "A7"], "UID", "ALL", result])
+    with pytest.raises(UpstreamError):
+        esearch_all(["ESEARCH", ["TAG", "A7"], "UID", "ALL"])  # ALL without its result
