@@ -96,20 +96,26 @@ async def test_each_pull_path_is_used(store: Store, any_account: Account) -> Non
     assert report.updated == 1
 
 
+@pytest.fixture
+def listed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """ "flags" once for each listing of a mailbox's flags (`list_flags`)."""
+    calls: list[str] = []
+    real = ImapAdapter.list_flags
+
+    async def list_flags(self: ImapAdapter, changed_since: int | None = None) -> Any:
+        calls.append("flags")
+        return await real(self, changed_since)
+
+    monkeypatch.setattr(ImapAdapter, "list_flags", list_flags)
+    return calls
+
+
 async def test_a_first_pull_lists_uids_only_and_takes_the_flags_from_the_messages(
-    store: Store, any_account: Account, monkeypatch: pytest.MonkeyPatch
+    store: Store, any_account: Account, listed: list[str]
 ) -> None:
     """Nothing in the cache can be one of a new mailbox's messages: where the server
     has ESEARCH, its UIDs are listed as ranges, without their flags, and each message
     brings its own. Once the cache holds items of it, a full listing has the flags again."""
-    listed: list[str] = []
-    real = ImapAdapter.list_flags
-
-    async def list_flags(self: ImapAdapter, changed_since: int | None = None) -> Any:
-        listed.append("flags")
-        return await real(self, changed_since)
-
-    monkeypatch.setattr(ImapAdapter, "list_flags", list_flags)
     m = any_account.client()
     dv.append(m, "INBOX", dv.message("read"), "\\Seen")
     dv.append(m, "INBOX", dv.message("flagged"), "\\Flagged Work")
@@ -154,18 +160,10 @@ async def test_a_uid_listing_short_of_what_select_said_is_not_trusted(
 
 
 async def test_a_first_pull_with_changes_here_pending_lists_the_flags(
-    store: Store, account: Account, monkeypatch: pytest.MonkeyPatch
+    store: Store, account: Account, listed: list[str]
 ) -> None:
     """A local change still to go up may be matched to a server message by the flags of
     the listing: then the first pull lists them."""
-    listed: list[str] = []
-    real = ImapAdapter.list_flags
-
-    async def list_flags(self: ImapAdapter, changed_since: int | None = None) -> Any:
-        listed.append("flags")
-        return await real(self, changed_since)
-
-    monkeypatch.setattr(ImapAdapter, "list_flags", list_flags)
     dv.append(account.client(), "INBOX", dv.message("there"), "\\Seen")
     await store.items.create(store.folders.roles["drafts"], item_from_rfc822(dv.message("here")))
     await sync(store, account)
