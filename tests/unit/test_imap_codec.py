@@ -89,5 +89,8 @@ def test_an_esearch_listing_reads_its_result_whatever_the_case_of_all() -> None:
 def test_an_unreadable_or_oversized_esearch_listing_is_an_upstream_error(result: object) -> None:
     with pytest.raises(UpstreamError):
         esearch_all(["ESEARCH", ["TAG", "A7"], "UID", "ALL", result])
+
+
+def test_an_esearch_all_without_its_result_is_an_upstream_error() -> None:
     with pytest.raises(UpstreamError):
-        esearch_all(["ESEARCH", ["TAG", "A7"], "UID", "ALL"])  # ALL without its result
+        esearch_all(["ESEARCH", ["TAG", "A7"], "UID", "ALL"])
