@@ -9,10 +9,9 @@ thread (a fork server still importing makes the start wait), and batches parse h
 it says it is ready: the pull goes on meanwhile, on the core the worker does not have yet.
 Batches go to it and their items come back over one duplex connection, as single pickled
 blobs, in order; two threads of this process move them (the event loop never blocks on the
-connection). Where
-the connection is a socket its buffers are enlarged so that a batch passes in a few system
-calls: every call needs the GIL back, which a busy event loop hands over only every
-`sys.getswitchinterval()` seconds.
+connection). Where the connection is a socket its buffers are enlarged so that a batch
+passes in a few system calls: every call needs the GIL back, which a busy event loop hands
+over only every `sys.getswitchinterval()` seconds.
 
 Whatever goes wrong with the worker (it cannot start, it dies, it fails a batch) makes that
 batch and the rest parse in this process instead: the pool is an optimization, never a
@@ -154,8 +153,8 @@ class _Worker:
         self.process = process
         self._there = there  # the worker's end, closed here once the worker has it
         self.started = False  # the process started (set by the sending thread)
-        self.ready = False  # it said hello: batches go to it from now on
-        self.hello: asyncio.Future[bool] = loop.create_future()  # False: it never will
+        # True once it said hello (batches go to it from then on); False: it never will
+        self.hello: asyncio.Future[bool] = loop.create_future()
         self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.waiting: deque[asyncio.Future[bytes | None]] = deque()
         self.gone = False
@@ -230,8 +229,11 @@ class _Worker:
                 return
             del data  # not held while waiting for the next answer
 
+    @property
+    def ready(self) -> bool:
+        return self.hello.done() and self.hello.result()
+
     def _hello(self) -> None:
-        self.ready = True
         if not self.hello.done():
             self.hello.set_result(True)
 

@@ -121,14 +121,15 @@ def esearch_all(values: list[Any]) -> set[int]:
             found = values[i + 1] if i + 1 < len(values) else None
             if not isinstance(found, str) or not found or found.strip("0123456789:,"):
                 raise UpstreamError(f"unreadable ESEARCH result: {str(found)[:40]!r}")
-            count = 0
+            ranges = []
             for part in found.split(","):
                 a, colon, b = part.partition(":")
-                first = number(a)
-                count += abs(number(b) - first) + 1 if colon else 1
-            if count > MAX_LISTED:
+                lo, hi = number(a), number(b) if colon else number(a)
+                ranges.append(range(min(lo, hi), max(lo, hi) + 1))
+            count = sum(len(r) for r in ranges)
+            if count > MAX_LISTED:  # (counted before any set is made of them)
                 raise UpstreamError(f"the server listed {count} messages in one mailbox")
-            return parse_seqset(found)
+            return {uid for r in ranges for uid in r}
     return set()
 
 
